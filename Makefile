@@ -1,0 +1,40 @@
+# The two commands of the README: `make run` (the whole stack locally) and `make test` (every check).
+# Both install what is missing first, and a second run reinstalls nothing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: run test lint typecheck deps system-deps node-deps clean
+
+run: deps
+	$(BIN)/lauks up
+
+test: deps lint typecheck
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: deps
+	$(BIN)/ruff check .
+
+typecheck: deps
+	$(BIN)/mypy
+
+deps: system-deps $(STAMP) node-deps
+
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+# MicroPython (WebAssembly build) for the firmware's tests; filled in by the firmware's make file.
+node-deps:
+	@true
+
+clean:
+	rm -rf $(VENV) .lauks .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The API for classes: sites, kits, readings and class datasets."""

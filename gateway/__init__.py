@@ -1,0 +1,1 @@
+"""The gateway: MQTT in, validated and de-duplicated readings out to InfluxDB."""

@@ -1,0 +1,5 @@
+import sys
+
+from lauks.cli import main
+
+sys.exit(main())

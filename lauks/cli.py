@@ -1,0 +1,58 @@
+"""The ``lauks`` command. Each part of the platform adds its own subcommands through ``register``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+# Modules that contribute commands: each has ``register(commands, kit_commands)`` adding subparsers
+# that set ``func`` (taking the parsed args, returning an exit code).
+COMMAND_MODULES = ("gateway.cli", "api.cli", "firmware.cli", "dashboards.cli")
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, set[str]]:
+    parser = argparse.ArgumentParser(prog="lauks", description="Lauks: sensor kits, gateway and datasets for schools")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    up = commands.add_parser("up", help="run the whole stack locally (broker, InfluxDB, services, simulated kits)")
+    up.add_argument("--state-dir", type=Path, default=Path(".lauks"), help="where the stack keeps its state")
+    up.add_argument("--kits", type=int, default=3, help="how many simulated kits to start")
+    up.set_defaults(func=_up)
+
+    kit = commands.add_parser("kit", help="add, flash, simulate and revoke sensor kits")
+    kit_commands = kit.add_subparsers(dest="kit_command", metavar="KIT_COMMAND")
+    kit.set_defaults(func=lambda args: _usage(kit))
+
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(commands, kit_commands)
+
+    available = set(commands.choices) | {f"kit {name}" for name in kit_commands.choices}
+    return parser, available
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _up(args: argparse.Namespace) -> int:
+    from lauks.stack import up
+
+    _, available = build_parser()
+    return up(args.state_dir, available, kits=args.kits)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser, _ = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

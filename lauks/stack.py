@@ -1,0 +1,148 @@
+"""``lauks up``: the whole stack on this machine, for development and for a first look.
+
+Mosquitto and InfluxDB with their state under ./.lauks/, then every Lauks service that exists
+(gateway, API, simulated kits) as child processes. Ctrl-C or SIGTERM stops all of them; children
+are also told by the kernel to stop if this process dies, so nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lauks.influx import InfluxClient
+from lauks.services import Child, Influxd, Mosquitto, free_port, port_is_free
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    mqtt: int
+    influx: int
+    api: int
+    gateway_http: int
+
+
+def _pick(preferred: int) -> int:
+    return preferred if port_is_free(preferred) else free_port()
+
+
+def choose_ports() -> StackPorts:
+    """The usual ports where they are free, any free loopback port where they are not."""
+    return StackPorts(
+        mqtt=_pick(int(os.environ.get("LAUKS_UP_MQTT_PORT", 1883))),
+        influx=_pick(int(os.environ.get("LAUKS_UP_INFLUX_PORT", 8086))),
+        api=_pick(int(os.environ.get("LAUKS_UP_API_PORT", 8000))),
+        gateway_http=_pick(int(os.environ.get("LAUKS_UP_GATEWAY_PORT", 9108))),
+    )
+
+
+def stack_env(state_dir: Path, ports: StackPorts) -> dict[str, str]:
+    """The environment every service of the stack gets: where the broker and the store are."""
+    return {
+        "LAUKS_ENVIRONMENT": "development",
+        "LAUKS_STATE_DIR": str(state_dir.resolve()),
+        "LAUKS_MQTT_HOST": "127.0.0.1",
+        "LAUKS_MQTT_PORT": str(ports.mqtt),
+        "LAUKS_INFLUX_URL": f"http://127.0.0.1:{ports.influx}",
+        "LAUKS_INFLUX_DATABASE": "lauks",
+        "LAUKS_API_PORT": str(ports.api),
+        "LAUKS_GATEWAY_HTTP_PORT": str(ports.gateway_http),
+    }
+
+
+def service_commands(available: set[str], kits: int) -> list[tuple[str, list[str]]]:
+    """The Lauks services to start, those whose commands exist in this build."""
+    me = [sys.executable, "-m", "lauks"]
+    wanted = [
+        ("gateway", [*me, "gateway"]),
+        ("api", [*me, "api"]),
+        ("kits", [*me, "kit", "simulate", "--kits", str(kits)]),
+    ]
+    return [(name, argv) for name, argv in wanted if argv[3] in available and
+            (name != "kits" or "kit simulate" in available)]
+
+
+def _banner(ports: StackPorts, state_dir: Path, started: list[str]) -> str:
+    mq, ix = ports.mqtt, ports.influx
+    lines = [
+        "",
+        "Lauks is up. Ctrl-C stops everything.",
+        f"  MQTT broker   127.0.0.1:{mq}",
+        f"  InfluxDB      http://127.0.0.1:{ix}  (database 'lauks')",
+    ]
+    if "api" in started:
+        lines.append(f"  API           http://127.0.0.1:{ports.api}/docs")
+    if "gateway" in started:
+        lines.append(f"  gateway       http://127.0.0.1:{ports.gateway_http}/metrics and /healthz")
+    lines += [
+        f"  logs          {state_dir}/logs/",
+        "",
+        "Publish a reading:",
+        f"  mosquitto_pub -h 127.0.0.1 -p {mq} -q 1 -t lauks/v1/demo/k01/readings \\",
+        "    -m '{\"v\":1,\"kit\":\"k01\",\"boot\":1,\"seq\":'$(date +%s)',\"samples\":[{\"age\":0,"
+        "\"temperature\":21.5}]}'",
+        "Query it:",
+        f"  curl -s 'http://127.0.0.1:{ix}/query?db=lauks&pretty=true' "
+        "--data-urlencode 'q=SELECT * FROM readings ORDER BY time DESC LIMIT 5'",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+async def _create_database(url: str, name: str) -> None:
+    async with InfluxClient(url) as client:
+        await client.create_database(name)
+
+
+def up(state_dir: Path, available: set[str], kits: int = 3) -> int:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    logs = state_dir / "logs"
+    ports = choose_ports()
+    env_values = stack_env(state_dir, ports)
+    (state_dir / "stack.env").write_text("".join(f"{k}={v}\n" for k, v in env_values.items()))
+
+    stopping = False
+
+    def _stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+
+    broker = Mosquitto(state_dir / "mosquitto", ports.mqtt)
+    store = Influxd(state_dir / "influxdb", ports.influx)
+    children: list[Child] = []
+    try:
+        print(f"starting Mosquitto on 127.0.0.1:{ports.mqtt} and InfluxDB on 127.0.0.1:{ports.influx} ...",
+              flush=True)
+        broker.start()
+        store.start()
+        asyncio.run(_create_database(store.url, "lauks"))
+        env = dict(os.environ, **env_values)
+        for name, argv in service_commands(available, kits):
+            child = Child(name, argv, logs / f"{name}.log", env=env)
+            child.start()
+            children.append(child)
+        print(_banner(ports, state_dir, [c.name for c in children]), flush=True)
+        while not stopping:
+            watched = [c for c in (broker.child, store.child) if c is not None] + children
+            for child in watched:
+                if not child.running:
+                    print(f"{child.name} stopped unexpectedly; its log ends with:\n{child.log_tail()}",
+                          file=sys.stderr, flush=True)
+                    return 1
+            time.sleep(0.3)
+        return 0
+    finally:
+        print("stopping ...", flush=True)
+        for child in reversed(children):  # services first, so the gateway can flush into InfluxDB
+            child.stop()
+        store.stop()
+        broker.stop()
+        print("stopped.", flush=True)

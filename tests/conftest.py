@@ -1,0 +1,179 @@
+"""Fixtures for every test: the golden messages, and a real Mosquitto and InfluxDB.
+
+The broker and the store are started once per test session on free loopback ports with their
+state in a temporary folder. Each test gets its own topic root and its own database, so tests
+never see each other's data. A test that uses them is marked ``services`` automatically; tests
+that need a private broker or store to stop and restart use ``make_mosquitto``/``make_influxd``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from lauks.influx import InfluxClient
+from lauks.services import Influxd, Mosquitto, free_port
+from lauks.topics import Topics
+
+GOLDEN_PATH = Path(__file__).parent / "golden" / "messages.json"
+SERVICE_FIXTURES = {"mosquitto", "influxd", "influx", "database", "make_mosquitto", "make_influxd", "mqtt_port",
+                    "influx_url"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
+
+
+# --- golden messages ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GoldenMessage:
+    name: str
+    payload: bytes
+    samples: int
+    reasons: list[str]
+    whole: bool
+    messages: list[str]
+    data: Any  # the JSON value, None where the payload is not JSON
+
+
+@dataclass(frozen=True)
+class Golden:
+    site: str
+    kit: str
+    received_at: float
+    valid: list[GoldenMessage]
+    invalid: list[GoldenMessage]
+
+
+def _golden_payload(entry: dict[str, Any]) -> tuple[bytes, Any]:
+    if "raw_hex" in entry:
+        return bytes.fromhex(entry["raw_hex"]), None
+    if "raw" in entry:
+        return entry["raw"].encode(), None
+    data = entry["payload"]
+    if "pad_bytes" in entry:
+        data = dict(data, pad="x" * entry["pad_bytes"])
+    return json.dumps(data).encode(), data
+
+
+def load_golden() -> Golden:
+    spec = json.loads(GOLDEN_PATH.read_text())
+
+    def build(entry: dict[str, Any], valid: bool) -> GoldenMessage:
+        payload, data = _golden_payload(entry)
+        return GoldenMessage(entry["name"], payload, entry["samples"], entry["reasons"],
+                             entry.get("whole", False) and not valid, entry.get("messages", []), data)
+
+    return Golden(spec["site"], spec["kit"], spec["received_at"],
+                  [build(e, True) for e in spec["valid"]], [build(e, False) for e in spec["invalid"]])
+
+
+@pytest.fixture(scope="session")
+def golden() -> Golden:
+    return load_golden()
+
+
+# --- real services --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("services")
+
+
+@pytest.fixture(scope="session")
+def mosquitto(services_dir: Path) -> Iterator[Mosquitto]:
+    broker = Mosquitto(services_dir / "mosquitto", free_port())
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def influxd(services_dir: Path) -> Iterator[Influxd]:
+    store = Influxd(services_dir / "influxdb", free_port())
+    store.start()
+    yield store
+    store.stop()
+
+
+@pytest.fixture
+def mqtt_port(mosquitto: Mosquitto) -> int:
+    return mosquitto.port
+
+
+@pytest.fixture
+def influx_url(influxd: Influxd) -> str:
+    return influxd.url
+
+
+@pytest.fixture
+def topics() -> Topics:
+    """A topic root of this test's own, e.g. ``t3fa9c1/v1/<site>/<kit>/readings``."""
+    return Topics(f"t{uuid.uuid4().hex[:10]}")
+
+
+def _influx_statement(url: str, statement: str) -> None:
+    response = httpx.post(f"{url}/query", data={"q": statement}, timeout=30)
+    response.raise_for_status()
+    assert "error" not in response.text, response.text
+
+
+@pytest.fixture
+def database(influxd: Influxd) -> Iterator[str]:
+    """A database of this test's own, dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    _influx_statement(influxd.url, f'CREATE DATABASE "{name}"')
+    yield name
+    _influx_statement(influxd.url, f'DROP DATABASE "{name}"')
+
+
+@pytest.fixture
+async def influx(influxd: Influxd) -> AsyncIterator[InfluxClient]:
+    async with InfluxClient(influxd.url) as client:
+        yield client
+
+
+@pytest.fixture
+def make_mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
+    """Start a private broker (to stop, restart or configure) that is stopped after the test."""
+    started: list[Mosquitto] = []
+
+    def make(**options: Any) -> Mosquitto:
+        broker = Mosquitto(tmp_path / f"mosquitto{len(started)}", options.pop("port", None) or free_port(),
+                           **options)
+        broker.start()
+        started.append(broker)
+        return broker
+
+    yield make
+    for broker in started:
+        broker.stop()
+
+
+@pytest.fixture
+def make_influxd(tmp_path: Path) -> Iterator[Callable[..., Influxd]]:
+    """Start a private InfluxDB (to stop and start again) that is stopped after the test."""
+    started: list[Influxd] = []
+
+    def make(**options: Any) -> Influxd:
+        store = Influxd(tmp_path / f"influxdb{len(started)}", options.pop("http_port", None) or free_port(),
+                        **options)
+        store.start()
+        started.append(store)
+        return store
+
+    yield make
+    for store in started:
+        store.stop()

@@ -1,0 +1,43 @@
+"""Line protocol encoding, pure: what is escaped, what is refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from lauks import lineprotocol as lp
+from lauks.contract import Sample
+
+
+def test_names_escape_commas_spaces_and_equals() -> None:
+    assert lp.line("m x,y", {"t k=": "v a,l=ue"}, {"f k": 1.5}, 7) == r"m\ x\,y,t\ k\==v\ a\,l\=ue f\ k=1.5 7"
+
+
+def test_string_fields_escape_quotes_and_backslashes_and_keep_newlines() -> None:
+    assert lp.field_value('a"b\\c\nd') == '"a\\"b\\\\c\nd"'
+
+
+def test_field_types_are_written_unambiguously() -> None:
+    assert [lp.field_value(v) for v in (2.0, 2, True, "2")] == ["2.0", "2i", "true", '"2"']
+
+
+@pytest.mark.parametrize("bad", ["line\nbreak", "carriage\rreturn", "ends with\\", "back\\,comma", "back\\ space",
+                                 "back\\=eq", 'back\\"quote'])
+def test_names_that_line_protocol_cannot_carry_are_refused(bad: str) -> None:
+    with pytest.raises(lp.LineProtocolError):
+        lp.line("m", {"tag": bad}, {"f": 1.0})
+
+
+def test_empty_tag_values_are_left_out_and_empty_names_refused() -> None:
+    assert lp.line("m", {"a": "", "b": "x"}, {"f": 1.0}) == "m,b=x f=1.0"
+    with pytest.raises(lp.LineProtocolError):
+        lp.line("m", {"": "x"}, {"f": 1.0})
+
+
+def test_non_finite_fields_are_refused() -> None:
+    with pytest.raises(lp.LineProtocolError):
+        lp.field_value(float("nan"))
+
+
+def test_readings_lines_write_floats_and_skip_empty_samples() -> None:
+    samples = [Sample(1000, {"humidity": 55.0, "temperature": 21.0}), Sample(2000, {})]
+    assert lp.readings_lines("s1", "k1", samples) == ["readings,kit=k1,site=s1 humidity=55.0,temperature=21.0 1000"]
