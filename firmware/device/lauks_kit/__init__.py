@@ -1,0 +1,2 @@
+# Lauks kit firmware (MicroPython). Three layers: drivers/ (sensors), net/ (Wi-Fi, NTP, MQTT), core/ (pure logic).
+VERSION = "0.4.0"

@@ -1,0 +1,237 @@
+# The kit: sample on schedule into the flash ring, send the ring oldest first, report status.
+# Everything hardware-specific comes from a board (board_esp32 on a kit, firmware/sim on a PC).
+from lauks_kit import VERSION
+from lauks_kit.core import message
+from lauks_kit.core.backoff import Backoff
+from lauks_kit.core.config import ConfigError, load
+from lauks_kit.core.record import SYNCED, Record
+from lauks_kit.core.ring import Ring
+from lauks_kit.core.schedule import next_sample_at, sleep_ms_until
+from lauks_kit.core.state import next_boot, pack_rtc, unpack_rtc
+from lauks_kit.drivers import SensorError
+from lauks_kit.net.mqtt import Client, MQTTError
+
+LED_BAD_CONFIG = (200, 200, 200, 200, 200, 1000)  # three short blinks, a pause: "fix config.json"
+
+
+class Kit:
+    def __init__(self, board, topic_root="lauks"):
+        self.board = board
+        self.topic_root = topic_root
+        self.cfg = None
+        self.drivers = []
+        self.failed = []
+        self.mqtt = None
+        self.wifi_backoff = Backoff(2, 300, board.random)
+        self.mqtt_backoff = Backoff(2, 300, board.random)
+        self.next_net_try = 0
+        self.status_dirty = True
+        self.awake_ms = None
+
+    # -- start ---------------------------------------------------------------------------------
+    def start(self):
+        """Load config and state; False (with a log line and an LED pattern) if the config is unusable."""
+        b = self.board
+        try:
+            self.cfg = load(b.root + "/config.json")
+        except ConfigError as e:
+            b.log("config problem: %s" % e)
+            b.led_pattern(LED_BAD_CONFIG)
+            return False
+        cfg = self.cfg
+        self.site, self.kit = cfg["site"], cfg["kit"]
+        base = "%s/v1/%s/%s/" % (self.topic_root, self.site, self.kit)
+        self.topics = {k: base + k for k in ("readings", "status", "config", "rejected")}
+        saved = unpack_rtc(b.rtc_memory()) if b.woke_from_deep_sleep() else None
+        if saved:
+            self.boot, self.seq, self.epoch = saved["boot"], saved["seq"], saved["epoch"]
+            self.offset, self.interval = saved["offset"], saved["interval"]
+            self.epoch_start = saved["epoch_start"]
+        else:
+            self.boot = next_boot(b.root + "/state.json")
+            self.seq, self.epoch, self.offset = 0, self.boot, None
+            self.interval = cfg["interval_s"]
+            self.epoch_start = b.time()
+        self.ring = Ring(b.root + "/ring", cfg.get("ring_segment_samples", 60), cfg.get("ring_segments", 256))
+        self.drivers = b.make_drivers(cfg)
+        b.log("kit %s/%s boot %d, %d samples buffered" % (self.site, self.kit, self.boot, self.ring.buffered))
+        return True
+
+    def remember(self):
+        """Keep boot, seq and clock in RTC memory before deep sleep."""
+        self.board.set_rtc_memory(pack_rtc({
+            "magic": "lauks1", "boot": self.boot, "seq": self.seq, "epoch": self.epoch, "offset": self.offset,
+            "interval": self.interval, "epoch_start": self.epoch_start}))
+
+    # -- sampling ------------------------------------------------------------------------------
+    def clock(self):
+        now = self.board.time()
+        return {"epoch": self.epoch, "now": now, "offset": self.offset, "uptime": now - self.epoch_start}
+
+    def sample(self):
+        b = self.board
+        b.pump()
+        values, failed = {}, []
+        for driver in self.drivers:
+            try:
+                if hasattr(driver, "read_at"):
+                    values.update(driver.read_at(b.ticks_ms()))
+                else:
+                    values.update(driver.read())
+            except SensorError as e:
+                failed.append(driver.name)
+                b.log(str(e))
+            except Exception as e:  # a driver bug must not stop the kit either
+                failed.append(driver.name)
+                b.log("%s: %r" % (driver.name, e))
+            b.wdt_feed()
+        rssi = b.rssi()
+        if rssi is not None:
+            values["rssi"] = rssi
+        if failed != self.failed:
+            self.failed, self.status_dirty = failed, True
+        now = b.time()
+        secs, ms = int(now), int((now - int(now)) * 1000)
+        flags = SYNCED if self.offset is not None else 0
+        if values:
+            self.ring.append(Record(flags, self.epoch, secs, ms, values))
+        self.battery = values.get("battery")
+        return values
+
+    # -- network -------------------------------------------------------------------------------
+    def network_up(self):
+        """Wi-Fi, clock, MQTT, each with its own backoff; True when readings can be sent."""
+        b = self.board
+        if self.mqtt is not None and self.mqtt.connected and b.wifi_connected():
+            return True
+        if b.ticks_ms() < self.next_net_try:
+            return False
+        if not b.wifi_connected():
+            if not b.wifi_connect(self.cfg["wifi"]):
+                self.next_net_try = b.ticks_ms() + int(self.wifi_backoff.next() * 1000)
+                return False
+            self.wifi_backoff.reset()
+        if self.offset is None:
+            before = b.time()
+            if b.ntp_sync():
+                self.offset = b.time() - before
+                b.log("clock set by NTP")
+        try:
+            self.connect_mqtt()
+        except (OSError, MQTTError) as e:
+            b.log("mqtt: %s" % e)
+            if self.mqtt:
+                self.mqtt.close()
+            self.next_net_try = b.ticks_ms() + int(self.mqtt_backoff.next() * 1000)
+            return False
+        self.mqtt_backoff.reset()
+        return True
+
+    def connect_mqtt(self):
+        broker = self.cfg["broker"]
+        b = self.board
+        if self.mqtt is None:
+            self.mqtt = Client(lambda: b.socket(broker["host"], broker["port"], broker.get("tls", False)),
+                               "%s-%s" % (self.site, self.kit), 60, broker.get("username"),
+                               broker.get("password"), self.topics["status"], message.OFFLINE, b.ticks_ms)
+            self.mqtt.on_message = self.on_message
+        self.mqtt.connect()
+        self.mqtt.subscribe(self.topics["config"])
+        self.mqtt.subscribe(self.topics["rejected"])
+        self.status_dirty = True
+
+    def on_message(self, topic, payload):
+        if topic == self.topics["config"]:
+            interval, problem = message.parse_config(payload)
+            if problem:
+                self.board.log("config message ignored: %s" % problem)
+            elif interval != self.interval:
+                self.board.log("interval now %d s" % interval)
+                self.interval, self.status_dirty = interval, True
+        elif topic == self.topics["rejected"]:
+            self.board.log("gateway rejected: %s" % payload[:200])
+
+    def send_status(self, state="online"):
+        payload = message.status(
+            state, VERSION, boot=self.boot, interval_s=self.interval,
+            sensors=[d.name for d in self.drivers], failed_sensors=self.failed, battery=getattr(self, "battery", None),
+            rssi=self.board.rssi(), buffered=self.ring.buffered, dropped=self.ring.dropped, awake_ms=self.awake_ms)
+        self.mqtt.publish(self.topics["status"], payload, retain=True)
+        self.status_dirty = False
+
+    def flush(self):
+        """Send the ring oldest first; each batch leaves the ring only after its PUBACK."""
+        try:
+            pending = self.ring.pending
+            if pending:
+                boot, seq, count = pending
+                self._publish(boot, seq, self.ring.peek(count))
+            while self.ring.buffered:
+                records = self.ring.peek(message.MAX_SAMPLES)
+                if not records:
+                    break
+                self.ring.begin(self.boot, self.seq, len(records))
+                self.seq += 1
+                self._publish(self.boot, self.seq - 1, records)
+                self.board.wdt_feed()
+            if self.status_dirty:
+                self.send_status()
+            self.mqtt.poll(0)
+        except (OSError, MQTTError) as e:
+            self.board.log("send interrupted: %s" % e)
+            if self.mqtt:
+                self.mqtt.close()
+
+    def _publish(self, boot, seq, records):
+        if records:
+            payload = message.readings(self.kit, boot, seq, VERSION, records, self.clock())
+            self.mqtt.publish(self.topics["readings"], payload)
+        self.ring.ack(len(records))
+
+    # -- the loop ------------------------------------------------------------------------------
+    def wait_until(self, at_s):
+        """Sleep until the kit's clock reads at_s, handling config messages and the network meanwhile."""
+        b = self.board
+        while True:
+            b.wdt_feed()
+            left = sleep_ms_until(b.time(), at_s)
+            if left <= 0:
+                return
+            if self.mqtt is not None and self.mqtt.connected:
+                try:
+                    self.mqtt.poll(min(left, 1000) / 1000 / b.speed())
+                except (OSError, MQTTError):
+                    self.mqtt.close()
+                if self.status_dirty and self.mqtt.connected:
+                    self.flush()
+            else:
+                b.sleep_ms(min(left, 1000))
+                if self.network_up():
+                    self.flush()
+
+    def cycle(self):
+        started = self.board.ticks_ms()
+        self.sample()
+        if self.network_up():
+            self.flush()
+        self.awake_ms = self.board.ticks_ms() - started
+
+    def run(self):
+        """Forever: sample, send, wait (or deep sleep) until the next sample time."""
+        if not self.start():
+            while True:
+                self.board.led_pattern(LED_BAD_CONFIG)
+                self.board.sleep_ms(5000)
+        while True:
+            self.cycle()
+            if self.cfg.get("deep_sleep"):
+                if self.mqtt is not None and self.mqtt.connected:
+                    try:
+                        self.send_status("sleeping")
+                    except (OSError, MQTTError):
+                        pass
+                    self.mqtt.disconnect()
+                self.remember()
+                self.board.deep_sleep(sleep_ms_until(self.board.time(), next_sample_at(self.board.time(),
+                                                                                        self.interval)))
+            self.wait_until(next_sample_at(self.board.time(), self.interval))
