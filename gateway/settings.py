@@ -1,0 +1,48 @@
+"""The gateway's settings: the shared ``LAUKS_`` ones plus its own ``LAUKS_GATEWAY_*``."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from pydantic import Field
+
+from lauks.settings import Settings
+
+
+class GatewaySettings(Settings):
+    gateway_http_port: int | None = Field(9108, ge=0, le=65535)  # /metrics, /healthz; 0: any free port, None: off
+    gateway_http_host: str = "127.0.0.1"
+    gateway_share_group: str | None = None  # join $share/<group>/... so several gateways split the load
+    gateway_instance: str = Field(default_factory=lambda: socket.gethostname().split(".")[0] or "gateway")
+    gateway_client_id: str | None = None  # default: lauks-gateway-<instance>
+    gateway_batch_points: int = Field(5000, ge=1)  # flush at this many points ...
+    gateway_batch_ms: int = Field(50, ge=1)  # ... or this long after the first point, whichever is first
+    gateway_max_inflight: int = Field(1000, ge=1, le=65535)  # unacknowledged messages (MQTT receive maximum)
+    gateway_spool_dir: Path | None = None  # default <state_dir>/spool-<instance>
+    gateway_dead_letter_dir: Path | None = None  # default <state_dir>/dead-letter-<instance>
+    gateway_dead_letter_bytes: int = Field(16 * 1024 * 1024, ge=4096)  # per file; two files are kept
+    gateway_dedup_dir: Path | None = None  # default <state_dir>/dedup-<instance>
+    gateway_dedup_window: int = Field(4096, ge=16)  # messages remembered per kit and boot
+    gateway_fsync: bool = True  # fsync the spool and the de-duplication log (off only for benchmarks)
+    gateway_stats_interval_s: float = Field(10.0, gt=0)
+    gateway_reconnect_max_s: float = Field(30.0, gt=0)
+
+    @property
+    def client_id(self) -> str:
+        return self.gateway_client_id or f"lauks-gateway-{self.gateway_instance}"
+
+    def _dir(self, explicit: Path | None, name: str) -> Path:
+        return explicit if explicit is not None else self.state_dir / f"{name}-{self.gateway_instance}"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self._dir(self.gateway_spool_dir, "spool")
+
+    @property
+    def dead_letter_dir(self) -> Path:
+        return self._dir(self.gateway_dead_letter_dir, "dead-letter")
+
+    @property
+    def dedup_dir(self) -> Path:
+        return self._dir(self.gateway_dedup_dir, "dedup")

@@ -1,0 +1,159 @@
+"""Helpers for the gateway's tests: run a gateway (in this process or as a child), publish, count."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gateway.service import Gateway
+from gateway.settings import GatewaySettings
+from lauks.influx import InfluxClient
+from lauks.topics import Topics
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = 1_780_000_000  # a fixed time in 2026 for the samples' 't'
+
+
+def settings(state_dir: Path, mqtt_port: int, influx_url: str, database: str, topics: Topics,
+             **overrides: Any) -> GatewaySettings:
+    options: dict[str, Any] = dict(
+        state_dir=state_dir, mqtt_port=mqtt_port, influx_url=influx_url, influx_database=database,
+        topic_root=topics.root, gateway_http_port=0, gateway_instance="test", gateway_batch_ms=20,
+        gateway_client_id=f"gw-{topics.root}", influx_timeout_s=2.0, gateway_stats_interval_s=1.0,
+    )
+    options.update(overrides)
+    return GatewaySettings(**options)
+
+
+@contextlib.asynccontextmanager
+async def running(config: GatewaySettings, connect_timeout_s: float = 10.0) -> AsyncIterator[Gateway]:
+    """A gateway running in this event loop, connected to the broker; stopped (and flushed) after."""
+    gateway = Gateway(config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(gateway.run(stop))
+    deadline = time.monotonic() + connect_timeout_s
+    while not gateway.source.connected:
+        if task.done():
+            task.result()
+        assert time.monotonic() < deadline, "the gateway did not connect to the broker"
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)  # let the SUBACK come back
+    try:
+        yield gateway
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+
+
+def env_for(config: GatewaySettings) -> dict[str, str]:
+    env = dict(os.environ)
+    for name, value in config.model_dump().items():
+        if value is None:
+            continue
+        env[f"LAUKS_{name.upper()}"] = str(value.get_secret_value() if hasattr(value, "get_secret_value") else value)
+    return env
+
+
+def start_child(config: GatewaySettings, log_path: Path) -> subprocess.Popen[bytes]:
+    """``python -m lauks gateway`` as a child process, with the settings in its environment."""
+    log = log_path.open("ab")
+    try:
+        return subprocess.Popen([sys.executable, "-m", "lauks", "gateway"], cwd=ROOT, env=env_for(config),
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    finally:
+        log.close()
+
+
+def readings(kit: str, boot: int, seq: int) -> bytes:
+    """A message with one 't' sample and one 'age' sample, both unique to (kit, boot, seq).
+
+    The 'age' grows by 1000 s per message, so two different messages can never land on the same
+    timestamp, while a copy of one message re-dated at a later receipt would show up as a new point.
+    """
+    return json.dumps({"v": 1, "kit": kit, "boot": boot, "seq": seq, "fw": "t1", "samples": [
+        {"t": T0 + boot * 1_000_000 + seq, "temperature": round(10 + (seq % 100) / 10, 1)},
+        {"age": 100_000 + seq * 1000, "humidity": 50.0},
+    ]}).encode()
+
+
+class Publisher:
+    """A paho client publishing at QoS 1 that keeps every message until the broker acknowledges it."""
+
+    def __init__(self, port: int, client_id: str | None = None) -> None:
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id or "", clean_session=True)
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+        self.acked = 0
+        self._lock = threading.Lock()
+        self.client.on_publish = self._on_publish
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        with self._lock:
+            self.acked += 1
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        self.client.publish(topic, payload, qos=1, retain=retain)
+
+    def wait_acked(self, count: int, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.acked < count:
+            assert time.monotonic() < deadline, f"the broker acknowledged {self.acked} of {count} messages"
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+async def count(influx: InfluxClient, database: str, statement: str) -> int:
+    rows = await influx.query_rows(statement, database=database)
+    if not rows:
+        return 0
+    return int(next(v for k, v in rows[0].items() if k.startswith("count")))
+
+
+async def wait_for_count(influx: InfluxClient, database: str, statement: str, expected: int,
+                         timeout_s: float = 30.0) -> int:
+    """Poll until the count reaches ``expected`` (or the time is up); the last count."""
+    deadline = time.monotonic() + timeout_s
+    found = -1
+    while time.monotonic() < deadline:
+        try:
+            found = await count(influx, database, statement)
+        except Exception:
+            found = -1
+        if found >= expected:
+            await asyncio.sleep(0.3)  # anything beyond expected would show up now
+            return await count(influx, database, statement)
+        await asyncio.sleep(0.2)
+    return found
+
+
+def publish_all(publisher: Publisher, items: Iterable[tuple[str, bytes]], rate_per_s: float | None = None,
+                between: Callable[[int], None] | None = None) -> int:
+    sent = 0
+    started = time.monotonic()
+    for topic, payload in items:
+        publisher.publish(topic, payload)
+        sent += 1
+        if between is not None:
+            between(sent)
+        if rate_per_s:
+            ahead = sent / rate_per_s - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+    return sent
