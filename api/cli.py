@@ -1,10 +1,200 @@
-"""Commands of this part of Lauks (none yet)."""
+"""Commands of the API part: ``lauks api``, ``lauks token``, ``lauks site``, ``lauks kit register|edit|retire|list``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
+
+from sqlalchemy.orm import Session
+
+
+def _session() -> Session:
+    from api.db import open_store
+    from api.settings import ApiSettings
+
+    return open_store(ApiSettings().database_url)()  # type: ignore[no-any-return]
+
+
+def _run(action: Callable[[Session, argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        from api.errors import ApiError
+
+        session = _session()
+        try:
+            return action(session, args)
+        except ApiError as error:
+            print(f"lauks: {error.message}", file=sys.stderr)
+            return 1
+        finally:
+            session.close()
+            session.get_bind().dispose()  # type: ignore[union-attr]
+
+    return handler
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import ApiSettings
+
+    settings = ApiSettings()
+    uvicorn.run(create_app(settings), host=settings.api_host, port=args.port or settings.api_port,
+                log_level="info", access_log=False)
+    return 0
+
+
+def _token_create(session: Session, args: argparse.Namespace) -> int:
+    from api import registry
+
+    token = registry.create_token(session, args.name)
+    print(token)
+    print(f"(staff token for {args.name}: shown only this once, stored hashed; send it as "
+          "'Authorization: Bearer <token>')", file=sys.stderr)
+    return 0
+
+
+def _changes(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
+    out = {}
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+SITE_OPTIONS = ("title", "description", "latitude", "longitude", "elevation_m", "timezone")
+KIT_OPTIONS = ("kit_type", "description", "latitude", "longitude", "elevation_m", "deployed_since")
+
+
+def _site_add(session: Session, args: argparse.Namespace) -> int:
+    from api import registry
+
+    site = registry.add_site(session, args.name, **_changes(args, SITE_OPTIONS))
+    print(f"added site {site.name}")
+    return 0
+
+
+def _site_edit(session: Session, args: argparse.Namespace) -> int:
+    from api import registry
+
+    registry.edit_site(session, args.name, **_changes(args, SITE_OPTIONS))
+    print(f"edited site {args.name}")
+    return 0
+
+
+def _site_retire(session: Session, args: argparse.Namespace) -> int:
+    from api import registry
+
+    registry.retire_site(session, args.name)
+    print(f"retired site {args.name} (its data stays readable)")
+    return 0
+
+
+def _site_list(session: Session, args: argparse.Namespace) -> int:
+    from api import registry
+
+    for site in registry.list_sites(session, include_retired=args.all):
+        where = f"{site.latitude},{site.longitude}" if site.latitude is not None else "-"
+        retired = " (retired)" if site.retired_at else ""
+        print(f"{site.name}\t{site.title}\t{where}\t{site.timezone or '-'}{retired}")
+    return 0
+
+
+def _kit_register(session: Session, args: argparse.Namespace) -> int:
+    from api import registry
+
+    registry.add_kit(session, args.site, args.name, **_changes(args, KIT_OPTIONS))
+    print(f"registered kit {args.name} at site {args.site}")
+    return 0
+
+
+def _kit_edit(session: Session, args: argparse.Namespace) -> int:
+    from api import registry
+
+    registry.edit_kit(session, args.site, args.name, **_changes(args, KIT_OPTIONS))
+    print(f"edited kit {args.name} at site {args.site}")
+    return 0
+
+
+def _kit_retire(session: Session, args: argparse.Namespace) -> int:
+    from api import registry
+
+    registry.retire_kit(session, args.site, args.name)
+    print(f"retired kit {args.name} at site {args.site} (its data stays readable)")
+    return 0
+
+
+def _kit_list(session: Session, args: argparse.Namespace) -> int:
+    from api import registry
+
+    for kit in registry.list_kits(session, args.site, include_retired=args.all):
+        retired = " (retired)" if kit.retired_at else ""
+        print(f"{kit.site}\t{kit.name}\t{kit.kit_type}\t{kit.description}{retired}")
+    return 0
+
+
+def _location(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--latitude", type=float)
+    parser.add_argument("--longitude", type=float)
+    parser.add_argument("--elevation", dest="elevation_m", type=float, help="metres above sea level")
+    parser.add_argument("--description")
+
+
+def _site_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name")
+    parser.add_argument("--title")
+    parser.add_argument("--timezone", help="IANA zone of the school, e.g. Europe/Riga")
+    _location(parser)
+
+
+def _kit_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("site")
+    parser.add_argument("name")
+    parser.add_argument("--type", dest="kit_type", help="e.g. weather, soil, river, air")
+    parser.add_argument("--deployed-since", dest="deployed_since", type=datetime.fromisoformat,
+                        help="ISO 8601 time with offset, e.g. 2025-03-01T09:00+02:00")
+    _location(parser)
 
 
 def register(commands: argparse._SubParsersAction[Any], kit_commands: argparse._SubParsersAction[Any]) -> None:
     """Add this part's subcommands to ``lauks`` and to ``lauks kit``."""
+    api = commands.add_parser("api", help="run the API for classes (uvicorn on 127.0.0.1:LAUKS_API_PORT)")
+    api.add_argument("--port", type=int, help="instead of LAUKS_API_PORT")
+    api.set_defaults(func=_serve)
+
+    token = commands.add_parser("token", help="staff tokens for the API")
+    token_commands = token.add_subparsers(dest="token_command", metavar="TOKEN_COMMAND", required=True)
+    create = token_commands.add_parser("create", help="create a staff token (printed once, stored hashed)")
+    create.add_argument("--name", required=True, help="whose token it is, e.g. 'Ms Ozola'")
+    create.set_defaults(func=_run(_token_create))
+
+    site = commands.add_parser("site", help="add, edit, retire and list sites")
+    site_commands = site.add_subparsers(dest="site_command", metavar="SITE_COMMAND", required=True)
+    for name, handler, text in (("add", _site_add, "add a site"), ("edit", _site_edit, "edit a site")):
+        parser = site_commands.add_parser(name, help=text)
+        _site_options(parser)
+        parser.set_defaults(func=_run(handler))
+    retire = site_commands.add_parser("retire", help="retire a site (its data stays)")
+    retire.add_argument("name")
+    retire.set_defaults(func=_run(_site_retire))
+    listing = site_commands.add_parser("list", help="list the sites")
+    listing.add_argument("--all", action="store_true", help="retired sites too")
+    listing.set_defaults(func=_run(_site_list))
+
+    for name, handler, text in (("register", _kit_register, "record a kit in the API's registry"),
+                                ("edit", _kit_edit, "edit a kit's metadata")):
+        parser = kit_commands.add_parser(name, help=text)
+        _kit_options(parser)
+        parser.set_defaults(func=_run(handler))
+    retire_kit = kit_commands.add_parser("retire", help="retire a kit (its data stays)")
+    retire_kit.add_argument("site")
+    retire_kit.add_argument("name")
+    retire_kit.set_defaults(func=_run(_kit_retire))
+    kit_list = kit_commands.add_parser("list", help="list the kits of a site")
+    kit_list.add_argument("site")
+    kit_list.add_argument("--all", action="store_true", help="retired kits too")
+    kit_list.set_defaults(func=_run(_kit_list))

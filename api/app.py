@@ -1,0 +1,54 @@
+"""The FastAPI application: routers, error handlers, rate limiting, and what it holds open while it runs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from api import errors
+from api.db import open_store
+from api.deps import SettingsDep, rate_limit
+from api.ratelimit import RateLimiter
+from api.routers import datasets, quantities, readings, sites
+from api.settings import ApiSettings
+from lauks.influx import InfluxError
+
+DESCRIPTION = """Datasets for classes from the Lauks sensor kits.
+
+Staff send `Authorization: Bearer <token>` (create one with `lauks token create --name NAME`).
+Classes read a dataset with its share code at `/v1/datasets/<code>`, no account needed.
+Every error is JSON: `{"error": "<code>", "message": "<what to do>"}`."""
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or ApiSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.sessions = open_store(settings.database_url)
+        app.state.influx = settings.influx_client(max_connections=32)
+        try:
+            await app.state.influx.create_database(settings.influx_database)  # idempotent; empty until data comes
+        except InfluxError:
+            pass  # the store may come up later; requests say so with a 503
+        try:
+            yield
+        finally:
+            await app.state.influx.aclose()
+            app.state.sessions.kw["bind"].dispose()
+
+    app = FastAPI(title="Lauks API", version="1", description=DESCRIPTION, lifespan=lifespan,
+                  dependencies=[Depends(rate_limit)])
+    app.state.settings = settings
+    app.state.limiter = RateLimiter(settings.api_rate_limit_per_minute, settings.api_rate_burst)
+    errors.install(app)
+    for module in (quantities, sites, readings, datasets):
+        app.include_router(module.router)
+
+    @app.get("/v1/health", tags=["health"], summary="Is the API up, and can it reach the readings store?")
+    async def health(settings: SettingsDep) -> dict[str, object]:
+        return {"api": "ok", "store": await app.state.influx.healthy(), "database": settings.influx_database}
+
+    return app

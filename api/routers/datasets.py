@@ -1,0 +1,126 @@
+"""Class datasets: staff name a selection and get a share code; pupils read it with the code, no account."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+
+from api import dataset as datasets
+from api import export, registry, sharecode, source, streaming
+from api.db import Dataset
+from api.deps import InfluxDep, SessionDep, SettingsDep, Staff
+from api.errors import ApiError
+from api.query import make_request, parse_quantities, parse_time, parse_zone, split_names
+from api.routers.readings import FILE_RESPONSES
+from api.schemas import DatasetIn, DatasetOut, DatasetPreview
+from lauks.influx import InfluxError
+
+router = APIRouter(prefix="/v1/datasets", tags=["class datasets"])
+
+
+def _out(dataset: Dataset) -> dict[str, Any]:
+    code = sharecode.display(dataset.code)
+    base = f"/v1/datasets/{code}"
+    return {
+        "code": code, "title": dataset.title, "description": dataset.description, "licence": dataset.licence,
+        "site": dataset.site, "kits": list(dataset.kits), "quantities": list(dataset.quantities),
+        "start": dataset.start, "end": dataset.end, "every": dataset.every, "agg": dataset.agg,
+        "timezone": dataset.timezone, "created_at": dataset.created_at, "expires_at": dataset.expires_at,
+        "frozen": datasets.is_frozen(dataset),
+        "links": {"preview": base, "csv": f"{base}/data.csv", "json": f"{base}/data.json",
+                  "parquet": f"{base}/data.parquet", "zip": f"{base}/dataset.zip"},
+    }
+
+
+@router.post("", response_model=DatasetOut, status_code=201, summary="Publish a class dataset (staff)")
+def create_dataset(body: DatasetIn, session: SessionDep, settings: SettingsDep, staff: Staff) -> dict[str, Any]:
+    site = registry.get_site(session, body.site)
+    zone = parse_zone(body.tz or site.timezone or settings.api_timezone)
+    kits = registry.check_kits(session, body.site, split_names(body.kits))
+    if not kits:
+        raise ApiError(404, "no_kits", f"site {body.site!r} has no kits yet: register one first")
+    quantities = parse_quantities(body.quantities)
+    request = make_request(site=body.site, kits=kits, quantities=quantities,
+                           start=parse_time(body.start, zone, is_end=False, what="start"),
+                           end=parse_time(body.end, zone, is_end=True, what="end"), zone=zone,
+                           every=body.every, agg=body.agg, layout="tidy", max_raw_days=settings.api_max_raw_days)
+    row = registry.add_dataset(
+        session, title=body.title, description=body.description, licence=body.licence, site=body.site, kits=kits,
+        quantities=quantities, start=request.start, end=request.end, every=body.every, agg=body.agg,
+        timezone=zone.key, created_by=staff.name, expires_at=body.expires_at)
+    return _out(row)
+
+
+@router.get("", response_model=list[DatasetOut], summary="Every class dataset (staff)")
+def list_datasets(session: SessionDep, _staff: Staff) -> list[dict[str, Any]]:
+    return [_out(d) for d in session.scalars(select(Dataset).order_by(Dataset.created_at))]
+
+
+@router.get("/{code}", response_model=DatasetPreview, summary="What a share code holds, with its first rows")
+async def preview(code: str, session: SessionDep, influx: InfluxDep, settings: SettingsDep) -> dict[str, Any]:
+    dataset = registry.dataset_by_code(session, code)
+    request = datasets.request_of(dataset, layout="wide")
+    shape = streaming.shape_of(request)
+    fmt = export.TimeFormatter(request.zone)
+    rows: list[list[Any]] = []
+    try:
+        async for chunk in export.wide_rows(source.rows(influx, settings.influx_database, request), shape):
+            rows.extend([fmt(r[0]), *r[1:]] for r in chunk)
+            if len(rows) >= settings.api_preview_rows:
+                break
+    except InfluxError:  # the store being down must not hide what the code holds
+        rows = []
+    return {**_out(dataset), "columns": shape.columns, "rows": rows[: settings.api_preview_rows]}
+
+
+async def _download(code: str, fmt: Literal["csv", "json", "parquet", "zip"], session: SessionDep,
+                    influx: InfluxDep, settings: SettingsDep, decimal: str = "point") -> StreamingResponse:
+    dataset = registry.dataset_by_code(session, code)
+    session.close()
+    database = settings.influx_database
+    frozen = datasets.is_frozen(dataset)
+    comma = decimal == "comma"
+    path = settings.datasets_dir / f"{dataset.code}{'-comma' if comma else ''}.{fmt}"
+    api_path = f"/v1/datasets/{sharecode.display(dataset.code)}"
+
+    def make() -> Any:
+        if fmt == "zip":
+            return datasets.zip_bytes(influx, database, dataset, api_path)
+        request = datasets.request_of(dataset)
+        return streaming.body(influx, database, request, fmt, decimal_comma=comma,
+                              meta={"dataset": api_path, "title": dataset.title, "licence": dataset.licence})
+
+    stream = await streaming.primed(datasets.frozen_or_live(path, frozen, make))
+    media = "application/zip" if fmt == "zip" else export.MEDIA_TYPES[fmt]
+    return StreamingResponse(stream, media_type=media, headers={
+        "Content-Disposition": f'attachment; filename="{datasets.file_name(dataset, fmt)}"'})
+
+
+@router.get("/{code}/data.csv", response_class=StreamingResponse, responses=FILE_RESPONSES,
+            summary="The dataset as one tidy CSV")
+async def data_csv(code: str, session: SessionDep, influx: InfluxDep, settings: SettingsDep,
+                   decimal: Literal["point", "comma"] = Query("point")) -> StreamingResponse:
+    return await _download(code, "csv", session, influx, settings, decimal)
+
+
+@router.get("/{code}/data.json", response_class=StreamingResponse, responses=FILE_RESPONSES,
+            summary="The dataset as JSON")
+async def data_json(code: str, session: SessionDep, influx: InfluxDep, settings: SettingsDep) -> StreamingResponse:
+    return await _download(code, "json", session, influx, settings)
+
+
+@router.get("/{code}/data.parquet", response_class=StreamingResponse, responses=FILE_RESPONSES,
+            summary="The dataset as Parquet")
+async def data_parquet(code: str, session: SessionDep, influx: InfluxDep, settings: SettingsDep
+                       ) -> StreamingResponse:
+    return await _download(code, "parquet", session, influx, settings)
+
+
+@router.get("/{code}/dataset.zip", response_class=StreamingResponse,
+            responses={200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}},
+            summary="The dataset to keep: a CSV per kit, datapackage.json and a README")
+async def data_zip(code: str, session: SessionDep, influx: InfluxDep, settings: SettingsDep) -> StreamingResponse:
+    return await _download(code, "zip", session, influx, settings)

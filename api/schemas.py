@@ -1,0 +1,159 @@
+"""Input, output and list schemas of the API: ``response_model`` decides what leaves the service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from lauks.topics import id_problem
+
+Agg = Literal["mean", "min", "max", "median", "count", "sum"]
+
+
+def _check_id(what: str, value: str) -> str:
+    problem = id_problem(what, value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+class Location(BaseModel):
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+    elevation_m: float | None = Field(None, ge=-500, le=9000)
+
+
+class SiteEdit(Location):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(None, max_length=200)
+    description: str | None = Field(None, max_length=5000)
+    timezone: str | None = Field(None, max_length=64, description="IANA time zone of the school, e.g. Europe/Riga")
+
+
+class SiteIn(SiteEdit):
+    name: str = Field(description="1-32 of a-z, 0-9 and '-'", examples=["riga-school-3"])
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_id("site", value)
+
+
+class SiteOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    title: str
+    description: str
+    latitude: float | None
+    longitude: float | None
+    elevation_m: float | None
+    timezone: str | None
+    created_at: datetime
+    retired_at: datetime | None
+
+
+class KitStatus(BaseModel):
+    online: bool = Field(description="heard from recently and not reported offline")
+    state: str | None = Field(None, description="online, offline or sleeping, from the kit's last status message")
+    last_seen: datetime | None = Field(None, description="when the gateway last stored readings of the kit")
+    battery_v: float | None = None
+
+
+class KitEdit(Location):
+    model_config = ConfigDict(extra="forbid")
+
+    kit_type: str | None = Field(None, max_length=64, examples=["weather"])
+    description: str | None = Field(None, max_length=5000)
+    deployed_since: datetime | None = None
+
+
+class KitIn(KitEdit):
+    name: str = Field(description="1-32 of a-z, 0-9 and '-'", examples=["k01"])
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_id("kit", value)
+
+
+class KitOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    site: str
+    name: str
+    kit_type: str
+    description: str
+    latitude: float | None
+    longitude: float | None
+    elevation_m: float | None
+    deployed_since: datetime | None
+    retired_at: datetime | None
+    status: KitStatus | None = None
+
+
+class QuantityOut(BaseModel):
+    name: str
+    unit: str
+    ucum: str
+    minimum: float
+    maximum: float
+    description: str
+    default_agg: str
+
+
+class LatestValue(BaseModel):
+    kit: str
+    quantity: str
+    value: float
+    unit: str
+    time: datetime
+
+
+class DatasetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200, examples=["Schoolyard temperature, spring 2025"])
+    description: str = Field("", max_length=5000)
+    licence: str = Field("CC-BY-4.0", max_length=64, description="SPDX id of the licence, e.g. CC-BY-4.0")
+    site: str
+    kits: list[str] | None = Field(None, max_length=100, description="default: every kit of the site")
+    quantities: list[str] = Field(min_length=1, max_length=30)
+    start: str = Field(description="date (YYYY-MM-DD) or ISO 8601 time", examples=["2025-03-01"])
+    end: str = Field(description="date (inclusive) or ISO 8601 time (exclusive)", examples=["2025-05-31"])
+    every: str | None = Field(None, examples=["1h"])
+    agg: Agg | None = None
+    tz: str | None = Field(None, max_length=64, examples=["Europe/Riga"])
+    expires_at: datetime | None = Field(None, description="after this the code stops working")
+
+
+class DatasetOut(BaseModel):
+    code: str = Field(description="the share code to give the class, e.g. 4KTW-9ACE")
+    title: str
+    description: str
+    licence: str
+    site: str
+    kits: list[str]
+    quantities: list[str]
+    start: datetime
+    end: datetime
+    every: str | None
+    agg: str | None
+    timezone: str
+    created_at: datetime
+    expires_at: datetime | None
+    frozen: bool = Field(description="the window has ended: every download gives the same bytes")
+    links: dict[str, str]
+
+
+class DatasetPreview(DatasetOut):
+    columns: list[str]
+    rows: list[list[str | float | None]]
+
+
+class TokenOut(BaseModel):
+    name: str
+    token: str

@@ -1,0 +1,50 @@
+"""Settings of the API service (``LAUKS_API_*``), on top of the shared ``lauks.settings.Settings``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+
+from lauks.settings import Settings
+
+
+class ApiSettings(Settings):
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    # Sites, kits, tokens and class datasets. None: SQLite at <state_dir>/lauks.db.
+    # PostgreSQL: postgresql+psycopg://user:password@host/lauks (install the driver).
+    api_database_url: str | None = None
+    # Reading the catalog and live data without a staff token (class codes always read their dataset).
+    api_public_read: bool = False
+    # Requests per minute per staff token, class code or address; bursts up to api_rate_burst.
+    api_rate_limit_per_minute: float = Field(240, gt=0)
+    api_rate_burst: int = Field(60, ge=1)
+    # The longest window of raw (not aggregated) readings one request may ask for.
+    api_max_raw_days: int = Field(400, ge=1)
+    # Time zone of dates and daily buckets when a request names none.
+    api_timezone: str = "UTC"
+    # A kit counts as online if it was heard from within this many seconds.
+    api_online_window_s: int = Field(900, ge=10)
+    # Rows that a dataset preview shows.
+    api_preview_rows: int = Field(50, ge=1, le=1000)
+
+    @field_validator("api_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"LAUKS_API_TIMEZONE {value!r} is not an IANA time zone such as Europe/Riga") from error
+        return value
+
+    @property
+    def database_url(self) -> str:
+        if self.api_database_url:
+            return self.api_database_url
+        return f"sqlite:///{(self.state_dir / 'lauks.db').resolve()}"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.state_dir / "datasets"
