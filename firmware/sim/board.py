@@ -1,0 +1,268 @@
+"""SimBoard: what board_esp32.Board gives the firmware, made of the simulated world and real sockets."""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from firmware.device_path import use_device_code
+from firmware.sim import devices as dev
+from firmware.sim.world import Clock, Weather
+
+use_device_code()
+from lauks_kit.drivers.factory import make_drivers  # noqa: E402
+
+ESP32_RTC_START = 946_684_800  # a kit's RTC after power-on reads 2000-01-01 until NTP sets it
+VANE = {deg: ohms for deg, ohms in
+        __import__("lauks_kit.drivers.vane", fromlist=["LADDER"]).LADDER}
+
+
+class SimReboot(Exception):
+    """The simulated kit loses power (or its reset button is pressed): RAM and RTC are gone."""
+
+
+class SimDeepSleep(Exception):
+    def __init__(self, ms: int) -> None:
+        super().__init__(ms)
+        self.ms = ms
+
+
+class SimStop(Exception):
+    """The simulator is shutting down."""
+
+
+@dataclass
+class Faults:
+    """Injected faults, in world seconds after the kit's first start."""
+
+    wifi_drop_at: float | None = None
+    wifi_drop_for: float = 0.0
+    reboot_at: float | None = None
+    no_ntp: bool = False
+    dead_sensor: str | None = None
+    dead_at: float = 0.0
+
+
+class LinkSocket:
+    """A real TCP socket to the broker that fails like a dropped Wi-Fi link while an outage lasts."""
+
+    def __init__(self, sock: socket.socket, board: SimBoard) -> None:
+        self.sock, self.board = sock, board
+
+    def _check(self) -> None:
+        if not self.board.wifi_connected():
+            self.close()
+            raise OSError(113, "EHOSTUNREACH (simulated Wi-Fi outage)")
+
+    def send(self, data: Any) -> int:
+        self._check()
+        return self.sock.send(data)
+
+    def recv(self, n: int) -> bytes:
+        self._check()
+        return self.sock.recv(n)
+
+    def settimeout(self, t: float | None) -> None:
+        self.sock.settimeout(t)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class SimBoard:
+    def __init__(self, root: Path, clock: Clock, weather: Weather, stop: threading.Event, faults: Faults,
+                 first_start: float, broker: tuple[str, int], rtc: dict[str, Any], woke: bool = False,
+                 log_prefix: str = "") -> None:
+        self.root = str(root)
+        self.clock, self.weather, self.stop, self.faults = clock, weather, stop, faults
+        self.first_start = first_start
+        self.broker = broker
+        self.rtc = rtc  # survives deep sleep (the runner keeps it), lost on reboot
+        self.woke = woke
+        self.rng = random.Random(weather.seed)
+        self.power_on = rtc.setdefault("power_on", clock.now())
+        self.log_prefix = log_prefix
+        self.lines: list[str] = []
+        self.pulse_counters: list[tuple[Any, str, float]] = []
+        self.last_pump = clock.now()
+        self.i2c_bus = dev.FakeI2C()
+        self.onewire_bus: dev.FakeOneWire | None = None
+        self.rebooted = False
+
+    # -- time ------------------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        return self.clock.now() - self.first_start
+
+    def time(self) -> float:
+        if self.rtc.get("synced"):
+            return self.clock.now()
+        return ESP32_RTC_START + (self.clock.now() - self.power_on)
+
+    def ticks_ms(self) -> int:
+        return int((self.clock.now() - self.power_on) * 1000)
+
+    def speed(self) -> float:
+        return self.clock.speed()
+
+    def _checkpoint(self) -> None:
+        if self.stop.is_set():
+            raise SimStop()
+        f = self.faults
+        if f.reboot_at is not None and not self.rtc.get("rebooted") and self.elapsed() >= f.reboot_at:
+            self.rtc["rebooted"] = True
+            raise SimReboot()
+
+    def sleep_ms(self, ms: int) -> None:
+        self._checkpoint()
+        self.clock.sleep(ms / 1000, self.stop)
+        self._checkpoint()
+
+    def wdt_feed(self) -> None:
+        self._checkpoint()
+
+    def random(self) -> float:
+        return self.rng.random()
+
+    def woke_from_deep_sleep(self) -> bool:
+        return self.woke
+
+    def rtc_memory(self) -> bytes:
+        return bytes(self.rtc.get("memory", b""))
+
+    def set_rtc_memory(self, data: bytes) -> None:
+        self.rtc["memory"] = bytes(data)
+
+    def deep_sleep(self, ms: int) -> None:
+        raise SimDeepSleep(ms)
+
+    def log(self, text: str) -> None:
+        self.lines.append(text)
+        print(f"{self.log_prefix}{text}", flush=True)
+
+    def led_pattern(self, pattern: Any) -> None:
+        self.log("LED " + "-".join(str(ms) for ms in pattern))
+
+    # -- network ---------------------------------------------------------------------------------
+    def in_outage(self) -> bool:
+        f = self.faults
+        return f.wifi_drop_at is not None and f.wifi_drop_at <= self.elapsed() < f.wifi_drop_at + f.wifi_drop_for
+
+    def wifi_connected(self) -> bool:
+        return bool(self.rtc.get("wifi")) and not self.in_outage()
+
+    def wifi_connect(self, networks: list[dict[str, Any]]) -> bool:
+        self.rtc["wifi"] = not self.in_outage()
+        return bool(self.rtc["wifi"])
+
+    def rssi(self) -> int | None:
+        return -58 - self.rng.randint(0, 12) if self.wifi_connected() else None
+
+    def ntp_sync(self) -> bool:
+        if self.faults.no_ntp or not self.wifi_connected():
+            return False
+        self.rtc["synced"] = True
+        return True
+
+    def socket(self, host: str, port: int, tls: bool) -> LinkSocket:
+        if not self.wifi_connected():
+            raise OSError(113, "EHOSTUNREACH (simulated Wi-Fi outage)")
+        sock = socket.create_connection(self.broker, timeout=10)  # the simulator's broker, not config's
+        return LinkSocket(sock, self)
+
+    # -- sensors ---------------------------------------------------------------------------------
+    def dead(self, name: str) -> bool:
+        f = self.faults
+        return f.dead_sensor == name and self.elapsed() >= f.dead_at
+
+    def _values(self) -> dict[str, float]:
+        t, w = self.clock.now(), self.weather
+        return {"temperature": w.temperature(t), "humidity": w.humidity(t), "pressure": w.pressure(t),
+                "co2": w.co2(t)}
+
+    def i2c(self, sda: int, scl: int) -> dev.FakeI2C:
+        return self.i2c_bus
+
+    def adc(self, pin: int) -> dev.FakeADC:
+        return dev.FakeADC()  # given its meaning in make_drivers below
+
+    def pulses(self, pin: int, counter: Any) -> Any:
+        self.pulse_counters.append((counter, counter.name, getattr(counter, "factor", 0.0)))
+        return counter
+
+    def onewire(self, pin: int) -> dev.FakeOneWire:
+        assert self.onewire_bus is not None
+        return self.onewire_bus
+
+    def uart(self, number: int, tx: int, rx: int) -> dev.FakeUART:
+        w = self.weather
+
+        def frame() -> bytes:
+            if self.dead("sds011"):
+                return b""
+            t = self.clock.now()
+            return dev.sds011_frame(w.pm2_5(t), w.pm2_5(t) * 1.6)
+
+        return dev.FakeUART(frame)
+
+    def make_drivers(self, cfg: dict[str, Any]) -> list[Any]:
+        w = self.weather
+        self.i2c_bus.devices = {0x76: dev.FakeBME280(self._values), 0x23: dev.FakeBH1750(lambda: w.light(
+            self.clock.now())), 0x61: dev.FakeSCD30(self._values)}
+        probes: dict[bytes, Any] = {}
+        for s in cfg["sensors"]:
+            for p in s.get("probes", []):
+                quantity = p.get("quantity", "water_temperature")
+                reader = w.water_temperature if quantity == "water_temperature" else w.soil_temperature
+                probes[bytes.fromhex(p["rom"])] = (lambda r=reader: r(self.clock.now()))
+        self.onewire_bus = dev.FakeOneWire(probes)
+        drivers = make_drivers(self, cfg)
+        for driver, sensor in zip(drivers, cfg["sensors"], strict=False):
+            self._wire_adc(driver, sensor)
+        return drivers
+
+    def _wire_adc(self, driver: Any, sensor: dict[str, Any]) -> None:
+        w, kind = self.weather, sensor["type"]
+        if kind == "wind_vane":
+            pullup = sensor.get("pullup", 10000)
+
+            def vane() -> int:
+                if self.dead("wind_vane"):
+                    return 0
+                deg = round(w.wind_direction(self.clock.now()) / 22.5) * 22.5 % 360
+                ohms = VANE[deg]
+                return round(ohms / (ohms + pullup) * 65535)
+
+            driver.adc = dev.FakeADC(u16=vane)
+        elif kind == "soil_moisture":
+            dry, wet = sensor.get("dry", 52000), sensor.get("wet", 21000)
+            driver.adc = dev.FakeADC(u16=lambda: 0 if self.dead("soil_moisture") else
+                                     round(dry - w.soil_moisture(self.clock.now()) / 100 * (dry - wet)))
+        elif kind == "battery":
+            ratio = sensor.get("ratio", 2.0)
+            driver.adc = dev.FakeADC(uv=lambda: round(w.battery(self.clock.now(), self.first_start) / ratio * 1e6))
+
+    def pump(self) -> None:
+        """Deliver the pulses the anemometer and rain gauge would have made since the last sample."""
+        now = self.clock.now()
+        start, self.last_pump = self.last_pump, now
+        for dead in ("bme280", "bh1750", "scd30"):
+            address = {"bme280": 0x76, "bh1750": 0x23, "scd30": 0x61}[dead]
+            if self.dead(dead):
+                self.i2c_bus.dead.add(address)
+        if self.onewire_bus is not None:
+            self.onewire_bus.present = not self.dead("ds18b20")
+        for counter, name, factor in self.pulse_counters:
+            if self.dead(name):
+                continue
+            if name == "anemometer":
+                for t in self.weather.wind_pulses(start, now, factor, self.rng):
+                    counter.pulse(int((t - self.power_on) * 1000))
+            elif name == "rain_gauge":
+                tips = self.weather.rain_tips(start, now, counter.mm_per_tip)
+                span = max(now - start, 0.001)
+                for i in range(tips):
+                    counter.pulse(int((start + span * (i + 0.5) / tips - self.power_on) * 1000))

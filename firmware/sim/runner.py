@@ -1,0 +1,122 @@
+"""Run simulated kits: each a thread running the real firmware's Kit loop against a real broker.
+
+A simulated reboot restarts the Kit with the same flash folder (RAM and RTC lost); a deep sleep
+restarts it with the RTC memory kept. SIGTERM or Ctrl-C stops every kit and returns cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from firmware.device_path import use_device_code
+from firmware.sim.board import Faults, SimBoard, SimDeepSleep, SimReboot, SimStop
+from firmware.sim.world import Clock, Weather
+
+use_device_code()
+from lauks_kit.app import Kit  # noqa: E402
+
+
+def sensors_for(kit_type: str) -> list[dict[str, Any]]:
+    """The sensors of a standard kit of this type, on the pins of docs/firmware.md."""
+    if kit_type == "weather":
+        return [
+            {"type": "bme280", "sda": 21, "scl": 22, "address": 0x76},
+            {"type": "bh1750", "sda": 21, "scl": 22, "address": 0x23},
+            {"type": "anemometer", "pin": 27, "ms_per_hz": 0.667},
+            {"type": "wind_vane", "pin": 35, "pullup": 10000},
+            {"type": "rain_gauge", "pin": 26, "mm_per_tip": 0.2794},
+            {"type": "battery", "pin": 33, "ratio": 2.0},
+        ]
+    return [
+        {"type": "ds18b20", "pin": 4, "probes": [
+            {"rom": "28aa3b1c0500006a", "quantity": "water_temperature"},
+            {"rom": "28bb4c2d05000058", "quantity": "soil_temperature"}]},
+        {"type": "soil_moisture", "pin": 34, "dry": 52000, "wet": 21000},
+        {"type": "sds011", "uart": 2, "tx": 17, "rx": 16},
+        {"type": "scd30", "sda": 21, "scl": 22},
+        {"type": "battery", "pin": 33, "ratio": 2.0},
+    ]
+
+
+def kit_config(site: str, kit: str, kit_type: str, host: str = "127.0.0.1", port: int = 1883,
+               username: str | None = None, password: str | None = None, interval_s: int = 60) -> dict[str, Any]:
+    broker: dict[str, Any] = {"host": host, "port": port, "tls": False}
+    if username:
+        broker["username"] = username
+    if password:
+        broker["password"] = password
+    return {"site": site, "kit": kit, "type": kit_type,
+            "wifi": [{"ssid": "school-outdoor", "password": "change-me"}],
+            "broker": broker, "interval_s": interval_s, "deep_sleep": False, "sensors": sensors_for(kit_type)}
+
+
+@dataclass
+class SimKit:
+    root: Path
+    config: dict[str, Any]
+    faults: Faults = field(default_factory=Faults)
+    seed: int = 0
+    boards: list[SimBoard] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+class Simulation:
+    def __init__(self, kits: list[SimKit], broker: tuple[str, int], topic_root: str = "lauks",
+                 speedup: float = 1.0, start_ago_s: float = 0.0, quiet: bool = False) -> None:
+        self.kits = kits
+        self.broker = broker
+        self.topic_root = topic_root
+        self.clock = Clock(speedup=speedup, start_ago_s=start_ago_s)
+        self.stop = threading.Event()
+        self.quiet = quiet
+        self.threads: list[threading.Thread] = []
+
+    def _run_kit(self, sim: SimKit) -> None:
+        sim.root.mkdir(parents=True, exist_ok=True)
+        (sim.root / "config.json").write_text(json.dumps(sim.config, indent=2))
+        first_start = self.clock.now()
+        rtc: dict[str, Any] = {}
+        woke = False
+        prefix = f"[{sim.config.get('site')}/{sim.config.get('kit')}] "
+        while not self.stop.is_set():
+            board = SimBoard(sim.root, self.clock, Weather(sim.seed), self.stop, sim.faults, first_start,
+                             self.broker, rtc, woke, "" if self.quiet else prefix)
+            sim.boards.append(board)
+            kit = Kit(board, self.topic_root)
+            try:
+                kit.run()
+            except SimReboot:
+                board.log("simulated power loss: rebooting")
+                if kit.mqtt is not None:
+                    kit.mqtt.close()  # no DISCONNECT: the broker publishes the last will
+                rebooted = rtc.get("rebooted")
+                rtc.clear()
+                rtc["rebooted"] = rebooted
+                woke = False
+            except SimDeepSleep as sleep:
+                woke = True
+                self.clock.sleep(sleep.ms / 1000, self.stop)
+            except SimStop:
+                if kit.mqtt is not None:
+                    kit.mqtt.close()
+                return
+            except BaseException as e:  # a firmware bug: keep it for the caller, stop this kit only
+                sim.error = e
+                board.log(f"firmware crashed: {e!r}")
+                return
+
+    def start(self) -> None:
+        for sim in self.kits:
+            name = f"kit-{sim.config.get('site')}-{sim.config.get('kit')}"
+            thread = threading.Thread(target=self._run_kit, args=(sim,), name=name, daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def shutdown(self, timeout_s: float = 15.0) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout_s)
