@@ -10,7 +10,7 @@ from pathlib import Path
 
 # Modules that contribute commands: each has ``register(commands, kit_commands)`` adding subparsers
 # that set ``func`` (taking the parsed args, returning an exit code).
-COMMAND_MODULES = ("gateway.cli", "api.cli", "firmware.cli", "dashboards.cli")
+COMMAND_MODULES = ("gateway.cli", "api.cli", "firmware.cli", "dashboards.cli", "lauks.brokerauth_cli")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, set[str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -134,9 +135,16 @@ class Mosquitto:
     acl_file: Path | None = None
     extra_config: str = ""
     child: Child | None = None
+    tls: TlsListener | None = None  # a second listener with TLS, for kits that verify the broker
+
+    @property
+    def pid_file(self) -> Path:
+        """Where the running broker's pid is kept, for ``lauks kit revoke`` to make it reload."""
+        return self.state_dir / "mosquitto.pid"
 
     def config_text(self) -> str:
-        return mosquitto_conf(self.state_dir, self.port, self.password_file, self.acl_file, self.extra_config)
+        return mosquitto_conf(self.state_dir, self.port, self.password_file, self.acl_file, self.extra_config,
+                              tls=self.tls)
 
     def start(self, timeout_s: float = 15.0) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -145,11 +153,19 @@ class Mosquitto:
         self.child = Child("mosquitto", [find_program("mosquitto"), "-c", str(conf)],
                            self.state_dir / "mosquitto.out")
         self.child.start()
+        assert self.child.process is not None
+        # Mosquitto writes a pid file only when it daemonises; we keep our own.
+        self.pid_file.write_text(f"{self.child.process.pid}\n")
         _wait(lambda: _tcp_open(self.port), self.child, f"port {self.port}", timeout_s)
+        tls = self.tls
+        if tls:
+            _wait(lambda: _tcp_open(tls.port), self.child, f"TLS port {tls.port}", timeout_s)
 
     def stop(self) -> None:
         if self.child:
             self.child.stop()
+        with contextlib.suppress(OSError):
+            self.pid_file.unlink()
 
     def reload(self) -> None:
         """SIGHUP: Mosquitto rereads its password and ACL files without dropping clients."""
@@ -157,8 +173,18 @@ class Mosquitto:
             self.child.signal(signal.SIGHUP)
 
 
+@dataclass(frozen=True)
+class TlsListener:
+    """A TLS listener: the broker presents ``certfile`` (signed by the school's CA, see ``lauks tls init``)."""
+
+    port: int
+    certfile: Path
+    keyfile: Path
+    host: str = "127.0.0.1"
+
+
 def mosquitto_conf(state_dir: Path, port: int, password_file: Path | None = None,
-                   acl_file: Path | None = None, extra: str = "") -> str:
+                   acl_file: Path | None = None, extra: str = "", *, tls: TlsListener | None = None) -> str:
     """Our broker configuration. The gateway holds each QoS 1 acknowledgement until its points are
     durable, so the per-client in-flight window and the queue must be far above Mosquitto's
     defaults (20 and 1000), or the broker throttles it and drops messages past the queue."""
@@ -178,6 +204,13 @@ def mosquitto_conf(state_dir: Path, port: int, password_file: Path | None = None
         "max_queued_bytes 0",
         "max_packet_size 65536",
     ]
+    if os.geteuid() == 0:
+        # Started as root, Mosquitto switches to the user "mosquitto", who cannot read our state folders
+        # (pytest's are 0700) or the password file (0600). Stay the user who started it instead.
+        lines.append(f"user {pwd.getpwuid(os.geteuid()).pw_name}")
+    if tls:  # with per_listener_settings false, certfile/keyfile belong to the listener above them
+        lines += [f"listener {tls.port} {tls.host}", f"certfile {tls.certfile.resolve()}",
+                  f"keyfile {tls.keyfile.resolve()}", "tls_version tlsv1.2"]
     if password_file:
         lines.append(f"password_file {password_file.resolve()}")
     if acl_file:

@@ -1,0 +1,137 @@
+"""Commands for the broker's users and certificates and the school server's first run:
+``lauks kit revoke``, ``lauks broker users``, ``lauks tls init`` and ``lauks deploy init``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from lauks import brokerauth
+from lauks.topics import id_problem
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("LAUKS_STATE_DIR", ".lauks"))
+
+
+def _state_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-dir", type=Path, default=None,
+                        help="where the broker's users live (default: $LAUKS_STATE_DIR or .lauks; "
+                             "deploy/state on a school server)")
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    return Path(args.state_dir) if args.state_dir is not None else default_state_dir()
+
+
+def register(commands: argparse._SubParsersAction[Any], kit_commands: argparse._SubParsersAction[Any]) -> None:
+    revoke = kit_commands.add_parser("revoke", help="remove a kit's broker user; the broker reloads, no restart")
+    revoke.add_argument("site")
+    revoke.add_argument("kit")
+    _state_dir_option(revoke)
+    revoke.set_defaults(func=_revoke)
+
+    broker = commands.add_parser("broker", help="the MQTT broker's users")
+    broker_commands = broker.add_subparsers(dest="broker_command", metavar="BROKER_COMMAND")
+    users = broker_commands.add_parser("users", help="list the broker's users and what each may do")
+    _state_dir_option(users)
+    users.set_defaults(func=_users)
+    broker.set_defaults(func=lambda args: _usage(broker))
+
+    tls = commands.add_parser("tls", help="the school's own certificate authority for the broker's TLS listener")
+    tls_commands = tls.add_subparsers(dest="tls_command", metavar="TLS_COMMAND")
+    tls_init = tls_commands.add_parser(
+        "init", help="make the school's CA (once) and issue the broker a certificate for the given names")
+    tls_init.add_argument("--host", action="append", required=True, dest="hosts",
+                          help="a name or IP address kits use to reach the broker (repeat for several)")
+    tls_init.add_argument("--school", default="Lauks school", help="the organisation named in the certificates")
+    _state_dir_option(tls_init)
+    tls_init.set_defaults(func=_tls_init)
+    tls.set_defaults(func=lambda args: _usage(tls))
+
+    deploy = commands.add_parser("deploy", help="the school server (docker compose)")
+    deploy_commands = deploy.add_subparsers(dest="deploy_command", metavar="DEPLOY_COMMAND")
+    init = deploy_commands.add_parser(
+        "init", help="first run: generate .env with random secrets, the broker's users and the TLS certificates")
+    init.add_argument("--host", action="append", dest="hosts", default=None,
+                      help="a name or IP address of the server that kits and browsers use (repeat for several)")
+    init.add_argument("--env-file", type=Path, default=Path(".env"))
+    init.add_argument("--state-dir", type=Path, default=Path("deploy/state"),
+                      help="the host folder the containers share for broker users and certificates")
+    init.add_argument("--force", action="store_true", help="replace an existing .env (new secrets for everything)")
+    init.set_defaults(func=_deploy_init)
+    deploy.set_defaults(func=lambda args: _usage(deploy))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    for what, value in (("site", args.site), ("kit", args.kit)):
+        problem = id_problem(what, value)
+        if problem:
+            print(problem, file=sys.stderr)
+            return 2
+    state_dir = _state_dir(args)
+    auth = brokerauth.BrokerAuth(state_dir)
+    if not auth.registry_file.exists():
+        print(f"no broker users under {state_dir}: is this the right --state-dir?", file=sys.stderr)
+        return 1
+    if not auth.revoke_kit(args.site, args.kit):
+        print(f"kit {args.site}/{args.kit} has no broker user under {state_dir}; nothing to revoke", file=sys.stderr)
+        return 1
+    reloaded = brokerauth.reload_broker(state_dir)
+    print(f"revoked {args.site}/{args.kit}: user {brokerauth.kit_username(args.site, args.kit)} removed")
+    if reloaded:
+        print("the broker reloaded its users; the kit can no longer connect")
+    else:
+        print("no local broker found to reload: under docker compose the broker reloads by itself within a few "
+              "seconds; otherwise send it SIGHUP (or restart it)")
+    return 0
+
+
+def _users(args: argparse.Namespace) -> int:
+    auth = brokerauth.BrokerAuth(_state_dir(args))
+    if not auth.registry_file.exists():
+        print(f"no broker users under {auth.state_dir}", file=sys.stderr)
+        return 1
+    for name, user in sorted(auth.users().items()):
+        if user["role"] == "kit":
+            print(f"{name:32} kit {user['site']}/{user['kit']}")
+        else:
+            role = brokerauth.SERVICE_ROLES.get(name)
+            print(f"{name:32} {role.description if role else 'service'}")
+    return 0
+
+
+def _tls_init(args: argparse.Namespace) -> int:
+    from lauks.tlsca import TlsError, init_school_ca
+
+    tls_dir = _state_dir(args) / "tls"
+    try:
+        ca = init_school_ca(tls_dir, args.hosts, args.school)
+    except TlsError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"CA certificate (copy onto every kit as ca.crt): {ca.ca_cert}")
+    print(f"broker certificate for {', '.join(args.hosts)}: {ca.broker_cert}")
+    print(f"keep {ca.ca_key} secret and backed up: losing it means re-flashing every kit with a new CA")
+    return 0
+
+
+def _deploy_init(args: argparse.Namespace) -> int:
+    from lauks.deploy import DeployError, init_deployment
+
+    try:
+        written = init_deployment(args.env_file, args.state_dir, args.hosts or [], force=args.force)
+    except DeployError as error:
+        print(error, file=sys.stderr)
+        return 1
+    for line in written:
+        print(line)
+    return 0

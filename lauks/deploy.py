@@ -1,0 +1,99 @@
+"""First run of a school server: ``lauks deploy init`` writes ``.env`` with random secrets (no default
+secret ships), the broker's service users, and the school's CA and broker certificate.
+
+``docker-compose.yml`` reads every secret from ``.env``; the broker's users and certificates live in
+the host folder ``deploy/state`` that the containers share, so ``lauks kit add`` on the server changes
+the broker's users and the broker's container reloads them by itself.
+"""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+import socket
+from pathlib import Path
+
+from lauks.brokerauth import API_USER, GATEWAY_USER, STAFF_USER, BrokerAuth
+
+# The secrets that .env must hold: docker-compose.yml refuses to start without each of them.
+SECRET_NAMES = (
+    "INFLUXDB_ADMIN_PASSWORD",  # InfluxDB's admin: backups, creating databases
+    "INFLUXDB_GATEWAY_PASSWORD",  # InfluxDB user lauks_gateway: all rights on database lauks
+    "INFLUXDB_READER_PASSWORD",  # InfluxDB user lauks_reader: reads lauks (the API and Grafana)
+    "GRAFANA_ADMIN_PASSWORD",
+    "LAUKS_GATEWAY_MQTT_PASSWORD",  # broker user lauks-gateway
+    "LAUKS_API_MQTT_PASSWORD",  # broker user lauks-api
+    "LAUKS_STAFF_MQTT_PASSWORD",  # broker user lauks-staff (and the broker's own health check)
+)
+MQTT_SECRETS = {GATEWAY_USER: "LAUKS_GATEWAY_MQTT_PASSWORD", API_USER: "LAUKS_API_MQTT_PASSWORD",
+                STAFF_USER: "LAUKS_STAFF_MQTT_PASSWORD"}
+
+# Settings that are not secret, with their defaults; edit them in .env.
+PORT_DEFAULTS = {"MQTT_PORT": "1883", "MQTT_TLS_PORT": "8883", "API_PORT": "8000", "GRAFANA_PORT": "3000"}
+
+
+class DeployError(RuntimeError):
+    pass
+
+
+def random_secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def parse_env(text: str) -> dict[str, str]:
+    values = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip()
+    return values
+
+
+def render_env(hosts: list[str], state_dir: Path, secrets_by_name: dict[str, str]) -> str:
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"# Written by `lauks deploy init` on {now}. It holds this server's secrets: keep it private",
+        "# (mode 0600) and back it up together with deploy/state/. Never commit it.",
+        "",
+        "# The names kits and browsers use to reach this server (the broker's certificate is made for them).",
+        f"LAUKS_HOSTS={','.join(hosts)}",
+        "# The host folder with the broker's users and the TLS certificates (relative to docker-compose.yml).",
+        f"LAUKS_STATE_HOST_DIR={state_dir}",
+        "",
+        "# Ports published on the server.",
+        *(f"{name}={value}" for name, value in PORT_DEFAULTS.items()),
+        "",
+        "# Secrets, generated at random.",
+        *(f"{name}={secrets_by_name[name]}" for name in SECRET_NAMES),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def init_deployment(env_file: Path, state_dir: Path, hosts: list[str], *, force: bool = False) -> list[str]:
+    """Write ``env_file``, the broker's service users and the TLS files; sentences saying what was done."""
+    if env_file.exists() and not force:
+        raise DeployError(
+            f"{env_file} exists already; this server is set up. `lauks deploy init --force` makes new secrets "
+            "for everything (then InfluxDB's and Grafana's volumes must be re-created)")
+    hosts = hosts or [socket.gethostname(), "localhost"]
+    from lauks.tlsca import TlsError, init_school_ca
+
+    values = {name: random_secret() for name in SECRET_NAMES}
+    auth = BrokerAuth(state_dir)
+    auth.ensure_service_users({user: values[name] for user, name in MQTT_SECRETS.items()})
+    try:
+        ca = init_school_ca(state_dir / "tls", hosts)
+    except TlsError as error:
+        raise DeployError(str(error)) from error
+    env_file.write_text(render_env(hosts, state_dir, values))
+    env_file.chmod(0o600)
+    return [
+        f"wrote {env_file} with new random secrets (Grafana's admin password is GRAFANA_ADMIN_PASSWORD there)",
+        f"broker users: {auth.password_file}, ACL: {auth.acl_file}",
+        f"the school's CA: {ca.ca_cert} (kits need it for TLS on port {PORT_DEFAULTS['MQTT_TLS_PORT']}); "
+        f"the broker's certificate is for {', '.join(hosts)}",
+        "next: docker compose up -d --build; then add kits with "
+        f"`lauks kit add <site> <kit> --state-dir {state_dir}`",
+    ]
