@@ -1,0 +1,143 @@
+"""Host tools for people: write a kit's config.json, flash a kit, publish a kit's settings."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from firmware.device_path import DEVICE_DIR, device_files
+from firmware.sim.runner import kit_config
+from lauks.contract import KitConfig
+from lauks.topics import Topics, id_problem
+
+
+class ToolError(Exception):
+    """A problem the person at the keyboard can fix; the message says how."""
+
+
+def broker_username(site: str, kit: str) -> str:
+    return f"{site}.{kit}"  # the user lauks.brokerauth creates for a kit
+
+
+def add_kit(site: str, kit: str, kit_type: str, out_dir: Path | None, state_dir: Path, host: str, port: int,
+            wifi: list[tuple[str, str]], interval_s: int = 60, tls: bool = False, force: bool = False) -> Path:
+    """Write kits/<site>/<kit>/config.json (with the kit's broker password when per-kit users exist)."""
+    for what, value in (("site", site), ("kit", kit)):
+        problem = id_problem(what, value)
+        if problem:
+            raise ToolError(problem)
+    if kit_type not in ("weather", "environment"):
+        raise ToolError(f"kit type {kit_type!r} is not known: use weather or environment")
+    folder = out_dir if out_dir is not None else Path("kits") / site / kit
+    path = folder / "config.json"
+    if path.exists() and not force:
+        raise ToolError(f"{path} already exists: pass --force to replace it (the kit then needs flashing again)")
+    username = password = None
+    if importlib.util.find_spec("lauks.brokerauth") is not None:
+        from lauks import brokerauth
+
+        password = brokerauth.add_kit_credentials(state_dir, site, kit)
+        username = broker_username(site, kit)
+    cfg = kit_config(site, kit, kit_type, host, port, username, password, interval_s)
+    cfg["broker"]["tls"] = tls
+    if wifi:
+        cfg["wifi"] = [{"ssid": ssid, "password": pw} for ssid, pw in wifi]
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cfg, indent=2) + "\n")
+    if password:
+        path.chmod(0o600)  # it holds the kit's broker password
+    return path
+
+
+@dataclass(frozen=True)
+class FlashPlan:
+    commands: list[list[str]]
+
+    def describe(self) -> str:
+        return "\n".join(shlex.join(c) for c in self.commands)
+
+
+def flash_plan(port: str, config: Path, mip: list[str], mpremote: str = "mpremote") -> FlashPlan:
+    """The mpremote commands that put the firmware and the kit's config.json onto an ESP32."""
+    if not config.is_file():
+        raise ToolError(f"no config at {config}: write one with 'lauks kit add <site> <kit> --type ...'")
+    base = [mpremote, "connect", port]
+    commands: list[list[str]] = []
+    folders = sorted({p.parent.relative_to(DEVICE_DIR) for p in device_files()} - {Path(".")})
+    for folder in folders:
+        commands.append([*base, "fs", "mkdir", f":{folder.as_posix()}"])
+    for file in device_files():
+        commands.append([*base, "fs", "cp", str(file), f":{file.relative_to(DEVICE_DIR).as_posix()}"])
+    commands.append([*base, "fs", "cp", str(config), ":config.json"])
+    for package in mip:
+        commands.append([*base, "mip", "install", package])
+    commands.append([*base, "reset"])
+    return FlashPlan(commands)
+
+
+def check_config(config: Path) -> list[str]:
+    """The firmware's own checks of a config.json (the same code runs on the kit)."""
+    from firmware.device_path import use_device_code
+
+    use_device_code()
+    from lauks_kit.core.config import problems
+
+    try:
+        data: Any = json.loads(config.read_text())
+    except (OSError, ValueError) as e:
+        return [f"{config} cannot be read as JSON: {e}"]
+    return list(problems(data))
+
+
+def flash(port: str, config: Path, mip: list[str], dry_run: bool = False) -> FlashPlan:
+    found = check_config(config)
+    if found:
+        raise ToolError(f"{config} would not start the kit: " + "; ".join(found))
+    plan = flash_plan(port, config, mip)
+    if dry_run:
+        return plan
+    for command in plan.commands:
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0 and not (command[3:5] == ["fs", "mkdir"] and "EEXIST" in result.stderr):
+            raise ToolError(f"'{shlex.join(command)}' failed: {result.stderr.strip() or result.stdout.strip()}"
+                            " (is the kit plugged in, and is the port right?)")
+    return plan
+
+
+def configure_payload(interval_s: int) -> bytes:
+    """The retained config message; ValueError if the interval is outside 10 s .. 1 day."""
+    return KitConfig(interval_s=interval_s).model_dump_json().encode()
+
+
+def configure(site: str, kit: str, interval_s: int, host: str, port: int, topics: Topics,
+              username: str | None = None, password: str | None = None, timeout_s: float = 10.0) -> str:
+    """Publish the kit's retained config and wait for the broker's PUBACK; returns the topic."""
+    import paho.mqtt.client as mqtt
+
+    try:
+        payload = configure_payload(interval_s)
+    except ValueError:
+        raise ToolError(f"interval {interval_s} s is not allowed: use 10 to 86400 seconds") from None
+    topic = topics.config(site, kit)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"lauks-configure-{site}-{kit}")
+    if username:
+        client.username_pw_set(username, password)
+    try:
+        client.connect(host, port, keepalive=30)
+    except OSError as e:
+        raise ToolError(f"cannot reach the broker at {host}:{port}: {e}") from None
+    client.loop_start()
+    try:
+        info = client.publish(topic, payload, qos=1, retain=True)
+        info.wait_for_publish(timeout_s)
+        if not info.is_published():
+            raise ToolError(f"the broker at {host}:{port} did not confirm the config (check user and ACL)")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return topic
