@@ -34,7 +34,8 @@ $(STAMP): pyproject.toml
 
 # MicroPython (WebAssembly build) for the firmware's tests; filled in by the firmware's make file.
 node-deps:
-	@true
+	@test -f firmware/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs || \
+	  (cd firmware && { npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error; })
 
 clean:
 	rm -rf $(VENV) .lauks .pytest_cache .mypy_cache .ruff_cache
