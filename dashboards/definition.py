@@ -91,7 +91,7 @@ def quantity_panel(q: Quantity) -> Panel:
 
 
 LATEST_VALUES = Query(f'SELECT last(*) FROM "readings" WHERE {SITE_KIT} AND $timeFilter GROUP BY "site", "kit"',
-                      tuple(f"last_{name}" for name in CATALOG), BY_KIT, "table")
+                      tuple(sorted(f"last_{name}" for name in CATALOG)), BY_KIT, "table")  # InfluxDB sorts them
 
 SITE_CONDITIONS = Dashboard(
     "lauks-site-conditions", "Lauks · Site conditions",

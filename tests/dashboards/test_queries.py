@@ -1,0 +1,193 @@
+"""Every panel, variable and alert query, with its variables substituted as Grafana would, against a real InfluxDB.
+
+Grafana has no package on our machines, so this is how a dashboard is known to work: each query runs
+against seeded data in the stored schema and must return rows with the columns and tags the panel expects.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from dashboard_seed import BURST, SILENT_MINUTES, lines
+
+from dashboards.alerts import RULES, AlertRule
+from dashboards.definition import DASHBOARDS, KIT, SITE, Dashboard
+from dashboards.grafana import Query
+from dashboards.interpolate import interpolate
+from lauks.influx import InfluxClient, Series
+from lauks.services import Influxd
+
+WINDOW_MS = 6 * 3_600_000
+ALL: dict[str, Sequence[str] | None] = {"site": None, "kit": None, "instance": None}
+
+
+
+@dataclass(frozen=True)
+class Seeded:
+    url: str
+    database: str
+    now_ms: int
+
+
+@pytest.fixture(scope="module")
+def seeded(influxd: Influxd) -> Iterator[Seeded]:
+    """A database holding the seeded data, shared by this module's tests: they only read it."""
+    name = f"dash_{uuid.uuid4().hex[:12]}"
+    now_ms = int(time.time() * 1000)
+    with httpx.Client(base_url=influxd.url, timeout=30) as http:
+        http.post("/query", data={"q": f'CREATE DATABASE "{name}"'}).raise_for_status()
+        written = http.post("/write", params={"db": name, "precision": "ms"}, content="\n".join(lines(now_ms)))
+        assert written.status_code == 204, written.text
+        yield Seeded(influxd.url, name, now_ms)
+        http.post("/query", data={"q": f'DROP DATABASE "{name}"'}).raise_for_status()
+
+
+TARGETS = [
+    pytest.param(d, q, id=f"{d.filename}:{p.title}:{chr(65 + i)}")
+    for d in DASHBOARDS for p in d.panels for i, q in enumerate(p.queries)
+]
+
+
+async def run(influx: InfluxClient, seeded: Seeded, sql: str, variables: dict[str, Sequence[str] | None],
+              interval: str = "1m", window_ms: int = WINDOW_MS) -> list[Series]:
+    statement = interpolate(sql, variables=variables, time_from_ms=seeded.now_ms - window_ms,
+                            time_to_ms=seeded.now_ms + 60_000, interval=interval)
+    return [s async for s in influx.query(statement, database=seeded.database)]
+
+
+def check_shape(query: Query, series: list[Series]) -> None:
+    assert series, f"no rows for {query.sql}"
+    for s in series:
+        assert s.columns == ["time", *query.columns], s.columns
+        assert set(s.tags) == set(query.tags), s.tags
+        assert s.values
+
+
+def rows(series: list[Series]) -> list[dict[str, Any]]:
+    return [dict(s.tags) | dict(zip(s.columns, v, strict=True)) for s in series for v in s.values]
+
+
+@pytest.mark.parametrize(("dashboard", "query"), TARGETS)
+async def test_panel_query_returns_its_columns_for_all_kits(
+        dashboard: Dashboard, query: Query, seeded: Seeded, influx: InfluxClient) -> None:
+    check_shape(query, await run(influx, seeded, query.sql, ALL))
+
+
+@pytest.mark.parametrize(("dashboard", "query"), [t for t in TARGETS if "$site" in t.values[1].sql])
+async def test_panel_query_keeps_to_the_chosen_site_and_kits(
+        dashboard: Dashboard, query: Query, seeded: Seeded, influx: InfluxClient) -> None:
+    """Names holding regex characters, and multi-value selections that leave out demo/k01."""
+    series = await run(influx, seeded, query.sql, {"site": ["river-2", "demo"], "kit": ["k-03", "k02"]})
+    check_shape(query, series)
+    for row in rows(series):
+        assert row.get("site", "demo") in {"river-2", "demo"}
+        assert row.get("kit", "k02") in {"k-03", "k02"}
+
+
+async def test_site_variable_lists_every_site(seeded: Seeded, influx: InfluxClient) -> None:
+    values = {r["value"] for r in await influx.query_rows(SITE.query, database=seeded.database)}
+    assert values == {"demo", "river-2"}
+
+
+@pytest.mark.parametrize(("site", "kits"), [
+    (["river-2"], {"k-03"}),
+    (["demo"], {"k01", "k02"}),
+    (None, {"k01", "k02", "k-03"}),
+    (["demo", "river-2"], {"k01", "k02", "k-03"}),
+])
+async def test_kit_variable_lists_the_kits_of_the_chosen_sites(
+        site: list[str] | None, kits: set[str], seeded: Seeded, influx: InfluxClient) -> None:
+    statement = interpolate(KIT.query, variables={"site": site}, time_from_ms=0, time_to_ms=0)
+    assert {r["value"] for r in await influx.query_rows(statement, database=seeded.database)} == kits
+
+
+async def test_gateway_variable_lists_the_instances(seeded: Seeded, influx: InfluxClient) -> None:
+    query = next(v for v in DASHBOARDS[-1].variables if v.name == "instance").query
+    assert [r["value"] for r in await influx.query_rows(query, database=seeded.database)] == ["gw-1"]
+
+
+def panel_query(title: str) -> Query:
+    return next(p.queries[0] for d in DASHBOARDS for p in d.panels if p.title == title)
+
+
+async def test_offline_kits_lists_only_the_kit_whose_last_status_is_offline(seeded: Seeded,
+                                                                             influx: InfluxClient) -> None:
+    found = rows(await run(influx, seeded, panel_query("Offline kits").sql, ALL))
+    assert [(r["site"], r["kit"], r["state"]) for r in found] == [("demo", "k02", "offline")]
+
+
+async def test_low_battery_lists_only_the_kit_below_the_threshold(seeded: Seeded, influx: InfluxClient) -> None:
+    title = next(p.title for p in DASHBOARDS[1].panels if p.title.startswith("Battery below"))
+    found = rows(await run(influx, seeded, panel_query(title).sql, ALL))
+    assert [(r["site"], r["kit"]) for r in found] == [("demo", "k02")]
+
+
+async def test_silent_kits_shows_the_minutes_since_the_last_readings(seeded: Seeded, influx: InfluxClient) -> None:
+    found = rows(await run(influx, seeded, panel_query("Kits silent (minutes without readings)").sql, ALL))
+    assert [(r["site"], r["kit"]) for r in found] == [("demo", "k02")]
+    assert SILENT_MINUTES - 1 <= found[0]["minutes"] <= SILENT_MINUTES + 2
+
+
+async def test_kit_counts_count_kits_not_points(seeded: Seeded, influx: InfluxClient) -> None:
+    reporting = rows(await run(influx, seeded, panel_query("Kits reporting (last 15 min)").sql, ALL))
+    offline = rows(await run(influx, seeded, panel_query("Kits offline").sql, ALL))
+    assert (reporting[0]["kits"], offline[0]["kits"]) == (2, 1)
+
+
+async def test_latest_values_has_one_row_per_kit(seeded: Seeded, influx: InfluxClient) -> None:
+    found = rows(await run(influx, seeded, panel_query("Latest value of each quantity, per kit").sql, ALL))
+    assert sorted((r["site"], r["kit"]) for r in found) == [("demo", "k01"), ("demo", "k02"), ("river-2", "k-03")]
+
+
+async def test_gateway_throughput_is_a_rate_not_a_counter(seeded: Seeded, influx: InfluxClient) -> None:
+    found = rows(await run(influx, seeded, panel_query("Messages per second").sql, {"instance": None}))
+    # the seeded gateway received 5 messages every 10 s; the first and last buckets may be partial
+    rates = [r["received"] for r in found]
+    assert len(rates) > 100
+    assert max(rates) == 0.5
+    assert rates[1:-1] == [0.5] * (len(rates) - 2)
+
+
+# --- alert rules -------------------------------------------------------------------------------------------
+
+
+def evaluate(rule: AlertRule, results: dict[str, list[Series]]) -> set[tuple[str, str]]:
+    """What Grafana does with the rule: last value per kit and source, the math, the threshold."""
+    per_kit: dict[tuple[str, str], dict[str, float]] = {}
+    for ref, series in results.items():
+        for s in series:
+            per_kit.setdefault((s.tags["site"], s.tags["kit"]), {})[ref] = s.values[-1][-1]
+    firing = set()
+    for kit, values in per_kit.items():
+        if len(values) < len(rule.sources):
+            continue  # Grafana's math drops a kit missing from one source
+        value = eval(rule.value.replace("$", ""), {"__builtins__": {}}, values)
+        if (value > rule.threshold) if rule.op == "gt" else (value < rule.threshold):
+            firing.add(kit)
+    return firing
+
+
+@pytest.mark.parametrize(("rule", "expected"), [
+    (RULES[0], {("demo", "k02")}),
+    (RULES[1], {("demo", "k02")}),
+    (RULES[2], {("river-2", "k-03")}),
+], ids=[r.uid for r in RULES])
+async def test_alert_rule_fires_for_exactly_the_troubled_kits(
+        rule: AlertRule, expected: set[tuple[str, str]], seeded: Seeded, influx: InfluxClient) -> None:
+    results = {}
+    for source in rule.sources:
+        results[source.ref] = await run(influx, seeded, source.query.sql, {}, window_ms=source.window_s * 1000)
+        check_shape(source.query, results[source.ref])
+    assert evaluate(rule, results) == expected
+
+
+async def test_rejection_burst_counts_every_rejection_of_the_window(seeded: Seeded, influx: InfluxClient) -> None:
+    series = await run(influx, seeded, RULES[2].sources[0].query.sql, {}, window_ms=900_000)
+    # demo/k01's three rejections are older than the window
+    assert {(s.tags["kit"], s.values[-1][-1]) for s in series} == {("k-03", BURST)}
