@@ -1,0 +1,91 @@
+"""Fixtures and helpers of the API's tests: the real app on a real InfluxDB database, a staff token, data.
+
+Imported by name from the test modules: a second conftest.py would shadow the top one for `from conftest import`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from api import registry
+from api.app import create_app
+from api.settings import ApiSettings
+from lauks import lineprotocol
+from lauks.influx import InfluxClient
+from lauks.services import Influxd
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    app: FastAPI
+    settings: ApiSettings
+    token: str
+    influx: InfluxClient
+
+    @property
+    def staff(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        kwargs.setdefault("headers", self.staff)
+        return await self.client.get(path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        kwargs.setdefault("headers", self.staff)
+        return await self.client.post(path, **kwargs)
+
+    def session(self) -> Any:
+        return self.app.state.sessions()
+
+    def add_site(self, name: str, **fields: Any) -> None:
+        with self.session() as session:
+            registry.add_site(session, name, **fields)
+
+    def add_kits(self, site: str, *names: str) -> None:
+        with self.session() as session:
+            for name in names:
+                registry.add_kit(session, site, name)
+
+    async def write(self, lines: Iterable[str]) -> None:
+        await self.influx.write(self.settings.influx_database, list(lines), precision="ms")
+
+
+def point(site: str, kit: str, moment: datetime, **values: float) -> str:
+    """One ``readings`` point as the gateway writes it: tags site and kit, float fields, ms time."""
+    return lineprotocol.line("readings", {"site": site, "kit": kit}, {k: float(v) for k, v in values.items()},
+                             int(moment.timestamp() * 1000))
+
+
+def api_settings_for(tmp_path: Path, influx_url: str, database: str, **overrides: Any) -> ApiSettings:
+    options: dict[str, Any] = {"state_dir": tmp_path, "influx_url": influx_url, "influx_database": database,
+                               "api_rate_limit_per_minute": 1_000_000, "api_rate_burst": 1_000_000,
+                               "api_timezone": "UTC", "api_public_read": False, "api_database_url": None}
+    options.update(overrides)
+    return ApiSettings(**options)
+
+
+@pytest.fixture
+async def service(tmp_path: Path, influxd: Influxd, database: str) -> AsyncIterator[Api]:
+    settings = api_settings_for(tmp_path, influxd.url, database)
+    async for made in running(settings):
+        yield made
+
+
+async def running(settings: ApiSettings) -> AsyncIterator[Api]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        with app.state.sessions() as session:
+            token = registry.create_token(session, "Test Teacher")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://lauks.test") as client, \
+                InfluxClient(settings.influx_url) as influx:
+            yield Api(client, app, settings, token, influx)
