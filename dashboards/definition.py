@@ -6,7 +6,7 @@ conditions. ``lauks dashboards build`` turns this into dashboards/json/*.json.
 
 from __future__ import annotations
 
-from dashboards.grafana import Dashboard, Panel, Query, Threshold, Variable, grafana_unit, select
+from dashboards.grafana import Dashboard, Panel, Query, Style, Threshold, Variable, grafana_unit, select
 from lauks.catalog import CATALOG, Quantity
 
 # --- template variables -----------------------------------------------------------------------------
@@ -82,7 +82,7 @@ def quantity_title(q: Quantity) -> str:
 
 
 def quantity_panel(q: Quantity) -> Panel:
-    style = "bars" if q.default_agg == "sum" else "points" if q.name == "wind_direction" else "line"
+    style: Style = "bars" if q.default_agg == "sum" else "points" if q.name == "wind_direction" else "line"
     unit = f" ({q.unit})" if q.unit else ""
     how = "total per interval" if q.default_agg == "sum" else "mean per interval"
     return Panel(quantity_title(q) + unit, "timeseries",
