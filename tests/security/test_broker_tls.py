@@ -1,0 +1,98 @@
+"""The broker's TLS listener with a school's own CA (``lauks tls init``), on loopback: a kit that
+trusts the school's CA connects; one that trusts another CA refuses the broker."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mqtt_helpers import Client
+
+from lauks.brokerauth import GATEWAY_USER, BrokerAuth
+from lauks.cli import main
+from lauks.services import Mosquitto, TlsListener, free_port
+from lauks.tlsca import SchoolCa, TlsError, init_school_ca, subject_alt_names
+from lauks.topics import Topics
+
+pytestmark = pytest.mark.services
+T = Topics("tls")
+
+
+@pytest.fixture(scope="module")
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mosquitto, SchoolCa, BrokerAuth, str]]:
+    state = tmp_path_factory.mktemp("tls")
+    assert main(["tls", "init", "--state-dir", str(state), "--host", "127.0.0.1", "--host", "lauks.local"]) == 0
+    ca = SchoolCa(state / "tls")
+    auth = BrokerAuth(state, root="tls")
+    auth.ensure_service_users()
+    password = auth.add_kit("s1", "k1")
+    broker = Mosquitto(state / "mosquitto", free_port(), password_file=auth.password_file, acl_file=auth.acl_file,
+                       tls=TlsListener(free_port(), ca.broker_cert, ca.broker_key))
+    broker.start()
+    yield broker, ca, auth, password
+    broker.stop()
+
+
+def test_a_kit_trusting_the_schools_ca_connects_over_tls_and_publishes(tls_broker: tuple[
+        Mosquitto, SchoolCa, BrokerAuth, str]) -> None:
+    broker, ca, auth, password = tls_broker
+    assert broker.tls is not None
+    gateway = Client(broker.port, GATEWAY_USER, auth.service_password(GATEWAY_USER)).connect()
+    gateway.subscribe(T.filter("readings"))
+    kit = Client(broker.tls.port, "s1.k1", password, ca_certs=ca.ca_cert).connect()
+    kit.publish(T.readings("s1", "k1"), b"over tls")
+    assert gateway.next_message() == (T.readings("s1", "k1"), b"over tls")
+    kit.close()
+    gateway.close()
+
+
+def test_a_kit_trusting_another_ca_refuses_the_broker(tls_broker: tuple[Mosquitto, SchoolCa, BrokerAuth, str],
+                                                      tmp_path: Path) -> None:
+    broker, _, _, password = tls_broker
+    assert broker.tls is not None
+    other = init_school_ca(tmp_path / "other", ["127.0.0.1"], "Another school")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        Client(broker.tls.port, "s1.k1", password, ca_certs=other.ca_cert).connect()
+
+
+def test_the_tls_listener_still_asks_for_a_password(tls_broker: tuple[Mosquitto, SchoolCa, BrokerAuth, str]) -> None:
+    from mqtt_helpers import refused
+
+    broker, ca, _, _ = tls_broker
+    assert broker.tls is not None
+    assert refused(broker.tls.port, "s1.k1", "wrong", ca_certs=ca.ca_cert)
+
+
+def test_the_broker_certificate_names_every_host_and_is_signed_by_the_ca(
+        tls_broker: tuple[Mosquitto, SchoolCa, BrokerAuth, str]) -> None:
+    _, ca, _, _ = tls_broker
+    text = subprocess.run(["openssl", "x509", "-in", str(ca.broker_cert), "-noout", "-text"], capture_output=True,
+                          text=True, check=True).stdout
+    assert "IP Address:127.0.0.1" in text and "DNS:lauks.local" in text
+    verify = subprocess.run(["openssl", "verify", "-CAfile", str(ca.ca_cert), str(ca.broker_cert)],
+                            capture_output=True, text=True, check=False)
+    assert verify.returncode == 0, verify.stderr
+    assert ca.ca_key.stat().st_mode & 0o077 == 0  # the CA's key is readable by its owner only
+
+
+def test_running_tls_init_again_keeps_the_ca_so_kits_keep_trusting_the_broker(tmp_path: Path) -> None:
+    first = init_school_ca(tmp_path, ["10.0.0.5"])
+    ca_before = first.ca_cert.read_bytes()
+    cert_before = first.broker_cert.read_bytes()
+    again = init_school_ca(tmp_path, ["10.0.0.5", "server.school.lv"])
+    assert again.ca_cert.read_bytes() == ca_before
+    assert again.broker_cert.read_bytes() != cert_before
+    verify = subprocess.run(["openssl", "verify", "-CAfile", str(again.ca_cert), str(again.broker_cert)],
+                            capture_output=True, text=True, check=False)
+    assert verify.returncode == 0, verify.stderr
+
+
+def test_host_names_become_dns_or_ip_entries_and_nonsense_is_refused() -> None:
+    assert subject_alt_names(["192.168.1.10", "lauks.school.lv", "::1"]) == \
+        "IP:192.168.1.10,DNS:lauks.school.lv,IP:::1"
+    for bad in ([], ["a b"], ["x,y"]):
+        with pytest.raises(TlsError):
+            subject_alt_names(bad)
