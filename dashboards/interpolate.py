@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 
 ALL = None  # a variable's value when "All" is chosen
 _LEFT = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
-_REGEX_SPECIAL = re.compile(r"[\\^$.|?*+()\[\]{}/-]")
+# the characters Grafana's escapeRegex escapes (a "-" outside a class needs none)
+_REGEX_SPECIAL = re.compile(r"[\\^$.|?*+()\[\]{}/]")
 
 
 class UnknownVariable(KeyError):

@@ -154,7 +154,8 @@ def test_select_refuses_an_unnamed_expression() -> None:
 
 
 def test_regex_values_are_escaped_and_joined_like_grafana() -> None:
-    assert regex_value(["river-2"]) == r"river\-2"
+    assert regex_value(["river-2"]) == "river-2"
+    assert regex_value(["a+b"]) == r"a\+b"
     assert regex_value(["a.b", "c/d"]) == r"(a\.b|c\/d)"
     assert regex_value(None) == ".*"
 
