@@ -8,15 +8,22 @@ are also told by the kernel to stop if this process dies, so nothing is left beh
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import signal
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from lauks import brokerauth
 from lauks.influx import InfluxClient
 from lauks.services import Child, Influxd, Mosquitto, free_port, port_is_free
+
+DEMO_SITE = "demo"
+HAND_KIT = "k01"  # the kit whose credentials the banner prints, for publishing by hand
+SERVICE_USERS = {"gateway": brokerauth.GATEWAY_USER, "api": brokerauth.API_USER}
 
 
 @dataclass(frozen=True)
@@ -55,19 +62,69 @@ def stack_env(state_dir: Path, ports: StackPorts) -> dict[str, str]:
     }
 
 
-def service_commands(available: set[str], kits: int) -> list[tuple[str, list[str]]]:
-    """The Lauks services to start, those whose commands exist in this build."""
+def service_commands(available: set[str], kits: int, kit_config_dir: Path | None = None) -> list[tuple[str, list[str]]]:
+    """The Lauks services to start, those whose commands exist in this build. With ``kit_config_dir``
+    the simulated kits are the ones whose config.json (with their own broker password) is there."""
     me = [sys.executable, "-m", "lauks"]
+    simulate = ["--config-dir", str(kit_config_dir)] if kit_config_dir else ["--kits", str(kits)]
     wanted = [
         ("gateway", [*me, "gateway"]),
         ("api", [*me, "api"]),
-        ("kits", [*me, "kit", "simulate", "--kits", str(kits)]),
+        ("kits", [*me, "kit", "simulate", *simulate]),
     ]
     return [(name, argv) for name, argv in wanted if argv[3] in available and
             (name != "kits" or "kit simulate" in available)]
 
 
-def _banner(ports: StackPorts, state_dir: Path, started: list[str]) -> str:
+@dataclass(frozen=True)
+class StackUsers:
+    """The broker users of the local stack: the same per-kit and per-service users as production."""
+
+    auth: brokerauth.BrokerAuth
+    services: dict[str, str]  # username -> password
+    hand_kit_password: str
+    kit_config_dir: Path | None  # the simulated kits' config.json files, None if firmware/ cannot write them
+
+
+def _write_kit_configs(auth: brokerauth.BrokerAuth, ports: StackPorts, kits: int) -> Path | None:
+    """config.json per simulated kit, written by the same code as ``lauks kit add`` (new passwords)."""
+    try:
+        tools: Any = importlib.import_module("firmware.tools")
+    except ImportError:
+        return None
+    state_dir = auth.state_dir
+    folder = state_dir / "kits"
+    for old in folder.rglob("config.json"):
+        old.unlink()
+    for site, kit in auth.kits():  # the previous run's simulated kits
+        if site == DEMO_SITE and kit.startswith("sim"):
+            auth.revoke_kit(site, kit)
+    for n in range(1, kits + 1):
+        tools.add_kit(DEMO_SITE, f"sim{n:02d}", "weather" if n % 2 else "environment",
+                      folder / DEMO_SITE / f"sim{n:02d}", state_dir, "127.0.0.1", ports.mqtt, [], 60, False, True)
+    return folder
+
+
+def prepare_users(state_dir: Path, ports: StackPorts, kits: int) -> StackUsers:
+    auth = brokerauth.BrokerAuth(state_dir, root=os.environ.get("LAUKS_TOPIC_ROOT", "lauks"))
+    services = auth.ensure_service_users()
+    hand = auth.add_kit(DEMO_SITE, HAND_KIT)
+    (state_dir / f"{DEMO_SITE}.{HAND_KIT}.password").write_text(hand + "\n")
+    (state_dir / f"{DEMO_SITE}.{HAND_KIT}.password").chmod(0o600)
+    return StackUsers(auth, services, hand, _write_kit_configs(auth, ports, kits) if kits > 0 else None)
+
+
+def service_env(name: str, base: dict[str, str], users: StackUsers) -> dict[str, str]:
+    """A service's environment: the stack's, plus its own broker user."""
+    env = dict(base)
+    username = SERVICE_USERS.get(name)
+    if username:
+        env["LAUKS_MQTT_USERNAME"] = username
+        env["LAUKS_MQTT_PASSWORD"] = users.services[username]
+    return env
+
+
+def _banner(ports: StackPorts, state_dir: Path, started: list[str], hand_kit_password: str = "") -> str:
     mq, ix = ports.mqtt, ports.influx
     lines = [
         "",
@@ -82,8 +139,10 @@ def _banner(ports: StackPorts, state_dir: Path, started: list[str]) -> str:
     lines += [
         f"  logs          {state_dir}/logs/",
         "",
-        "Publish a reading:",
-        f"  mosquitto_pub -h 127.0.0.1 -p {mq} -q 1 -t lauks/v1/demo/k01/readings \\",
+        f"Publish a reading as kit {DEMO_SITE}/{HAND_KIT} (every kit has its own user; the password is also in "
+        f"{state_dir}/{DEMO_SITE}.{HAND_KIT}.password):",
+        f"  mosquitto_pub -h 127.0.0.1 -p {mq} -u {DEMO_SITE}.{HAND_KIT} -P {hand_kit_password} -q 1 "
+        f"-t lauks/v1/{DEMO_SITE}/{HAND_KIT}/readings \\",
         "    -m '{\"v\":1,\"kit\":\"k01\",\"boot\":1,\"seq\":'$(date +%s)',\"samples\":[{\"age\":0,"
         "\"temperature\":21.5}]}'",
         "Query it:",
@@ -115,7 +174,13 @@ def up(state_dir: Path, available: set[str], kits: int = 3) -> int:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
 
-    broker = Mosquitto(state_dir / "mosquitto", ports.mqtt)
+    try:
+        users = prepare_users(state_dir, ports, kits)
+    except brokerauth.BrokerAuthError as error:
+        print(f"cannot set up the broker's users: {error}", file=sys.stderr)
+        return 1
+    broker = Mosquitto(state_dir / "mosquitto", ports.mqtt, password_file=users.auth.password_file,
+                       acl_file=users.auth.acl_file)
     store = Influxd(state_dir / "influxdb", ports.influx)
     children: list[Child] = []
     try:
@@ -125,11 +190,13 @@ def up(state_dir: Path, available: set[str], kits: int = 3) -> int:
         store.start()
         asyncio.run(_create_database(store.url, "lauks"))
         env = dict(os.environ, **env_values)
-        for name, argv in service_commands(available, kits):
-            child = Child(name, argv, logs / f"{name}.log", env=env)
+        for name, argv in service_commands(available, kits, users.kit_config_dir):
+            if name == "kits" and kits <= 0:
+                continue
+            child = Child(name, argv, logs / f"{name}.log", env=service_env(name, env, users))
             child.start()
             children.append(child)
-        print(_banner(ports, state_dir, [c.name for c in children]), flush=True)
+        print(_banner(ports, state_dir, [c.name for c in children], users.hand_kit_password), flush=True)
         while not stopping:
             watched = [c for c in (broker.child, store.child) if c is not None] + children
             for child in watched:
