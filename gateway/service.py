@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -29,8 +30,9 @@ log = logging.getLogger("lauks.gateway")
 
 
 class Gateway:
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: GatewaySettings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
+        self.clock = clock  # Unix seconds; tests replay the golden messages at their own time
         s = settings
         self.topics = s.topics
         self.dedup = Dedup(s.dedup_dir, s.gateway_dedup_window, fsync=s.gateway_fsync)
@@ -88,14 +90,14 @@ class Gateway:
         self.inflight += 1
         try:
             try:
-                outcome = self.ingest.message(topic, payload, time.time(), retained)
+                outcome = self.ingest.message(topic, payload, self.clock(), retained)
             except Exception:  # a bug must not stop the gateway: count it, keep the payload, go on
                 log.exception("could not process a message on %s", topic)
                 self.stats.write_errors += 1
                 return
             if outcome.notice is not None and outcome.notice_topic is not None:
                 self.source.publish(outcome.notice_topic, outcome.notice)
-                self.dead_letters.add(topic, payload, int(time.time() * 1000), outcome.rejections)
+                self.dead_letters.add(topic, payload, int(self.clock() * 1000), outcome.rejections)
             if outcome.drop:
                 return
             batch = self.batcher.current
@@ -251,7 +253,11 @@ class Gateway:
         except Exception as error:
             log.warning("could not make sure database %s exists yet: %r", s.influx_database, error)
         if s.gateway_http_port is not None:
-            self.http_port = await self.http.start(s.gateway_http_host, s.gateway_http_port)
+            try:
+                self.http_port = await self.http.start(s.gateway_http_host, s.gateway_http_port)
+            except OSError as error:  # ingest matters more than metrics: say so loudly and go on
+                log.error("cannot serve /metrics and /healthz on %s:%s (%s); set LAUKS_GATEWAY_HTTP_PORT to a free "
+                          "port. Ingesting anyway.", s.gateway_http_host, s.gateway_http_port, error)
         log.info("gateway %s started: spool %s (%d points waiting), batches of %d points or %d ms, metrics on :%s",
                  s.gateway_instance, self.spool.directory, self.spool.depth_points, s.gateway_batch_points,
                  s.gateway_batch_ms, self.http_port)

@@ -38,9 +38,10 @@ def settings(state_dir: Path, mqtt_port: int, influx_url: str, database: str, to
 
 
 @contextlib.asynccontextmanager
-async def running(config: GatewaySettings, connect_timeout_s: float = 10.0) -> AsyncIterator[Gateway]:
+async def running(config: GatewaySettings, connect_timeout_s: float = 10.0,
+                  clock: Callable[[], float] = time.time) -> AsyncIterator[Gateway]:
     """A gateway running in this event loop, connected to the broker; stopped (and flushed) after."""
-    gateway = Gateway(config)
+    gateway = Gateway(config, clock)
     stop = asyncio.Event()
     task = asyncio.create_task(gateway.run(stop))
     deadline = time.monotonic() + connect_timeout_s
