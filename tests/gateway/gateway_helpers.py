@@ -158,3 +158,13 @@ def publish_all(publisher: Publisher, items: Iterable[tuple[str, bytes]], rate_p
             if ahead > 0:
                 time.sleep(ahead)
     return sent
+
+
+async def until(predicate: Callable[[], bool], timeout_s: float, what: str = "") -> bool:
+    """Poll ``predicate`` (state in another process or the gateway) until true or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True

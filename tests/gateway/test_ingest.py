@@ -16,7 +16,7 @@ from typing import Any
 import paho.mqtt.client as paho
 import pytest
 from conftest import Golden
-from gateway_helpers import Publisher, count, readings, running, settings, start_child, wait_for_count
+from gateway_helpers import Publisher, count, readings, running, settings, start_child, until, wait_for_count
 from paho.mqtt.enums import CallbackAPIVersion
 
 from lauks.influx import InfluxClient
@@ -54,9 +54,7 @@ async def test_copies_of_a_message_are_stored_once(tmp_path: Path, mosquitto: Mo
         for _ in range(3):
             publisher.publish(topics.readings("s1", "k1"), readings("k1", 1, 7))
         publisher.wait_acked(4)
-        deadline = time.monotonic() + 10
-        while gateway.stats.duplicates < 3 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await until(lambda: gateway.stats.duplicates >= 3, 10)
         publisher.close()
     assert gateway.stats.duplicates == 3
     assert await count(influx, database, "SELECT count(humidity) FROM readings") == 1
@@ -167,9 +165,7 @@ async def test_sigterm_flushes_and_exits_zero(tmp_path: Path, mosquitto: Mosquit
     child = start_child(config, tmp_path / "gateway.log")
     try:
         publisher = Publisher(mosquitto.port)
-        deadline = time.monotonic() + 20
-        while "connected to MQTT" not in (tmp_path / "gateway.log").read_text() and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        assert await until(lambda: "connected to MQTT" in (tmp_path / "gateway.log").read_text(), 20)
         for seq in range(50):
             publisher.publish(topics.readings("s1", "k1"), readings("k1", 1, seq))
         publisher.wait_acked(50)
