@@ -50,6 +50,12 @@ def parse_env(text: str) -> dict[str, str]:
     return values
 
 
+def compose_path(path: Path) -> str:
+    """A host path as docker compose needs it in a bind mount: a bare name would be a named volume."""
+    text = str(path)
+    return text if text.startswith(("/", ".")) else f"./{text}"
+
+
 def render_env(hosts: list[str], state_dir: Path, secrets_by_name: dict[str, str]) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -59,7 +65,7 @@ def render_env(hosts: list[str], state_dir: Path, secrets_by_name: dict[str, str
         "# The names kits and browsers use to reach this server (the broker's certificate is made for them).",
         f"LAUKS_HOSTS={','.join(hosts)}",
         "# The host folder with the broker's users and the TLS certificates (relative to docker-compose.yml).",
-        f"LAUKS_STATE_HOST_DIR={state_dir}",
+        f"LAUKS_STATE_HOST_DIR={compose_path(state_dir)}",
         "",
         "# Ports published on the server.",
         *(f"{name}={value}" for name, value in PORT_DEFAULTS.items()),

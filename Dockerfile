@@ -1,0 +1,33 @@
+# One image for the gateway and the API of a Lauks school server (docker-compose.yml runs
+# `lauks gateway` and `lauks api` from it). Build: docker compose build.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN groupadd --system --gid 10001 lauks \
+ && useradd --system --uid 10001 --gid lauks --home-dir /state --shell /usr/sbin/nologin lauks \
+ && mkdir -p /state && chown lauks:lauks /state
+
+WORKDIR /app
+# The project's metadata first, so that a code change does not reinstall the dependencies.
+COPY pyproject.toml README.md ./
+RUN mkdir -p lauks gateway api firmware dashboards bench \
+ && for p in lauks gateway api firmware dashboards bench; do touch "$p/__init__.py"; done \
+ && pip install . && pip uninstall -y lauks
+COPY lauks ./lauks
+COPY gateway ./gateway
+COPY api ./api
+COPY firmware ./firmware
+COPY dashboards ./dashboards
+COPY bench ./bench
+RUN pip install --no-deps . && python -m lauks --help > /dev/null
+
+USER lauks
+ENV LAUKS_ENVIRONMENT=production \
+    LAUKS_STATE_DIR=/state
+VOLUME ["/state"]
+ENTRYPOINT ["lauks"]
+CMD ["--help"]
