@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from firmware.device_path import use_device_code
-from firmware.sim.board import Faults, SimBoard, SimDeepSleep, SimReboot, SimStop
+from firmware.sim.board import ESP32_RTC_START, Faults, SimBoard, SimDeepSleep, SimReboot, SimStop
 from firmware.sim.world import Clock, Weather
 
 use_device_code()
 from lauks_kit.app import Kit  # noqa: E402
+from lauks_kit.core.record import Record  # noqa: E402
 
 
 def sensors_for(kit_type: str) -> list[dict[str, Any]]:
@@ -62,6 +63,28 @@ class SimKit:
     seed: int = 0
     boards: list[SimBoard] = field(default_factory=list)
     error: BaseException | None = None
+    taken: list[float] = field(default_factory=list)  # world Unix time of every sample put in the ring
+
+
+class SimulatedKit(Kit):  # type: ignore[misc]  # the firmware's Kit, untyped MicroPython code
+    """The firmware's Kit, noting when each sample went into the ring (for tests and benchmarks)."""
+
+    def __init__(self, board: SimBoard, topic_root: str, taken: list[float]) -> None:
+        super().__init__(board, topic_root)
+        self._taken = taken
+
+    def start(self) -> bool:
+        if not super().start():
+            return False
+        append, board = self.ring.append, self.board
+
+        def noting(record: Record) -> None:
+            when = record.secs + record.ms / 1000
+            self._taken.append(when if record.synced else when - ESP32_RTC_START + board.power_on)
+            append(record)
+
+        self.ring.append = noting
+        return True
 
 
 class Simulation:
@@ -86,7 +109,7 @@ class Simulation:
             board = SimBoard(sim.root, self.clock, Weather(sim.seed), self.stop, sim.faults, first_start,
                              self.broker, rtc, woke, "" if self.quiet else prefix)
             sim.boards.append(board)
-            kit = Kit(board, self.topic_root)
+            kit = SimulatedKit(board, self.topic_root, sim.taken)
             try:
                 kit.run()
             except SimReboot:
