@@ -101,5 +101,5 @@ def init_deployment(env_file: Path, state_dir: Path, hosts: list[str], *, force:
         f"the school's CA: {ca.ca_cert} (kits need it for TLS on port {PORT_DEFAULTS['MQTT_TLS_PORT']}); "
         f"the broker's certificate is for {', '.join(hosts)}",
         "next: docker compose up -d --build; then add kits with "
-        f"`lauks kit add <site> <kit> --state-dir {state_dir}`",
+        f"`LAUKS_STATE_DIR={state_dir} lauks kit add <site> <kit> --type weather --broker-host {hosts[0]}`",
     ]
