@@ -95,6 +95,8 @@ def check_config(config: Path) -> list[str]:
 
 
 def flash(port: str, config: Path, mip: list[str], dry_run: bool = False) -> FlashPlan:
+    if not config.is_file():
+        raise ToolError(f"no config at {config}: write one with 'lauks kit add <site> <kit> --type ...'")
     found = check_config(config)
     if found:
         raise ToolError(f"{config} would not start the kit: " + "; ".join(found))
