@@ -8,19 +8,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from lauks.catalog import CATALOG
 
 Row = list[Any]
 Format = Literal["csv", "json", "parquet"]
-FLUSH_BYTES = 1 << 16
+FLUSH_ROWS = 2_000  # rows per chunk sent: about 100 kB of CSV
 PARQUET_ROWS = 50_000
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json",
                "parquet": "application/vnd.apache.parquet"}
@@ -51,16 +49,64 @@ class Shape:
 
 
 class TimeFormatter:
-    """ISO 8601 in the school's zone, with its offset (``Z`` for UTC)."""
+    """ISO 8601 in the school's zone, with its offset (``Z`` for UTC).
+
+    Formatting is the hot loop of an export, so the zone's offset is looked up once per quarter hour
+    (every zone changes offset on a quarter hour) and each day's date text once.
+    """
 
     def __init__(self, zone: ZoneInfo) -> None:
         self.zone = zone
         self.utc = zone.key == "UTC"
+        self._offsets: dict[int, tuple[int, str]] = {}
+        self._days: dict[int, str] = {}
+        self._last_ms = -1
+        self._last_text = ""
+
+    def _offset(self, quarter: int) -> tuple[int, str]:
+        found = self._offsets.get(quarter)
+        if found is None:
+            if len(self._offsets) > 10_000:
+                self._offsets.clear()
+            delta = datetime.fromtimestamp(quarter * 900, self.zone).utcoffset()
+            seconds = int(delta.total_seconds()) if delta is not None else 0
+            if self.utc:
+                suffix = "Z"
+            else:
+                sign = "-" if seconds < 0 else "+"
+                hours, minutes = divmod(abs(seconds) // 60, 60)
+                suffix = f"{sign}{hours:02d}:{minutes:02d}"
+            found = self._offsets[quarter] = (seconds * 1000, suffix)
+        return found
 
     def __call__(self, ms: int) -> str:
-        moment = datetime.fromtimestamp(ms / 1000, self.zone)
-        text = moment.isoformat(timespec="seconds" if ms % 1000 == 0 else "milliseconds")
-        return text[:-6] + "Z" if self.utc else text
+        if ms == self._last_ms:
+            return self._last_text
+        found = self._offsets.get(ms // 900_000)
+        offset, suffix = found if found is not None else self._offset(ms // 900_000)
+        day, rest = divmod(ms + offset, 86_400_000)
+        prefix = self._days.get(day)
+        if prefix is None:
+            if len(self._days) > 10_000:
+                self._days.clear()
+            prefix = self._days[day] = (date(1970, 1, 1) + timedelta(days=day)).isoformat() + "T"
+        second, milli = divmod(rest, 1000)
+        if milli:
+            text = f"{prefix}{_clock()[second]}.{milli:03d}{suffix}"
+        else:
+            text = prefix + _clock()[second] + suffix
+        self._last_ms, self._last_text = ms, text
+        return text
+
+
+_CLOCK: list[str] = []
+
+
+def _clock() -> list[str]:
+    """``HH:MM:SS`` for every second of a day, made once (about 5 MB) and shared by every export."""
+    if not _CLOCK:
+        _CLOCK.extend(f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60))
+    return _CLOCK
 
 
 async def tidy_rows(chunks: AsyncIterator[list[Row]], shape: Shape) -> AsyncIterator[list[Row]]:
@@ -113,6 +159,19 @@ def _number(value: Any, comma: bool) -> str:
     return text.replace(".", ",") if comma else text
 
 
+def _value_texts(decimal_comma: bool) -> dict[Any, str]:
+    return {}
+
+
+def _value_text(texts: dict[Any, str], value: Any, decimal_comma: bool) -> str:
+    """A value's CSV text, remembered: sensor values repeat a lot, and repr is the slow part of an export."""
+    text = _number(value, decimal_comma)
+    if len(texts) > 200_000:
+        texts.clear()
+    texts[value] = text
+    return text
+
+
 def _csv_text(value: str, sep: str) -> str:
     if sep in value or '"' in value or "\n" in value or "\r" in value:
         return '"' + value.replace('"', '""') + '"'
@@ -120,24 +179,46 @@ def _csv_text(value: str, sep: str) -> str:
 
 
 async def csv_bytes(rows: AsyncIterator[list[Row]], shape: Shape, *, decimal_comma: bool = False,
-                    bom: bool = False) -> AsyncIterator[bytes]:
-    """CSV (RFC 4180, CRLF); with ``decimal_comma`` the separator is ';' as spreadsheets in LV/LT expect."""
+                    bom: bool = False, raw: bool = False) -> AsyncIterator[bytes]:
+    """CSV (RFC 4180, CRLF); with ``decimal_comma`` the separator is ';' as spreadsheets in LV/LT expect.
+
+    ``raw``: for the tidy layout, ``rows`` are the stored rows ``[time, kit, value...]`` and are made tidy
+    here, in the same pass (the hot path of a big export).
+    """
     sep = ";" if decimal_comma else ","
     fmt = TimeFormatter(shape.zone)
     head = sep.join(_csv_text(c, sep) for c in shape.columns) + "\r\n"
     buffer: list[str] = [("\ufeff" if bom else "") + head]
     size = 0
     tidy = shape.layout == "tidy"
+    quantity_units = [f"{sep}{q}{sep}" for q in shape.quantities]
+    unit_ends = [f"{sep}{_csv_text(CATALOG[q].unit, sep)}\r\n" for q in shape.quantities]
     async for chunk in rows:
-        for row in chunk:
-            if tidy:
-                line = (f"{fmt(row[0])}{sep}{row[1]}{sep}{row[2]}{sep}{_number(row[3], decimal_comma)}{sep}"
-                        f"{_csv_text(row[4], sep)}\r\n")
+        if tidy and raw:
+            append = buffer.append
+            texts = _value_texts(decimal_comma)
+            if len(quantity_units) == 1:  # one quantity: the common case, unrolled
+                middle, tail = quantity_units[0], unit_ends[0]
+                for t, kit, value in chunk:
+                    if value is not None:
+                        text = texts.get(value) or _value_text(texts, value, decimal_comma)
+                        append(f"{fmt(t)}{sep}{kit}{middle}{text}{tail}")
             else:
-                line = fmt(row[0]) + sep + sep.join(_number(v, decimal_comma) for v in row[1:]) + "\r\n"
-            buffer.append(line)
-            size += len(line)
-        if size >= FLUSH_BYTES:
+                for row in chunk:
+                    stamp = fmt(row[0]) + sep + row[1]
+                    for value, middle, tail in zip(row[2:], quantity_units, unit_ends, strict=True):
+                        if value is not None:
+                            text = texts.get(value) or _value_text(texts, value, decimal_comma)
+                            append(f"{stamp}{middle}{text}{tail}")
+        elif tidy:
+            for row in chunk:
+                buffer.append(f"{fmt(row[0])}{sep}{row[1]}{sep}{row[2]}{sep}{_number(row[3], decimal_comma)}{sep}"
+                              f"{_csv_text(row[4], sep)}\r\n")
+        else:
+            for row in chunk:
+                buffer.append(fmt(row[0]) + sep + sep.join(_number(v, decimal_comma) for v in row[1:]) + "\r\n")
+        size += len(chunk)
+        if size >= FLUSH_ROWS:
             yield "".join(buffer).encode()
             buffer, size = [], 0
     yield "".join(buffer).encode()
@@ -194,7 +275,9 @@ class _Sink:
         return data
 
 
-def parquet_schema(shape: Shape) -> pa.Schema:
+def parquet_schema(shape: Shape) -> Any:
+    import pyarrow as pa  # imported when a Parquet file is asked for: it costs ~60 MB of memory
+
     time_type = pa.timestamp("ms", tz=shape.zone.key)
     if shape.layout == "tidy":
         return pa.schema([("time", time_type), ("kit", pa.string()), ("quantity", pa.string()),
@@ -212,6 +295,9 @@ def _columns(rows: Iterable[Row], width: int) -> list[list[Any]]:
 
 async def parquet_bytes(rows: AsyncIterator[list[Row]], shape: Shape) -> AsyncIterator[bytes]:
     """Parquet, one row group per ``PARQUET_ROWS`` rows, each sent as soon as it is written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     schema = parquet_schema(shape)
     sink = _Sink()
     writer = pq.ParquetWriter(sink, schema, compression="zstd")

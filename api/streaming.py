@@ -22,6 +22,8 @@ def body(client: InfluxClient, database: str, request: ReadingsRequest, fmt: exp
          kit_in_names: bool = True) -> AsyncIterator[bytes]:
     shape = shape_of(request, kit_in_names)
     chunks = source.rows(client, database, request)
+    if fmt == "csv" and request.layout == "tidy":
+        return export.csv_bytes(chunks, shape, decimal_comma=decimal_comma, raw=True)
     rows = export.tidy_rows(chunks, shape) if request.layout == "tidy" else export.wide_rows(chunks, shape)
     if fmt == "csv":
         return export.csv_bytes(rows, shape, decimal_comma=decimal_comma)

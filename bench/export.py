@@ -1,0 +1,155 @@
+"""Benchmark: CSV export of 1,000,000 stored points through the API, against a raw chunked InfluxDB /query.
+
+    python -m bench.export [--points 1000000] [--kits 20]
+
+Starts its own InfluxDB and `lauks api` on free loopback ports, writes the points the gateway's way
+(`readings`, tags site and kit, one float field, ms precision), then times the same window twice:
+InfluxDB's own chunked /query (JSON lines, parsed), and GET /v1/sites/<site>/readings as CSV, while
+sampling the API process's RSS. The last line is ``ratio=<API rows/s ÷ raw rows/s>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import orjson
+import psutil
+
+from lauks import influxql
+from lauks.influx import InfluxClient
+from lauks.services import Influxd, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+START = datetime(2025, 1, 1, tzinfo=UTC)
+SITE = "bench"
+
+
+async def seed(url: str, database: str, points: int, kits: int) -> None:
+    per_kit = points // kits
+    start_ms = int(START.timestamp() * 1000)
+    async with InfluxClient(url, timeout_s=120) as client:
+        await client.create_database(database)
+        batch: list[str] = []
+        for minute in range(per_kit):
+            t = start_ms + minute * 60_000
+            for k in range(kits):
+                batch.append(f"readings,kit=k{k:02d},site={SITE} temperature={(minute % 600) / 10 - 20.0!r} {t}")
+            if len(batch) >= 10_000:
+                await client.write(database, batch)
+                batch = []
+        if batch:
+            await client.write(database, batch)
+
+
+def raw_query(url: str, database: str, end: datetime) -> tuple[int, float]:
+    statement = (f'SELECT "kit", "temperature" FROM "readings" WHERE "site" = {influxql.string(SITE)} '
+                 f"AND time >= {influxql.time_literal(START)} AND time < {influxql.time_literal(end)}")
+    rows = 0
+    began = time.perf_counter()
+    params = {"db": database, "q": statement, "chunked": "true", "chunk_size": "20000", "epoch": "ms"}
+    with httpx.stream("GET", f"{url}/query", params=params, timeout=300) as response:
+        for line in response.iter_lines():
+            if line.strip():
+                for result in orjson.loads(line)["results"]:
+                    for series in result.get("series", []):
+                        rows += len(series["values"])
+    return rows, time.perf_counter() - began
+
+
+def api_export(api_url: str, token: str, end: datetime, process: psutil.Process) -> tuple[int, float, int, int]:
+    peak = [process.memory_info().rss]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            try:
+                peak[0] = max(peak[0], process.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    params = {"start": START.isoformat(), "end": end.isoformat(), "quantities": "temperature"}
+    lines = 0
+    size = 0
+    began = time.perf_counter()
+    with httpx.stream("GET", f"{api_url}/v1/sites/{SITE}/readings", params=params, timeout=600,
+                      headers={"Authorization": f"Bearer {token}"}) as response:
+        response.raise_for_status()
+        for chunk in response.iter_bytes():
+            lines += chunk.count(b"\n")
+            size += len(chunk)
+    elapsed = time.perf_counter() - began
+    stop.set()
+    sampler.join()
+    return lines - 1, elapsed, peak[0], size
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--kits", type=int, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="lauks-bench-") as tmp:
+        state = Path(tmp)
+        store = Influxd(state / "influxdb", free_port())
+        store.start()
+        api: subprocess.Popen[bytes] | None = None
+        try:
+            database = "bench"
+            began = time.perf_counter()
+            asyncio.run(seed(store.url, database, args.points, args.kits))
+            print(f"seeded {args.points} points ({args.kits} kits) in {time.perf_counter() - began:.1f} s")
+            end = START + timedelta(minutes=args.points // args.kits)
+            env = {**os.environ, "LAUKS_STATE_DIR": str(state), "LAUKS_INFLUX_URL": store.url,
+                   "LAUKS_INFLUX_DATABASE": database, "LAUKS_API_PORT": str(free_port()),
+                   "LAUKS_API_RATE_LIMIT_PER_MINUTE": "100000"}
+
+            def lauks(*argv: str) -> str:
+                return subprocess.run([sys.executable, "-m", "lauks", *argv], env=env, cwd=ROOT, check=True,
+                                      capture_output=True, text=True).stdout.strip()
+
+            lauks("site", "add", SITE)
+            for k in range(args.kits):
+                lauks("kit", "register", SITE, f"k{k:02d}")
+            token = lauks("token", "create", "--name", "bench")
+            api = subprocess.Popen([sys.executable, "-m", "lauks", "api"], env=env, cwd=ROOT,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            api_url = f"http://127.0.0.1:{env['LAUKS_API_PORT']}"
+            for _ in range(300):
+                try:
+                    httpx.get(f"{api_url}/v1/health", timeout=1)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            raw_rows, raw_s = raw_query(store.url, database, end)
+            rows, api_s, peak, size = api_export(api_url, token, end, psutil.Process(api.pid))
+            raw_rate = raw_rows / raw_s
+            api_rate = rows / api_s
+            print(f"raw InfluxDB chunked /query: {raw_rows} rows in {raw_s:.2f} s = {raw_rate:,.0f} rows/s")
+            print(f"API CSV export: {rows} rows ({size / 1e6:.1f} MB) in {api_s:.2f} s = {api_rate:,.0f} rows/s, "
+                  f"peak RSS of the API {peak / 1e6:.0f} MB")
+            if rows != raw_rows:
+                print(f"WARNING: the API gave {rows} rows, InfluxDB {raw_rows}")
+            print(f"ratio={api_rate / raw_rate:.2f}")
+        finally:
+            if api is not None:
+                api.terminate()
+                api.wait(timeout=10)
+            store.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
