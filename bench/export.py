@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 import orjson
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 from lauks import influxql
 from lauks.influx import InfluxClient
