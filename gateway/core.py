@@ -236,12 +236,18 @@ class Batch:
 
 
 class Batcher:
-    """Groups lines into batches: a batch is due at ``max_points`` lines or ``max_delay_s`` after its first."""
+    """Groups lines into batches: a batch is due at ``max_points`` lines, ``max_messages`` messages or
+    ``max_delay_s`` after its first, whichever comes first."""
 
-    def __init__(self, max_points: int, max_delay_s: float) -> None:
+    def __init__(self, max_points: int, max_delay_s: float, max_messages: int | None = None) -> None:
         self.max_points = max_points
         self.max_delay_s = max_delay_s
+        self.max_messages = max_messages or max_points
         self.current = Batch()
+
+    @property
+    def full(self) -> bool:
+        return len(self.current.lines) >= self.max_points or len(self.current.tokens) >= self.max_messages
 
     def add(self, lines: list[str], token: Any, now: float) -> bool:
         """Add a message's lines; True if the batch is now full."""
@@ -249,7 +255,7 @@ class Batcher:
             self.current.started = now
         self.current.lines.extend(lines)
         self.current.tokens.append(token)
-        return len(self.current.lines) >= self.max_points
+        return self.full
 
     def due_at(self) -> float | None:
         if not self.current.tokens and not self.current.lines:

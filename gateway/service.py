@@ -23,6 +23,7 @@ from gateway.http import StatsCollector, StatusServer
 from gateway.mqtt import MqttSource
 from gateway.settings import GatewaySettings
 from gateway.spool import Spool
+from gateway.writer import ThreadedWriter
 from lauks.influx import InfluxUnavailable, InfluxWriteRejected
 from lauks.topics import Kind
 
@@ -40,8 +41,10 @@ class Gateway:
         self.dead_letters = DeadLetters(s.dead_letter_dir, s.gateway_dead_letter_bytes)
         self.ingest = Ingest(self.topics, self.dedup)
         self.stats = self.ingest.stats
-        self.batcher = Batcher(s.gateway_batch_points, s.gateway_batch_ms / 1000)
-        self.influx = s.influx_client()
+        # a batch is also due at half the in-flight window: the broker sends no more until we acknowledge
+        self.batcher = Batcher(s.gateway_batch_points, s.gateway_batch_ms / 1000,
+                               max_messages=max(1, s.gateway_max_inflight // 2))
+        self.influx = ThreadedWriter(s)
         if s.gateway_share_group:
             filters = [self.topics.shared_filter(s.gateway_share_group, k) for k in (Kind.READINGS, Kind.STATUS)]
         else:
@@ -121,7 +124,7 @@ class Gateway:
                 await self._wake.wait()
                 continue
             delay = due - time.monotonic()
-            if delay > 0 and len(self.batcher.current.lines) < self.batcher.max_points and not self.stopping:
+            if delay > 0 and not self.batcher.full and not self.stopping:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), delay)

@@ -268,6 +268,16 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_finite_number(value: Any) -> bool:
+    """A number a float can hold: an integer beyond a float's range (10**400) is not finite either."""
+    if not _is_number(value):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _decode_sample(index: int, raw: Any, received_at: float, rejections: list[Rejection]) -> Sample | None:
     where = f"sample {index}"
     if not isinstance(raw, dict):
@@ -284,9 +294,13 @@ def _decode_sample(index: int, raw: Any, received_at: float, rejections: list[Re
         if name == "t" or name == "age":
             continue
         spec = CATALOG.get(name)
-        if spec is None:
+        kind = type(value)
+        # the common case first: a plain number inside the range (NaN and infinity fail the comparison)
+        if spec is not None and (kind is float or kind is int) and spec.minimum <= value <= spec.maximum:
+            values[name] = float(value)
+        elif spec is None:
             rejections.append(_unknown_quantity(index, name))
-        elif not _is_number(value) or not math.isfinite(value):
+        elif not _is_finite_number(value):
             rejections.append(
                 Rejection(Reason.NOT_A_NUMBER, f"{name} {_short(value)!r} is not a number", sample=index,
                           field=name, value=_short(value))
@@ -332,7 +346,7 @@ def _sample_time(index: int, raw: dict[str, Any], received_at: float,
         return None
     key = "t" if has_t else "age"
     value = raw[key]
-    if not _is_number(value) or not math.isfinite(value):
+    if not _is_finite_number(value):
         rejections.append(Rejection(Reason.BAD_TIME, f"{where}: '{key}' must be a number, not {_short(value)!r}",
                                     sample=index, field=key, value=_short(value)))
         return None

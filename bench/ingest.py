@@ -1,0 +1,71 @@
+"""Ingest throughput: the gateway against the broker's own ceiling, on our message mix.
+
+    python -m bench.ingest [--messages 100000] [--kits 20]
+
+1. The ceiling: ``mosquitto_sub -q 1`` (the C client) drains the messages as C publishers send them.
+2. The gateway (``lauks gateway`` as a child process, fsync on) takes the same messages; the time
+   runs from the first publish until InfluxDB holds every sample.
+Prints both rates and, on the last line, ``ratio=<gateway msg/s / ceiling msg/s>`` (target >= 0.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import time
+
+from bench.gateway_common import influx_count, message_mix, metrics, publish_with_c_clients, stack
+from lauks.services import find_program
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--kits", type=int, default=20)
+    parser.add_argument("--batch-points", type=int, default=5000)
+    parser.add_argument("--batch-ms", type=int, default=50)
+    parser.add_argument("--max-inflight", type=int, default=1000)
+    args = parser.parse_args()
+    per_kit, samples = message_mix(args.kits, args.messages)
+    print(f"messages={args.messages} samples={samples} kits={args.kits} (90% one sample, 10% a 10-sample backfill)")
+    with stack() as s:
+        # --- the ceiling: the C subscriber at QoS 1 ---
+        sub = subprocess.Popen([find_program("mosquitto_sub"), "-h", "127.0.0.1", "-p", str(s.broker.port), "-q", "1",
+                                "-t", "lauks/v1/+/+/readings", "-C", str(args.messages)], stdout=subprocess.DEVNULL)
+        time.sleep(0.5)
+        started = time.monotonic()
+        publish_s = publish_with_c_clients(s.broker.port, per_kit, s.directory)
+        sub.wait(600)
+        ceiling_s = time.monotonic() - started
+        ceiling = args.messages / ceiling_s
+        print(f"ceiling (mosquitto_sub, QoS 1): {ceiling:,.0f} msg/s  ({ceiling_s:.2f} s; publishing took "
+              f"{publish_s:.2f} s)")
+
+        # --- the gateway ---
+        database = "bench"
+        s.start_gateway(database, LAUKS_GATEWAY_BATCH_POINTS=str(args.batch_points),
+                        LAUKS_GATEWAY_BATCH_MS=str(args.batch_ms), LAUKS_GATEWAY_MAX_INFLIGHT=str(args.max_inflight))
+        started = time.monotonic()
+        publish_s = publish_with_c_clients(s.broker.port, per_kit, s.directory)
+        deadline = time.monotonic() + 600
+        stored = 0
+        while time.monotonic() < deadline:
+            stored = influx_count(s.store.url, database, "SELECT count(temperature) FROM readings")
+            if stored >= samples:
+                break
+            time.sleep(0.1)
+        gateway_s = time.monotonic() - started
+        figures = metrics(s.http_port)
+        code = s.stop_gateway()
+        rate = args.messages / gateway_s
+        print(f"gateway: {rate:,.0f} msg/s, {samples / gateway_s:,.0f} samples/s stored in InfluxDB "
+              f"({gateway_s:.2f} s; {stored} of {samples} samples; publishing took {publish_s:.2f} s)")
+        print(f"gateway counters: received={figures.get('lauks_gateway_received_total', 0):.0f} "
+              f"duplicates={figures.get('lauks_gateway_duplicates_total', 0):.0f} "
+              f"write p50={figures.get('lauks_gateway_write_latency_ms_p50', 0):.1f} ms "
+              f"p99={figures.get('lauks_gateway_write_latency_ms_p99', 0):.1f} ms; exit code {code}")
+        print(f"ratio={rate / ceiling:.2f}")
+
+
+if __name__ == "__main__":
+    main()
