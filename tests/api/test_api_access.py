@@ -93,3 +93,20 @@ def test_share_codes_forgive_case_spaces_and_dashes_but_not_lookalikes() -> None
     assert sharecode.normalise(sharecode.display(code).lower()) == code
     assert sharecode.normalise(" " + code[:4] + " " + code[4:] + " ") == code
     assert sharecode.normalise("O0IL-1234") is None and sharecode.normalise(code + "A") is None
+
+
+async def test_a_store_that_is_down_gives_503_for_readings_and_kits_without_status(tmp_path: Path,
+                                                                                   database: str) -> None:
+    from lauks.services import free_port
+
+    settings = api_settings_for(tmp_path, f"http://127.0.0.1:{free_port()}", database, influx_timeout_s=2)
+    async for api in running(settings):
+        api.add_site("s")
+        api.add_kits("s", "k")
+        response = await api.get("/v1/sites/s/readings", params={"start": "2025-03-01", "end": "2025-03-02",
+                                                                   "quantities": "temperature"})
+        assert response.status_code == 503 and "try again" in response.json()["message"]
+        kits = (await api.get("/v1/sites/s/kits")).json()
+        assert kits[0]["name"] == "k" and kits[0]["status"] is None
+        assert (await api.get("/v1/sites/s/latest")).status_code == 503
+        assert (await api.client.get("/v1/health")).json()["store"] is False
