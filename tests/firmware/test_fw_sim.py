@@ -154,3 +154,18 @@ def test_lauks_kit_simulate_runs_and_stops_cleanly_on_sigterm(
         inbox.close()
     assert proc.returncode == 0, err.decode()[-2000:]
     assert (tmp_path / "sim-kits" / "demo-sim01" / "ring" / "cursor.json").exists()
+
+
+def test_a_deep_sleeping_kit_keeps_boot_and_seq_and_reports_its_awake_time(
+        tmp_path: Path, mosquitto: Mosquitto, topics: Topics) -> None:
+    cfg = kit_config("demo", "s1", "weather", interval_s=10)
+    cfg["deep_sleep"] = True
+    kits = [SimKit(tmp_path / "a", cfg, seed=1)]
+    with running(tmp_path, mosquitto.port, topics, kits) as (_, inbox):
+        assert inbox.wait_for(lambda: len(inbox.of("readings", "s1")) >= 3)
+    readings = inbox.of("readings", "s1")
+    assert {m["boot"] for m in readings} == {0}
+    assert [m["seq"] for m in readings] == list(range(len(readings)))
+    sleeping = [s for s in inbox.of("status", "s1") if s["state"] == "sleeping"]
+    assert sleeping and all(s["awake_ms"] >= 0 for s in sleeping[1:])
+    assert len(kits[0].boards) >= 3  # every wake-up is a fresh start of the firmware, RAM lost
