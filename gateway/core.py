@@ -131,6 +131,7 @@ class Ingest:
             self.stats.ignored += 1
             return Outcome(drop=True)
         now_ms = int(now_s * 1000)
+        now_s = now_ms / 1000  # the receipt time as recorded for de-duplication, so a copy re-dates identically
         try:
             if where.kind is Kind.READINGS:
                 return self._readings(where.site, where.kit, payload, now_s, now_ms)

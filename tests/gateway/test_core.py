@@ -57,6 +57,16 @@ def test_a_copy_of_an_unstored_message_keeps_the_first_receipt_time(tmp_path: Pa
     assert again.lines[0] == first.lines[0]
 
 
+def test_a_copy_re_dated_after_a_restart_lands_on_the_very_same_millisecond(tmp_path: Path) -> None:
+    core = ingest(tmp_path)
+    first = core.message(TOPICS.readings("s", "k1"), message(6, samples=[{"age": 0.3333, "humidity": 50}]),
+                         NOW + 0.0007)
+    core.dedup.persist()
+    again = ingest(tmp_path).message(TOPICS.readings("s", "k1"),
+                                     message(6, samples=[{"age": 0.3333, "humidity": 50}]), NOW + 9)
+    assert again.lines[0] == first.lines[0]
+
+
 def test_the_dedup_log_survives_a_restart_and_stays_bounded(tmp_path: Path) -> None:
     dedup = Dedup(tmp_path, window=16, fsync=False)
     for seq in range(100):
