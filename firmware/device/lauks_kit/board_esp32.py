@@ -104,7 +104,16 @@ class Board:
         sock.connect(addr)
         if tls:
             import ssl
-            sock = ssl.wrap_socket(sock, server_hostname=host)
+            if hasattr(ssl, "SSLContext"):  # MicroPython 1.23+
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                try:
+                    with open("/ca.pem", "rb") as f:  # the school's CA (lauks tls), when flashed with the kit
+                        ctx.load_verify_locations(cadata=f.read())
+                except OSError:
+                    ctx.verify_mode = ssl.CERT_NONE  # no CA on the kit: encrypted, not authenticated
+                sock = ctx.wrap_socket(sock, server_hostname=host)
+            else:
+                sock = ssl.wrap_socket(sock, server_hostname=host)
         return sock
 
     # sensors
