@@ -1,0 +1,99 @@
+"""An InfluxDB outage at a steady 1,000 msg/s: the gateway's peak memory, then how fast the spool drains.
+
+    python -m bench.outage [--outage-s 40] [--rate 1000]      # about a minute
+    python -m bench.outage --full                              # the 5-minute outage of the issue
+
+Prints the gateway's peak RSS during the outage (target <= 150 MB) and the spool's drain rate once
+InfluxDB is back, divided by the arrival rate (target >= 10), while messages keep arriving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+
+from bench.gateway_common import Publisher, influx_count, metrics, rss_mb, stack
+
+KITS = 20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--outage-s", type=float, default=40.0)
+    parser.add_argument("--full", action="store_true", help="a 5-minute outage")
+    args = parser.parse_args()
+    outage_s = 300.0 if args.full else args.outage_s
+    with stack() as s:
+        database = "outage"
+        s.start_gateway(database)
+        assert s.gateway is not None
+        publisher = Publisher(s.broker.port)
+        stop = threading.Event()
+        sent = [0]
+
+        def publish() -> None:
+            started = time.time()
+            index = 0
+            while not stop.is_set():
+                wait = started + index / args.rate - time.time()
+                if wait > 0:
+                    time.sleep(wait)
+                kit = f"k{index % KITS}"
+                payload = json.dumps({"v": 1, "kit": kit, "boot": 1, "seq": index, "samples": [
+                    {"age": 0, "temperature": 20.0 + (index % 50) / 10}]}).encode()
+                publisher.publish(f"lauks/v1/bench/{kit}/readings", payload)
+                index += 1
+                sent[0] = index
+
+        thread = threading.Thread(target=publish, daemon=True)
+        thread.start()
+        time.sleep(5)
+        base_rss = rss_mb(s.gateway.pid)
+        print(f"steady: {args.rate:.0f} msg/s, gateway RSS {base_rss:.0f} MB; stopping InfluxDB for {outage_s:.0f} s")
+        s.store.stop()
+        peak = base_rss
+        outage_end = time.monotonic() + outage_s
+        while time.monotonic() < outage_end:
+            peak = max(peak, rss_mb(s.gateway.pid))
+            time.sleep(0.5)
+        before = metrics(s.http_port)
+        depth = before.get("lauks_gateway_spool_depth_points", 0)
+        print(f"during the outage: peak RSS {peak:.0f} MB; {depth:.0f} points in the spool; "
+              f"inflight {before.get('lauks_gateway_inflight', 0):.0f}")
+        s.store.start()
+        restarted = time.monotonic()
+        replayed_before = before.get("lauks_gateway_replayed_points_total", 0)
+        drained_at = None
+        while time.monotonic() - restarted < 300:
+            figures = metrics(s.http_port)
+            peak = max(peak, rss_mb(s.gateway.pid))
+            if figures.get("lauks_gateway_spool_depth_points", 1) == 0 and \
+                    figures.get("lauks_gateway_replayed_points_total", 0) > replayed_before:
+                drained_at = time.monotonic()
+                break
+            time.sleep(0.05)
+        figures = metrics(s.http_port)
+        stop.set()
+        thread.join()
+        publisher.close()
+        time.sleep(2)
+        stored = influx_count(s.store.url, database, "SELECT count(temperature) FROM readings")
+        s.stop_gateway()
+    if drained_at is None:
+        print("the spool did not drain within 300 s")
+        print("drain_ratio=0")
+        return
+    drain_s = drained_at - restarted
+    replayed = figures.get("lauks_gateway_replayed_points_total", 0) - replayed_before
+    drain_rate = replayed / drain_s
+    print(f"after InfluxDB came back: {replayed:.0f} points replayed in {drain_s:.2f} s "
+          f"(from InfluxDB answering again) = {drain_rate:,.0f} points/s while {args.rate:.0f} msg/s kept arriving")
+    print(f"stored {stored} of {sent[0]} published; peak RSS {peak:.0f} MB (target <= 150)")
+    print(f"drain_ratio={drain_rate / args.rate:.1f}")
+
+
+if __name__ == "__main__":
+    main()
