@@ -1,0 +1,115 @@
+"""Which MQTT client for the gateway: receive our message mix at QoS 1, run the gateway's core on each
+message (decode, validate, de-duplicate, line protocol) and acknowledge by hand.
+
+    python -m bench.gateway_clients [--messages 50000]
+
+No InfluxDB here: this isolates the client's cost per message. Prints msg/s per client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import threading
+import time
+
+from bench.gateway_common import message_mix, publish_with_c_clients, stack
+from gateway.core import Ingest
+from gateway.dedup import Dedup
+from lauks.topics import Topics
+
+FILTER = "lauks/v1/+/+/readings"
+
+
+def run_gmqtt(port: int, total: int, publish: threading.Thread, coalesce: bool) -> float:
+    import gmqtt
+    from gmqtt.mqtt.constants import MQTTv50
+
+    from gateway.mqtt import coalesce_writes
+
+    ingest = Ingest(Topics("lauks"), Dedup(None))
+
+    async def main() -> float:
+        done = asyncio.Event()
+        count = 0
+
+        async def on_message(client: object, topic: str, payload: bytes, qos: int, properties: object) -> int:
+            nonlocal count
+            ingest.message(topic, payload, time.time())
+            count += 1
+            if count >= total:
+                done.set()
+            return 0
+
+        client = gmqtt.Client(f"bench-gmqtt-{coalesce}", optimistic_acknowledgement=False, receive_maximum=1000)
+        client.on_message = on_message
+        await client.connect("127.0.0.1", port, version=MQTTv50)
+        if coalesce:
+            coalesce_writes(client)
+        client.subscribe(FILTER, qos=1)
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        publish.start()
+        await asyncio.wait_for(done.wait(), 300)
+        elapsed = time.monotonic() - started
+        await client.disconnect()
+        return total / elapsed
+
+    return asyncio.run(main())
+
+
+def run_paho(port: int, total: int, publish: threading.Thread) -> float:
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    ingest = Ingest(Topics("lauks"), Dedup(None))
+    done = threading.Event()
+    count = 0
+
+    def on_message(client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+        nonlocal count
+        ingest.message(message.topic, message.payload, time.time())
+        client.ack(message.mid, message.qos)
+        count += 1
+        if count >= total:
+            done.set()
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-paho", manual_ack=True)
+    client.max_inflight_messages_set(1000)
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.subscribe(FILTER, qos=1)
+    client.loop_start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    publish.start()
+    done.wait(300)
+    elapsed = time.monotonic() - started
+    client.loop_stop()
+    client.disconnect()
+    return total / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=50_000)
+    args = parser.parse_args()
+    per_kit, _ = message_mix(20, args.messages)
+    with stack() as s:
+        def publisher() -> threading.Thread:
+            return threading.Thread(target=publish_with_c_clients, args=(s.broker.port, per_kit, s.directory))
+
+        for name, run in (
+            ("paho-mqtt 2, manual_ack, threaded loop", lambda t: run_paho(s.broker.port, args.messages, t)),
+            ("gmqtt, ack after the async handler", lambda t: run_gmqtt(s.broker.port, args.messages, t, False)),
+            ("gmqtt, ack after the handler, PUBACKs coalesced (the gateway)",
+             lambda t: run_gmqtt(s.broker.port, args.messages, t, True)),
+        ):
+            thread = publisher()
+            rate = run(thread)
+            thread.join()
+            print(f"{name}: {rate:,.0f} msg/s")
+
+
+if __name__ == "__main__":
+    main()
