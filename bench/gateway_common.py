@@ -107,7 +107,7 @@ def message_mix(kits: int, messages: int, seed: int = 1, now: float | None = Non
     """Our mix: 90 % one weather sample with 5 quantities and 't'; 10 % a backfill of 10 samples after an
     outage. Lines per kit (JSON, one message each) and the number of samples in all."""
     rng = random.Random(seed)
-    start = int(now or time.time()) - 3600
+    start = int(now or time.time()) - 3600 - messages // kits - 1  # every sample in the past
     per_kit: list[list[str]] = [[] for _ in range(kits)]
     samples = 0
     for index in range(messages):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+import sys
 import time
 
 from bench.gateway_common import influx_count, message_mix, metrics, publish_with_c_clients, stack
@@ -19,6 +20,7 @@ from lauks.services import find_program
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--kits", type=int, default=20)
@@ -52,6 +54,12 @@ def main() -> None:
         while time.monotonic() < deadline:
             stored = influx_count(s.store.url, database, "SELECT count(temperature) FROM readings")
             if stored >= samples:
+                break
+            figures = metrics(s.http_port)
+            if figures.get("lauks_gateway_received_total", 0) >= args.messages and \
+                    figures.get("lauks_gateway_inflight", 1) == 0 and \
+                    figures.get("lauks_gateway_rejected_messages_total", 0) > 0:
+                print("some samples were rejected: the message mix is wrong", flush=True)
                 break
             time.sleep(0.1)
         gateway_s = time.monotonic() - started
