@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--batch-points", type=int, default=5000)
     parser.add_argument("--batch-ms", type=int, default=50)
     parser.add_argument("--max-inflight", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=1, help="gateway worker processes (one share group)")
     args = parser.parse_args()
     per_kit, samples = message_mix(args.kits, args.messages)
     print(f"messages={args.messages} samples={samples} kits={args.kits} (90% one sample, 10% a 10-sample backfill)")
@@ -46,7 +47,8 @@ def main() -> None:
         # --- the gateway ---
         database = "bench"
         s.start_gateway(database, LAUKS_GATEWAY_BATCH_POINTS=str(args.batch_points),
-                        LAUKS_GATEWAY_BATCH_MS=str(args.batch_ms), LAUKS_GATEWAY_MAX_INFLIGHT=str(args.max_inflight))
+                        LAUKS_GATEWAY_BATCH_MS=str(args.batch_ms), LAUKS_GATEWAY_MAX_INFLIGHT=str(args.max_inflight),
+                        LAUKS_GATEWAY_WORKERS=str(args.workers))
         started = time.monotonic()
         publish_s = publish_with_c_clients(s.broker.port, per_kit, s.directory)
         deadline = time.monotonic() + 600

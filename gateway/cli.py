@@ -1,13 +1,18 @@
-"""``lauks gateway``: run the gateway until SIGTERM or Ctrl-C."""
+"""``lauks gateway``: run the gateway until SIGTERM or Ctrl-C (one process, or several workers)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import signal
+import subprocess
 import sys
+import time
 from typing import Any
+
+log = logging.getLogger("lauks.gateway")
 
 
 def register(commands: argparse._SubParsersAction[Any], kit_commands: argparse._SubParsersAction[Any]) -> None:
@@ -32,6 +37,8 @@ def run_gateway(args: argparse.Namespace) -> int:
     except ValidationError as error:
         print(f"lauks gateway: the settings are not valid:\n{error}", file=sys.stderr)
         return 2
+    if settings.gateway_workers > 1:
+        return supervise(settings, args.log_level)
     return asyncio.run(_main(settings))
 
 
@@ -45,3 +52,48 @@ async def _main(settings: Any) -> int:
     gateway = Gateway(settings)
     await gateway.run(stop)
     return 0
+
+
+def worker_env(settings: Any, index: int) -> dict[str, str]:
+    """The environment of worker ``index``: its own instance, client id, state and port; one share group."""
+    env = dict(os.environ)
+    instance = f"{settings.gateway_instance}-w{index}"
+    env.update({
+        "LAUKS_GATEWAY_WORKERS": "1",
+        "LAUKS_GATEWAY_INSTANCE": instance,
+        "LAUKS_GATEWAY_CLIENT_ID": f"{settings.client_id}-w{index}",
+        "LAUKS_GATEWAY_SHARE_GROUP": settings.gateway_share_group or "lauks-gateway",
+    })
+    for name in ("GATEWAY_SPOOL_DIR", "GATEWAY_DEAD_LETTER_DIR", "GATEWAY_DEDUP_DIR"):
+        if env.get(f"LAUKS_{name}"):
+            env[f"LAUKS_{name}"] = f"{env[f'LAUKS_{name}']}-w{index}"
+    if settings.gateway_http_port is not None:
+        env["LAUKS_GATEWAY_HTTP_PORT"] = str(settings.gateway_http_port + index if settings.gateway_http_port else 0)
+    return env
+
+
+def supervise(settings: Any, log_level: str) -> int:
+    """Run ``gateway_workers`` gateways in one shared subscription; restart one that dies; SIGTERM stops all."""
+    stopping = False
+
+    def stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    command = [sys.executable, "-m", "lauks", "gateway", "--log-level", log_level]
+    workers = [subprocess.Popen(command, env=worker_env(settings, i)) for i in range(settings.gateway_workers)]
+    log.info("started %d gateway workers in share group %s", len(workers),
+             settings.gateway_share_group or "lauks-gateway")
+    while not stopping:
+        time.sleep(0.2)
+        for index, worker in enumerate(workers):
+            if worker.poll() is not None and not stopping:
+                log.error("gateway worker %d exited with %s; starting it again", index, worker.returncode)
+                time.sleep(1)
+                workers[index] = subprocess.Popen(command, env=worker_env(settings, index))
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    codes = [worker.wait(60) for worker in workers]
+    return 0 if all(code == 0 for code in codes) else 1

@@ -197,3 +197,29 @@ async def test_a_broker_that_is_not_there_is_retried_and_health_says_so(tmp_path
     assert not task.done()
     stop.set()
     await asyncio.wait_for(task, 10)
+
+
+async def test_workers_share_one_subscription_and_stop_together(tmp_path: Path, mosquitto: Mosquitto,
+                                                                influxd: Influxd, influx: InfluxClient,
+                                                                database: str, topics: Topics) -> None:
+    config = settings(tmp_path, mosquitto.port, influxd.url, database, topics, gateway_workers=2,
+                      gateway_share_group=f"w{topics.root}")
+    log = tmp_path / "gateway.log"
+    child = start_child(config, log)
+    try:
+        assert await until(lambda: log.read_text().count("connected to MQTT") >= 2, 30), log.read_text()
+        publisher = Publisher(mosquitto.port)
+        for seq in range(400):
+            publisher.publish(topics.readings("s1", f"k{seq % 4}"), readings(f"k{seq % 4}", 1, seq))
+        publisher.wait_acked(400)
+        assert await wait_for_count(influx, database, "SELECT count(humidity) FROM readings", 400) == 400
+        publisher.close()
+        child.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(child.wait, 30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert code == 0
+    assert await count(influx, database, "SELECT count(temperature) FROM readings") == 400
+    instances = await influx.query_rows("SHOW TAG VALUES FROM gateway WITH KEY = instance", database=database)
+    assert {row["value"] for row in instances} == {"test-w0", "test-w1"}
