@@ -24,7 +24,7 @@ from lauks.contract import (
     rejected_notice,
 )
 from lauks.lineprotocol import LineProtocolError, line, readings_lines
-from lauks.topics import Kind, Topics
+from lauks.topics import Kind, KitTopic, Topics
 
 LATE_MS = 5 * 60 * 1000  # a sample older than this when received is backfill after an outage
 SEEN_EVERY_MS = 10_000  # at most one ``seen`` point per kit this often
@@ -123,10 +123,16 @@ class Ingest:
         self.activity = KitActivity()
         self._last_status: dict[tuple[str, str], bytes] = {}
         self._last_rejection_ms: dict[tuple[str, str], int] = {}
+        self._topic_cache: dict[str, KitTopic | None] = {}  # a kit always publishes on the same topics
 
     def message(self, topic: str, payload: bytes, now_s: float, retained: bool = False) -> Outcome:
         self.stats.received += 1
-        where = self.topics.parse(topic)
+        where = self._topic_cache.get(topic)
+        if where is None:
+            where = self.topics.parse(topic)
+            if len(self._topic_cache) >= 100_000:
+                self._topic_cache.clear()
+            self._topic_cache[topic] = where
         if where is None or where.kind not in (Kind.READINGS, Kind.STATUS):
             self.stats.ignored += 1
             return Outcome(drop=True)
