@@ -32,10 +32,15 @@ def encode_record(body: bytes, points: int) -> bytes:
     return b"%d %d %08x\n" % (len(body), points, zlib.crc32(body)) + body
 
 
-def decode_records(data: bytes, offset: int = 0) -> tuple[list[tuple[int, int, bytes]], int]:
-    """Whole records of ``data`` from ``offset``: [(start, points, body)] and where the last one ends."""
-    out: list[tuple[int, int, bytes]] = []
-    while True:
+Record = tuple[int, int, bytes]  # start offset, points, body
+
+
+def decode_records(data: bytes, offset: int = 0, max_bytes: int | None = None) -> tuple[list[Record], int]:
+    """Whole records of ``data`` from ``offset`` (stopping once ``max_bytes`` are taken, one record at
+    least): [(start, points, body)] and where the last one ends."""
+    out: list[Record] = []
+    start = offset
+    while max_bytes is None or not out or offset - start < max_bytes:
         newline = data.find(b"\n", offset, offset + 64)
         if newline < 0:
             break
@@ -138,7 +143,7 @@ class Spool:
                 with path.open("rb") as file:
                     file.seek(offset)
                     data = file.read(max_bytes + 4096)
-                records, end = decode_records(data)
+                records, end = decode_records(data, 0, max_bytes)
                 if not records and len(data) > max_bytes:  # one record larger than max_bytes
                     with path.open("rb") as file:
                         file.seek(offset)
@@ -160,14 +165,15 @@ class Spool:
         self.depth_records -= chunk.records
         for number in range(self.cursor[0], segment):
             self._path(number).unlink(missing_ok=True)
-        if self.depth_records == 0 and segment == self._write_segment:
-            # everything replayed: start a fresh segment rather than keep a file of dead records
+        if self.depth_records == 0:
+            # everything replayed: start a fresh segment rather than keep files of dead records
             if self._write_fd is not None:
                 os.close(self._write_fd)
                 self._write_fd = None
-            self._path(segment).unlink(missing_ok=True)
-            self._write_segment = segment + 1
-            segment, offset = segment + 1, 0
+            for number in range(segment, self._write_segment + 1):
+                self._path(number).unlink(missing_ok=True)
+            self._write_segment = max(segment, self._write_segment) + 1
+            segment, offset = self._write_segment, 0
         self.cursor = (segment, offset)
         tmp = self._cursor_path.with_suffix(".tmp")
         tmp.write_text(f"{segment} {offset}\n")
