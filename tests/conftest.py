@@ -8,21 +8,19 @@ that need a private broker or store to stop and restart use ``make_mosquitto``/`
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from golden_set import Golden, load_golden
 
 from lauks.influx import InfluxClient
 from lauks.services import Influxd, Mosquitto, free_port
 from lauks.topics import Topics
 
-GOLDEN_PATH = Path(__file__).parent / "golden" / "messages.json"
 SERVICE_FIXTURES = {"mosquitto", "influxd", "influx", "database", "make_mosquitto", "make_influxd", "mqtt_port",
                     "influx_url"}
 
@@ -31,52 +29,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.services)
-
-
-# --- golden messages ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GoldenMessage:
-    name: str
-    payload: bytes
-    samples: int
-    reasons: list[str]
-    whole: bool
-    messages: list[str]
-    data: Any  # the JSON value, None where the payload is not JSON
-
-
-@dataclass(frozen=True)
-class Golden:
-    site: str
-    kit: str
-    received_at: float
-    valid: list[GoldenMessage]
-    invalid: list[GoldenMessage]
-
-
-def _golden_payload(entry: dict[str, Any]) -> tuple[bytes, Any]:
-    if "raw_hex" in entry:
-        return bytes.fromhex(entry["raw_hex"]), None
-    if "raw" in entry:
-        return entry["raw"].encode(), None
-    data = entry["payload"]
-    if "pad_bytes" in entry:
-        data = dict(data, pad="x" * entry["pad_bytes"])
-    return json.dumps(data).encode(), data
-
-
-def load_golden() -> Golden:
-    spec = json.loads(GOLDEN_PATH.read_text())
-
-    def build(entry: dict[str, Any], valid: bool) -> GoldenMessage:
-        payload, data = _golden_payload(entry)
-        return GoldenMessage(entry["name"], payload, entry["samples"], entry["reasons"],
-                             entry.get("whole", False) and not valid, entry.get("messages", []), data)
-
-    return Golden(spec["site"], spec["kit"], spec["received_at"],
-                  [build(e, True) for e in spec["valid"]], [build(e, False) for e in spec["invalid"]])
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from api_fixtures import Api, point, service
-from conftest import Golden
+from golden_set import Golden
 
 from lauks.contract import decode_readings
 from lauks.lineprotocol import readings_lines

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Golden, load_golden
+from golden_set import Golden, load_golden
 
 from lauks.contract import REASONS, MessageRejected, Reason, decode_readings
 

@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 import orjson
-from conftest import load_golden
+from golden_set import load_golden
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
-from conftest import Golden
 from gateway_helpers import Publisher, count, readings, running, settings, start_child, until, wait_for_count
+from golden_set import Golden
 from paho.mqtt.enums import CallbackAPIVersion
 
 from lauks.influx import InfluxClient
