@@ -162,11 +162,22 @@ class Publisher:
         self.client = paho.Client(CallbackAPIVersion.VERSION2)
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
+        self.acked = 0
+        self.client.on_publish = self._on_publish
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
+    def _on_publish(self, *args: object) -> None:
+        self.acked += 1  # paho calls this from its one network thread
+
     def publish(self, topic: str, payload: bytes) -> None:
         self.client.publish(topic, payload, qos=1)
+
+    def wait_acked(self, count: int, timeout_s: float = 60.0) -> int:
+        deadline = time.monotonic() + timeout_s
+        while self.acked < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.acked
 
     def close(self) -> None:
         self.client.loop_stop()
