@@ -38,6 +38,8 @@ def main() -> None:
         latencies: list[float] = []
         done = threading.Event()
 
+        last_ms: dict[str, int] = {}
+
         def publish() -> None:
             started = time.time()
             for index in range(total):
@@ -47,7 +49,8 @@ def main() -> None:
                     time.sleep(wait)
                 kit = f"k{index % KITS}"
                 now = time.time()
-                t_ms = int(now * 1000)
+                t_ms = max(int(now * 1000), last_ms.get(kit, 0) + 1)  # a millisecond of its own per point
+                last_ms[kit] = t_ms
                 payload = json.dumps({"v": 1, "kit": kit, "boot": 1, "seq": index, "samples": [
                     {"t": t_ms / 1000, "temperature": 20.0, "humidity": 50.0}]}).encode()
                 published[(kit, t_ms)] = now
