@@ -36,6 +36,9 @@ def test_kit_add_writes_a_config_the_firmware_accepts_with_the_kits_broker_passw
     assert {s["type"] for s in cfg["sensors"]} >= {"ds18b20", "soil_moisture", "sds011", "scd30", "battery"}
     assert cfg["broker"]["username"] == "riga-3.k07" and len(cfg["broker"]["password"]) >= 16
     assert path.stat().st_mode & 0o077 == 0
+    listed = lauks("kit", "list", "riga-3", cwd=tmp_path, state=tmp_path / "state")
+    assert listed.returncode == 0, listed.stderr
+    assert "k07" in listed.stdout and "riga-3" in listed.stdout
 
 
 def test_kit_add_refuses_a_bad_name_and_an_existing_config(tmp_path: Path) -> None:
