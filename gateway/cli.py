@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Any
 
+from lauks.services import die_with_parent
+
 log = logging.getLogger("lauks.gateway")
 
 
@@ -85,7 +87,9 @@ def supervise(settings: Any, log_level: str) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     command = [sys.executable, "-m", "lauks", "gateway", "--log-level", log_level]
-    workers = [subprocess.Popen(command, env=worker_env(settings, i)) for i in range(settings.gateway_workers)]
+    # Workers die with the supervisor, however it dies, so a killed supervisor leaves no orphan gateways.
+    workers = [subprocess.Popen(command, env=worker_env(settings, i), preexec_fn=die_with_parent)
+               for i in range(settings.gateway_workers)]
     log.info("started %d gateway workers in share group %s", len(workers),
              settings.gateway_share_group or "lauks-gateway")
     while not stopping:
@@ -94,7 +98,7 @@ def supervise(settings: Any, log_level: str) -> int:
             if worker.poll() is not None and not stopping:
                 log.error("gateway worker %d exited with %s; starting it again", index, worker.returncode)
                 time.sleep(1)
-                workers[index] = subprocess.Popen(command, env=worker_env(settings, index))
+                workers[index] = subprocess.Popen(command, env=worker_env(settings, index), preexec_fn=die_with_parent)
     for worker in workers:
         worker.send_signal(signal.SIGTERM)
     codes = [worker.wait(60) for worker in workers]

@@ -23,7 +23,7 @@ from pathlib import Path
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Ask Linux to SIGTERM this child when its parent dies, however the parent dies."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -75,7 +75,7 @@ class Child:
         try:
             self.process = subprocess.Popen(
                 list(self.argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.env, preexec_fn=_die_with_parent,
+                env=self.env, preexec_fn=die_with_parent,
             )
         finally:
             log.close()
