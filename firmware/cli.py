@@ -33,6 +33,8 @@ def register(commands: argparse._SubParsersAction[Any], kit_commands: argparse._
     flash.add_argument("--port", required=True, help="the kit's serial port, e.g. /dev/ttyUSB0")
     flash.add_argument("--config", type=Path, help="the kit's config.json (default: the only one under ./kits)")
     flash.add_argument("--mip", action="append", default=[], help="also install this micropython-lib package")
+    flash.add_argument("--ca", type=Path, help="the school's CA certificate, for a kit that uses TLS "
+                       "(lauks tls init writes it to <state dir>/tls/ca.crt)")
     flash.add_argument("--dry-run", action="store_true", help="print the mpremote commands, run nothing")
     flash.set_defaults(func=_flash)
 
@@ -103,7 +105,7 @@ def _flash(args: argparse.Namespace) -> int:
                          + (f" (found {len(found)})" if found else " (none under ./kits: run 'lauks kit add')"))
         config = found[0]
     try:
-        plan = flash(args.port, config, args.mip, args.dry_run)
+        plan = flash(args.port, config, args.mip, args.dry_run, ca=args.ca)
     except ToolError as e:
         return _fail(str(e))
     if args.dry_run:

@@ -62,7 +62,8 @@ class FlashPlan:
         return "\n".join(shlex.join(c) for c in self.commands)
 
 
-def flash_plan(port: str, config: Path, mip: list[str], mpremote: str = "mpremote") -> FlashPlan:
+def flash_plan(port: str, config: Path, mip: list[str], mpremote: str = "mpremote",
+               ca: Path | None = None) -> FlashPlan:
     """The mpremote commands that put the firmware and the kit's config.json onto an ESP32."""
     if not config.is_file():
         raise ToolError(f"no config at {config}: write one with 'lauks kit add <site> <kit> --type ...'")
@@ -74,6 +75,8 @@ def flash_plan(port: str, config: Path, mip: list[str], mpremote: str = "mpremot
     for file in device_files():
         commands.append([*base, "fs", "cp", str(file), f":{file.relative_to(DEVICE_DIR).as_posix()}"])
     commands.append([*base, "fs", "cp", str(config), ":config.json"])
+    if ca is not None:  # the school's CA, which a TLS kit verifies the broker against (board_esp32 reads /ca.pem)
+        commands.append([*base, "fs", "cp", str(ca), ":ca.pem"])
     for package in mip:
         commands.append([*base, "mip", "install", package])
     commands.append([*base, "reset"])
@@ -94,13 +97,19 @@ def check_config(config: Path) -> list[str]:
     return list(problems(data))
 
 
-def flash(port: str, config: Path, mip: list[str], dry_run: bool = False) -> FlashPlan:
+def flash(port: str, config: Path, mip: list[str], dry_run: bool = False, ca: Path | None = None) -> FlashPlan:
     if not config.is_file():
         raise ToolError(f"no config at {config}: write one with 'lauks kit add <site> <kit> --type ...'")
     found = check_config(config)
     if found:
         raise ToolError(f"{config} would not start the kit: " + "; ".join(found))
-    plan = flash_plan(port, config, mip)
+    uses_tls = bool(json.loads(config.read_text()).get("broker", {}).get("tls"))
+    if uses_tls and ca is None:
+        raise ToolError(f"{config} connects with TLS, so the kit needs the school's CA: "
+                        "add --ca <state dir>/tls/ca.crt (made by 'lauks tls init')")
+    if ca is not None and not ca.is_file():
+        raise ToolError(f"no CA certificate at {ca}: run 'lauks tls init' first")
+    plan = flash_plan(port, config, mip, ca=ca)
     if dry_run:
         return plan
     for command in plan.commands:

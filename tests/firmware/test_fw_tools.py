@@ -66,6 +66,21 @@ def test_flash_copies_every_firmware_file_and_the_config(tmp_path: Path) -> None
     assert plan.commands[-1][-1] == "reset"
 
 
+def test_a_tls_kit_is_flashed_with_the_schools_ca_and_refused_without_it(tmp_path: Path) -> None:
+    result = lauks("kit", "add", "demo", "k1", "--type", "weather", "--tls", "--out-dir", str(tmp_path), cwd=tmp_path,
+                   state=tmp_path / "s")
+    assert result.returncode == 0, result.stderr
+    config = tmp_path / "config.json"
+    with pytest.raises(ToolError, match="needs the school's CA"):
+        flash("/dev/ttyUSB0", config, [], dry_run=True)
+    with pytest.raises(ToolError, match="no CA certificate"):
+        flash("/dev/ttyUSB0", config, [], dry_run=True, ca=tmp_path / "missing.crt")
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    plan = flash("/dev/ttyUSB0", config, [], dry_run=True, ca=ca)
+    assert ["mpremote", "connect", "/dev/ttyUSB0", "fs", "cp", str(ca), ":ca.pem"] in plan.commands
+
+
 def test_flash_refuses_a_config_the_kit_could_not_start_with(tmp_path: Path) -> None:
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"site": "demo", "kit": "k1", "type": "weather", "wifi": []}))
