@@ -10,6 +10,7 @@ import hashlib
 import secrets
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -152,11 +153,13 @@ def check_kits(session: Session, site: str, names: list[str]) -> list[str]:
     return names
 
 
-def register_kit(site: str, kit: str, kit_type: str, **metadata: Any) -> None:
-    """Record a kit (and its site, if new) in the store of the default settings; edits it if it exists."""
+def register_kit(site: str, kit: str, kit_type: str, *, state_dir: Path | None = None, **metadata: Any) -> None:
+    """Record a kit (and its site, if new) in the store of the default settings, or of the stack whose state is
+    in ``state_dir``; edits it if it exists."""
     from api.settings import ApiSettings
 
-    sessions = open_store(ApiSettings().database_url)
+    settings = ApiSettings() if state_dir is None else ApiSettings(state_dir=state_dir)
+    sessions = open_store(settings.database_url)
     with sessions() as session:
         if session.get(Site, site) is None:
             add_site(session, site)

@@ -83,10 +83,6 @@ def _add(args: argparse.Namespace) -> int:
                        args.interval, args.tls, args.force)
     except ToolError as e:
         return _fail(str(e))
-    # The kit is also recorded in the metadata store, so the API and `lauks kit list` know it at once.
-    from api.registry import register_kit
-
-    register_kit(args.site, args.kit, args.kit_type)
     print(f"wrote {path}; kit {args.site}/{args.kit} registered (lauks kit edit adds its location)")
     if not wifi:
         print("  it lists a placeholder Wi-Fi network: edit 'wifi' in it, or run again with --wifi SSID:PASSWORD")

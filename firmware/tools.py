@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shlex
 import subprocess
@@ -10,8 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from api.registry import register_kit
 from firmware.device_path import DEVICE_DIR, device_files
 from firmware.sim.runner import kit_config
+from lauks import brokerauth
 from lauks.contract import KitConfig
 from lauks.topics import Topics, id_problem
 
@@ -37,20 +38,17 @@ def add_kit(site: str, kit: str, kit_type: str, out_dir: Path | None, state_dir:
     path = folder / "config.json"
     if path.exists() and not force:
         raise ToolError(f"{path} already exists: pass --force to replace it (the kit then needs flashing again)")
-    username = password = None
-    if importlib.util.find_spec("lauks.brokerauth") is not None:
-        from lauks import brokerauth
-
-        password = brokerauth.add_kit_credentials(state_dir, site, kit)
-        username = broker_username(site, kit)
+    password = brokerauth.add_kit_credentials(state_dir, site, kit)
+    username = broker_username(site, kit)
     cfg = kit_config(site, kit, kit_type, host, port, username, password, interval_s)
     cfg["broker"]["tls"] = tls
     if wifi:
         cfg["wifi"] = [{"ssid": ssid, "password": pw} for ssid, pw in wifi]
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(cfg, indent=2) + "\n")
-    if password:
-        path.chmod(0o600)  # it holds the kit's broker password
+    path.chmod(0o600)  # it holds the kit's broker password
+    # Recorded in the metadata store too, so the API and `lauks kit list` know the kit at once.
+    register_kit(site, kit, kit_type, state_dir=state_dir)
     return path
 
 

@@ -83,15 +83,12 @@ class StackUsers:
     auth: brokerauth.BrokerAuth
     services: dict[str, str]  # username -> password
     hand_kit_password: str
-    kit_config_dir: Path | None  # the simulated kits' config.json files, None if firmware/ cannot write them
+    kit_config_dir: Path | None  # the simulated kits' config.json files, None when no kit is simulated
 
 
-def _write_kit_configs(auth: brokerauth.BrokerAuth, ports: StackPorts, kits: int) -> Path | None:
+def _write_kit_configs(auth: brokerauth.BrokerAuth, ports: StackPorts, kits: int) -> Path:
     """config.json per simulated kit, written by the same code as ``lauks kit add`` (new passwords)."""
-    try:
-        tools: Any = importlib.import_module("firmware.tools")
-    except ImportError:
-        return None
+    tools: Any = importlib.import_module("firmware.tools")  # imported by name: mypy checks lauks/ strictly alone
     state_dir = auth.state_dir
     folder = state_dir / "kits"
     for old in folder.rglob("config.json"):
@@ -111,6 +108,8 @@ def prepare_users(state_dir: Path, ports: StackPorts, kits: int) -> StackUsers:
     hand = auth.add_kit(DEMO_SITE, HAND_KIT)
     (state_dir / f"{DEMO_SITE}.{HAND_KIT}.password").write_text(hand + "\n")
     (state_dir / f"{DEMO_SITE}.{HAND_KIT}.password").chmod(0o600)
+    registry: Any = importlib.import_module("api.registry")
+    registry.register_kit(DEMO_SITE, HAND_KIT, "weather", state_dir=state_dir)  # so the API knows the hand kit
     return StackUsers(auth, services, hand, _write_kit_configs(auth, ports, kits) if kits > 0 else None)
 
 

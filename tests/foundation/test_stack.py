@@ -53,6 +53,10 @@ def test_ctrl_c_stops_every_process_the_stack_started(tmp_path: Path) -> None:
         ping = httpx.get(f"http://127.0.0.1:{ports['LAUKS_UP_INFLUX_PORT']}/ping", timeout=5)
         assert ping.status_code == 204
         assert (tmp_path / "state" / "stack.env").read_text().count("LAUKS_") >= 5
+        listed = subprocess.run([sys.executable, "-m", "lauks", "kit", "list", "demo"], capture_output=True, text=True,
+                                env=dict(os.environ, LAUKS_STATE_DIR=str(tmp_path / "state")), timeout=60, check=False)
+        assert listed.returncode == 0, listed.stderr
+        assert "k01" in listed.stdout and "sim01" in listed.stdout  # the API knows the demo kits
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(60) == 0
