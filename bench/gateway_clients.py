@@ -22,11 +22,9 @@ from lauks.topics import Topics
 FILTER = "lauks/v1/+/+/readings"
 
 
-def run_gmqtt(port: int, total: int, publish: threading.Thread, coalesce: bool) -> float:
+def run_gmqtt(port: int, total: int, publish: threading.Thread) -> float:
     import gmqtt
     from gmqtt.mqtt.constants import MQTTv50
-
-    from gateway.mqtt import coalesce_writes
 
     ingest = Ingest(Topics("lauks"), Dedup(None))
 
@@ -42,11 +40,9 @@ def run_gmqtt(port: int, total: int, publish: threading.Thread, coalesce: bool) 
                 done.set()
             return 0
 
-        client = gmqtt.Client(f"bench-gmqtt-{coalesce}", optimistic_acknowledgement=False, receive_maximum=1000)
+        client = gmqtt.Client("bench-gmqtt", optimistic_acknowledgement=False, receive_maximum=1000)
         client.on_message = on_message
         await client.connect("127.0.0.1", port, version=MQTTv50)
-        if coalesce:
-            coalesce_writes(client)
         client.subscribe(FILTER, qos=1)
         await asyncio.sleep(0.3)
         started = time.monotonic()
@@ -54,6 +50,54 @@ def run_gmqtt(port: int, total: int, publish: threading.Thread, coalesce: bool) 
         await asyncio.wait_for(done.wait(), 300)
         elapsed = time.monotonic() - started
         await client.disconnect()
+        return total / elapsed
+
+    return asyncio.run(main())
+
+
+def run_own(port: int, total: int, publish: threading.Thread) -> float:
+    """The gateway's own client (gateway.mqtt): a synchronous handler per message, and the PUBACKs of
+    one event-loop turn sent in one write (the gateway sends them per durable batch)."""
+    from gateway.mqtt import Ack, MqttSource
+    from gateway.settings import GatewaySettings
+
+    ingest = Ingest(Topics("lauks"), Dedup(None))
+
+    async def main() -> float:
+        done = asyncio.Event()
+        count = 0
+        pending: list[Ack] = []
+        loop = asyncio.get_running_loop()
+
+        def flush() -> None:
+            acks = pending[:]
+            pending.clear()
+            MqttSource.acknowledge(acks)
+
+        def on_message(topic: str, payload: bytes, retained: bool, ack: Ack | None) -> None:
+            nonlocal count
+            ingest.message(topic, payload, time.time())
+            if ack is not None:
+                if not pending:
+                    loop.call_soon(flush)
+                pending.append(ack)
+            count += 1
+            if count >= total:
+                done.set()
+
+        config = GatewaySettings(mqtt_port=port, topic_root="lauks", gateway_client_id="bench-own",
+                                 gateway_max_inflight=1000)
+        source = MqttSource(config, [FILTER], on_message)
+        task = asyncio.create_task(source.run())
+        while not source.connected:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        publish.start()
+        await asyncio.wait_for(done.wait(), 300)
+        elapsed = time.monotonic() - started
+        await source.close()
+        await task
         return total / elapsed
 
     return asyncio.run(main())
@@ -103,9 +147,9 @@ def main() -> None:
 
         for name, run in (
             ("paho-mqtt 2, manual_ack, threaded loop", lambda t: run_paho(s.broker.port, args.messages, t)),
-            ("gmqtt, ack after the async handler", lambda t: run_gmqtt(s.broker.port, args.messages, t, False)),
-            ("gmqtt, ack after the handler, PUBACKs coalesced (the gateway)",
-             lambda t: run_gmqtt(s.broker.port, args.messages, t, True)),
+            ("gmqtt 0.8, ack after the async handler", lambda t: run_gmqtt(s.broker.port, args.messages, t)),
+            ("our own MQTT 5 client (gateway.mqtt), PUBACKs per loop turn (the gateway)",
+             lambda t: run_own(s.broker.port, args.messages, t)),
         ):
             thread = publisher()
             rate = run(thread)

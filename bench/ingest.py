@@ -15,8 +15,22 @@ import subprocess
 import sys
 import time
 
-from bench.gateway_common import influx_count, message_mix, metrics, publish_with_c_clients, stack
+from bench.gateway_common import Stack, influx_count, message_mix, metrics, publish_with_c_clients, stack
 from lauks.services import find_program
+
+
+def gateway_cpu_s(s: Stack) -> float:
+    """User + system CPU seconds of the gateway and its workers so far."""
+    import psutil
+
+    if s.gateway is None:
+        return 0.0
+    root = psutil.Process(s.gateway.pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        times = process.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def main() -> None:
@@ -66,6 +80,7 @@ def main() -> None:
             time.sleep(0.1)
         gateway_s = time.monotonic() - started
         figures = metrics(s.http_port)
+        cpu_s = gateway_cpu_s(s)
         code = s.stop_gateway()
         rate = args.messages / gateway_s
         print(f"gateway: {rate:,.0f} msg/s, {samples / gateway_s:,.0f} samples/s stored in InfluxDB "
@@ -74,6 +89,8 @@ def main() -> None:
               f"duplicates={figures.get('lauks_gateway_duplicates_total', 0):.0f} "
               f"write p50={figures.get('lauks_gateway_write_latency_ms_p50', 0):.1f} ms "
               f"p99={figures.get('lauks_gateway_write_latency_ms_p99', 0):.1f} ms; exit code {code}")
+        print(f"gateway CPU: {cpu_s:.2f} s in all processes, {cpu_s / args.messages * 1e6:.0f} us per message "
+              "(start-up included)")
         print(f"ratio={rate / ceiling:.2f}")
 
 

@@ -29,8 +29,8 @@ def register(commands: argparse._SubParsersAction[Any], kit_commands: argparse._
 def run_gateway(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Both libraries log every packet or request at INFO: thousands of lines a minute that hide ours.
-    for noisy in ("gmqtt", "httpx", "httpcore"):
+    # httpx logs every request at INFO: thousands of lines a minute that hide ours.
+    for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from pydantic import ValidationError
 

@@ -73,6 +73,7 @@ class Outcome:
     duplicate: bool = False
     drop: bool = False  # nothing to write (a copy already stored, or not our topic): acknowledge at once
     samples: int = 0
+    ack: Any = None  # the shell's token to acknowledge the message once its points are durable
 
 
 class KitActivity:
@@ -236,7 +237,6 @@ class Batch:
     lines: list[str] = field(default_factory=list)
     tokens: list[Any] = field(default_factory=list)  # whatever the shell needs back when the batch is durable
     started: float = 0.0
-    waiter: Any = None  # the shell's future, resolved when the batch is durable
 
     def body(self) -> bytes:
         return ("\n".join(self.lines) + "\n").encode()
@@ -251,6 +251,10 @@ class Batcher:
         self.max_delay_s = max_delay_s
         self.max_messages = max_messages or max_points
         self.current = Batch()
+
+    @property
+    def empty(self) -> bool:
+        return not self.current.tokens and not self.current.lines
 
     @property
     def full(self) -> bool:

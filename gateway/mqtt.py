@@ -1,10 +1,16 @@
-"""The MQTT shell: one reconnect loop around gmqtt, a persistent session and manual acknowledgements.
+"""The MQTT shell: our own small MQTT 5 client, one reconnect loop, acknowledgements by hand.
 
-gmqtt runs our async handler as a task per message and, with ``optimistic_acknowledgement=False``,
-sends the PUBACK only when that task returns: the handler returns once the message's points are
-durable. gmqtt's own reconnect logic is switched off; this loop owns reconnecting (capped,
-randomised backoff) and subscribes again on every connect. ``receive_maximum`` (MQTT 5) caps how
-many unacknowledged messages the broker sends us.
+Why our own: the gateway is CPU-bound, and gmqtt (measured best of the libraries, see
+bench/gateway_clients.py) spends about as long per message as our whole validation does: a
+property dictionary, a task and a future per message. Here each PUBLISH is read in
+``data_received`` and handed straight to the gateway's synchronous handler with an ``Ack`` token;
+the gateway calls ``acknowledge`` with the tokens of a batch once its points are durable, and all
+their PUBACKs leave in one write. A token from a connection that has since dropped is not sent:
+the broker delivers that message again in the next session, and de-duplication takes it from there.
+
+Session: MQTT 5, clean start off and a session that never expires, so the broker keeps what we have
+not acknowledged; ``receive_maximum`` caps how many unacknowledged messages it sends us. One loop
+owns reconnecting (capped, randomised backoff) and subscribes on every connect.
 """
 
 from __future__ import annotations
@@ -12,58 +18,136 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-import gmqtt
-from gmqtt.mqtt.constants import MQTTv50
-
+from gateway import mqttwire as wire
 from gateway.core import backoff
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger("lauks.gateway.mqtt")
 
-Handler = Callable[[str, bytes, bool], Awaitable[None]]
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
-_NO_RECONNECTS = -2  # gmqtt reconnects while failed_connections <= reconnect_retries; -1 means forever
+CONNECT_TIMEOUT_S = 15.0
+SUBACK_TIMEOUT_S = 15.0
+
+# the gateway's handler: (topic, payload, retained, ack) -> None; ack is None for a QoS 0 message
+Handler = Callable[[str, bytes, bool, "Ack | None"], None]
 
 
-class CoalescingTransport:
-    """Gathers the writes of one event-loop turn into one ``send``: a burst of PUBACKs (one per
-    message, 4 bytes each) costs one system call instead of hundreds. Anything else is delegated."""
-
-    def __init__(self, transport: Any) -> None:
-        self._transport = transport
-        self._pending: list[bytes] = []
-        self._loop = asyncio.get_running_loop()
-
-    def write(self, data: bytes) -> None:
-        if not self._pending:
-            self._loop.call_soon(self._flush)
-        self._pending.append(bytes(data))
-
-    def _flush(self) -> None:
-        data, self._pending = b"".join(self._pending), []
-        if data and not self._transport.is_closing():
-            self._transport.write(data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
+class MqttRefused(Exception):
+    """The broker said no (CONNACK or SUBACK with an error reason)."""
 
 
-def coalesce_writes(client: gmqtt.Client) -> bool:
-    """Wrap the connection's transport, which gmqtt keeps in ``_connection._transport`` and in
-    ``_connection._protocol._transport``; False (and nothing changed) if gmqtt's insides differ."""
-    connection = getattr(client, "_connection", None)
-    protocol = getattr(connection, "_protocol", None)
-    transport = getattr(protocol, "_transport", None)
-    if transport is None or isinstance(transport, CoalescingTransport) or \
-            getattr(connection, "_transport", None) is not transport:
-        return False
-    wrapped = CoalescingTransport(transport)
-    connection._transport = wrapped  # type: ignore[union-attr]
-    protocol._transport = wrapped  # type: ignore[union-attr]
-    return True
+class Connection(asyncio.Protocol):
+    """One TCP (or TLS) connection to the broker."""
+
+    def __init__(self, handler: Handler, max_packet_bytes: int) -> None:
+        self.handler = handler
+        self.reader = wire.PacketReader(max_packet_bytes)
+        self.transport: asyncio.Transport | None = None
+        loop = asyncio.get_running_loop()
+        self.connack: asyncio.Future[wire.Connack] = loop.create_future()
+        self.subacks: dict[int, asyncio.Future[list[int]]] = {}
+        self.lost: asyncio.Future[None] = loop.create_future()
+        self.open = False
+        self.pong_due = False  # a PINGREQ is out and its PINGRESP has not come back
+        self.keepalive_s = 30
+        self.server_receive_maximum = 65535  # how many of our own QoS 1 publishes may be unacknowledged
+        self.outgoing: set[int] = set()  # packet ids of our QoS 1 publishes not yet acknowledged
+        self._next_id = 0
+
+    # --- asyncio.Protocol ---------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.open = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.open = False
+        if not self.lost.done():
+            self.lost.set_result(None)
+        waiters: list[asyncio.Future[Any]] = [self.connack, *self.subacks.values()]
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(ConnectionError("the connection to the broker closed"))
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            for first, body in self.reader.feed(data):
+                if first >> 4 == wire.PUBLISH:
+                    self._publish(first, body)
+                else:
+                    self._control(first >> 4, body)
+        except wire.ProtocolError as error:
+            log.error("the broker sent something that is not MQTT 5 (%s): closing the connection", error)
+            self.close()
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport
+
+    # --- incoming packets ---------------------------------------------------------------------------
+
+    def _publish(self, first: int, body: bytes) -> None:
+        message = wire.parse_publish(first, body)
+        if message.qos == 2:
+            raise wire.ProtocolError("QoS 2 PUBLISH on a QoS 1 subscription")
+        ack = Ack(self, message.packet_id) if message.packet_id is not None else None
+        self.handler(message.topic, message.payload, message.retain, ack)
+
+    def _control(self, kind: int, body: bytes) -> None:
+        if kind == wire.PUBACK:
+            packet_id, _reason = wire.parse_puback(body)
+            self.outgoing.discard(packet_id)
+        elif kind == wire.PINGRESP:
+            self.pong_due = False
+        elif kind == wire.CONNACK:
+            connack = wire.parse_connack(body)
+            self.server_receive_maximum = int(connack.properties.get("receive_maximum", 65535))
+            if not self.connack.done():
+                self.connack.set_result(connack)
+        elif kind == wire.SUBACK:
+            packet_id, codes, _ = wire.parse_suback(body)
+            waiter = self.subacks.pop(packet_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(codes)
+        elif kind == wire.DISCONNECT:
+            reason, properties = wire.parse_disconnect(body)
+            log.warning("the broker closed the session: %s%s", wire.reason_text(reason),
+                        f" ({properties['reason_string']})" if "reason_string" in properties else "")
+            self.close()
+        else:
+            raise wire.ProtocolError(f"unexpected packet type {kind}")
+
+    # --- outgoing -----------------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        if self.open and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def packet_id(self) -> int:
+        """A packet identifier not in use by our own unacknowledged publishes (1..65535)."""
+        for _ in range(65535):
+            self._next_id = self._next_id % 65535 + 1
+            if self._next_id not in self.outgoing and self._next_id not in self.subacks:
+                return self._next_id
+        raise RuntimeError("no free packet identifier")
+
+    def close(self) -> None:
+        self.open = False
+        if self.transport is not None:
+            self.transport.close()
+
+
+class Ack:
+    """What the gateway hands back to acknowledge one QoS 1 message."""
+
+    __slots__ = ("connection", "packet_id")
+
+    def __init__(self, connection: Connection, packet_id: int) -> None:
+        self.connection = connection
+        self.packet_id = packet_id
 
 
 class MqttSource:
@@ -71,78 +155,102 @@ class MqttSource:
         self.settings = settings
         self.filters = filters
         self.handler = handler
-        self.client: gmqtt.Client | None = None
+        self.connection: Connection | None = None
         self.connected = False
         self.connects = 0
+        self.refusal: str | None = None  # why the broker last refused to connect or subscribe, for /healthz
         self._stop = asyncio.Event()
-        self._lost = asyncio.Event()
 
-    def _make_client(self) -> gmqtt.Client:
-        s = self.settings
-        client = gmqtt.Client(s.client_id, clean_session=False, optimistic_acknowledgement=False,
-                              session_expiry_interval=SESSION_NEVER_EXPIRES,
-                              receive_maximum=s.gateway_max_inflight)
-        client.set_config({"reconnect_retries": _NO_RECONNECTS})
-        if s.mqtt_username:
-            client.set_auth_credentials(s.mqtt_username,
-                                        s.mqtt_password.get_secret_value() if s.mqtt_password else None)
-        client.on_message = self._on_message
-        client.on_disconnect = self._on_disconnect
-        return client
+    @property
+    def max_packet_bytes(self) -> int:
+        return 1024 * 1024  # far above the contract's 16 KiB: the core rejects big payloads with a reason
 
-    async def _on_message(self, client: Any, topic: str, payload: bytes, qos: int, properties: dict[str, Any]) -> int:
-        await self.handler(topic, payload, bool(properties.get("retain")))
-        return 0  # PUBACK reason code: success
-
-    def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
-        if client is self.client:
-            self.connected = False
-            self._lost.set()
-
-    def _ssl(self) -> ssl.SSLContext | bool:
+    def _ssl(self) -> ssl.SSLContext | None:
         if not self.settings.mqtt_tls:
-            return False
-        context = ssl.create_default_context(
-            cafile=str(self.settings.mqtt_ca_file) if self.settings.mqtt_ca_file else None)
-        return context
+            return None
+        ca = self.settings.mqtt_ca_file
+        return ssl.create_default_context(cafile=str(ca) if ca else None)
+
+    async def _connect(self) -> Connection:
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        _, connection = await loop.create_connection(lambda: Connection(self.handler, self.max_packet_bytes),
+                                                     s.mqtt_host, s.mqtt_port, ssl=self._ssl())
+        try:
+            password = s.mqtt_password.get_secret_value() if s.mqtt_password else None
+            connection.send(wire.connect_packet(
+                s.client_id, keepalive_s=s.gateway_mqtt_keepalive_s, clean_start=False, session_expiry_s=SESSION_NEVER_EXPIRES,
+                receive_maximum=s.gateway_max_inflight, username=s.mqtt_username or None, password=password))
+            connack = await connection.connack
+            # MQTT 5: a broker may set the keep-alive itself (Server Keep Alive), and we must use its value
+            connection.keepalive_s = int(connack.properties.get("server_keep_alive", s.gateway_mqtt_keepalive_s))
+            if connack.reason != 0:
+                detail = connack.properties.get("reason_string")
+                raise MqttRefused(f"the broker refused the connection: {wire.reason_text(connack.reason)}"
+                                  + (f" ({detail})" if detail else ""))
+            packet_id = connection.packet_id()
+            waiter: asyncio.Future[list[int]] = loop.create_future()
+            connection.subacks[packet_id] = waiter
+            connection.send(wire.subscribe_packet(packet_id, self.filters, qos=1))
+            codes = await asyncio.wait_for(waiter, SUBACK_TIMEOUT_S)
+        except BaseException:
+            connection.close()
+            raise
+        refused = [f"{f}: {wire.reason_text(code)}" for f, code in zip(self.filters, codes, strict=False)
+                   if code >= 0x80]
+        if refused:
+            connection.close()
+            raise MqttRefused("the broker refused the subscription " + "; ".join(refused))
+        return connection
 
     async def run(self) -> None:
-        """Connect, subscribe, wait for the connection to drop, and again, until ``stop``."""
+        """Connect, subscribe, keep the connection alive until it drops, and again, until ``stop``."""
         attempt = 0
         s = self.settings
         while not self._stop.is_set():
-            client = self._make_client()
-            self.client = client
-            self._lost.clear()
             try:
-                await asyncio.wait_for(client.connect(s.mqtt_host, s.mqtt_port, ssl=self._ssl(), keepalive=30,
-                                                      version=MQTTv50), timeout=15)
-            except Exception as error:  # refused, unreachable, bad credentials: all retried
+                connection = await asyncio.wait_for(self._connect(), CONNECT_TIMEOUT_S)
+            except (OSError, TimeoutError, ConnectionError, MqttRefused, wire.ProtocolError, ssl.SSLError) as error:
                 delay = backoff(attempt, 0.5, s.gateway_reconnect_max_s)
                 attempt += 1
-                log.warning("cannot connect to MQTT at %s:%s (%r); trying again in %.1f s",
-                            s.mqtt_host, s.mqtt_port, error, delay)
-                await self._quietly_close(client)
+                self.refusal = str(error) if isinstance(error, MqttRefused) else None
+                log.warning("cannot connect to MQTT at %s:%s (%s); trying again in %.1f s", s.mqtt_host, s.mqtt_port,
+                            error if isinstance(error, MqttRefused) else repr(error), delay)
                 await self._sleep_unless_stopped(delay)
                 continue
             attempt = 0
-            coalesce_writes(client)
+            self.refusal = None
+            self.connection = connection
             self.connects += 1
             self.connected = True
-            client.subscribe([gmqtt.Subscription(f, qos=1) for f in self.filters])
-            log.info("connected to MQTT at %s:%s as %s; subscribed to %s", s.mqtt_host, s.mqtt_port,
-                     s.client_id, ", ".join(self.filters))
-            stop_task = asyncio.ensure_future(self._stop.wait())
-            lost_task = asyncio.ensure_future(self._lost.wait())
-            await asyncio.wait({stop_task, lost_task}, return_when=asyncio.FIRST_COMPLETED)
-            stop_task.cancel()
-            lost_task.cancel()
-            if self._stop.is_set():
-                return  # the service disconnects after flushing, so the last PUBACKs go out
+            log.info("connected to MQTT at %s:%s as %s; subscribed to %s", s.mqtt_host, s.mqtt_port, s.client_id,
+                     ", ".join(self.filters))
+            await self._keep_alive(connection)
             self.connected = False
+            if self._stop.is_set():
+                return
             log.warning("lost the MQTT connection; reconnecting")
-            await self._quietly_close(client)
             await self._sleep_unless_stopped(backoff(0, 0.2, 1.0))
+
+    async def _keep_alive(self, connection: Connection) -> None:
+        """PINGREQ every half keep-alive; a PINGRESP missing by the next one means the link is dead
+        (a broker that hangs, or a network path that silently drops, leaves the TCP connection open)."""
+        stop: asyncio.Future[Any] = asyncio.ensure_future(self._stop.wait())
+        ends: set[asyncio.Future[Any]] = {stop, connection.lost}
+        try:
+            while connection.open:
+                done, _ = await asyncio.wait(ends, timeout=max(connection.keepalive_s, 1) / 2)
+                if done:
+                    return
+                if connection.pong_due:
+                    log.warning("no answer from the broker for %.0f s: dropping the connection",
+                                connection.keepalive_s / 2)
+                    connection.close()
+                    return
+                connection.pong_due = True
+                connection.send(wire.PINGREQ_PACKET)
+        finally:
+            stop.cancel()
 
     async def _sleep_unless_stopped(self, delay: float) -> None:
         try:
@@ -150,26 +258,50 @@ class MqttSource:
         except TimeoutError:
             pass
 
+    # --- used by the gateway ------------------------------------------------------------------------
+
     @staticmethod
-    async def _quietly_close(client: gmqtt.Client) -> None:
-        try:
-            await asyncio.wait_for(client.disconnect(), 2)
-        except Exception:  # already gone
-            log.debug("closing an MQTT client that was already closed", exc_info=True)
+    def acknowledge(acks: list[Ack]) -> None:
+        """Send the PUBACKs of ``acks``, one write per connection; those of a closed connection are
+        dropped (the broker sends those messages again)."""
+        if not acks:
+            return
+        connection = acks[0].connection
+        if all(ack.connection is connection for ack in acks):
+            connection.send(wire.puback_packets([ack.packet_id for ack in acks]))
+            return
+        by_connection: dict[int, tuple[Connection, list[int]]] = {}
+        for ack in acks:
+            by_connection.setdefault(id(ack.connection), (ack.connection, []))[1].append(ack.packet_id)
+        for connection, packet_ids in by_connection.values():
+            connection.send(wire.puback_packets(packet_ids))
 
     def publish(self, topic: str, payload: bytes) -> None:
-        """Best effort (a rejection notice): sent at QoS 1 while connected, skipped when not."""
-        if self.client is not None and self.connected:
-            try:
-                self.client.publish(topic, payload, qos=1)
-            except Exception:
-                log.debug("could not publish to %s", topic, exc_info=True)
+        """Best effort (a rejection notice): QoS 1 while the broker has room for it, else QoS 0;
+        skipped while not connected."""
+        connection = self.connection
+        if connection is None or not connection.open or not self.connected:
+            return
+        if len(connection.outgoing) < connection.server_receive_maximum:
+            packet_id = connection.packet_id()
+            connection.outgoing.add(packet_id)
+            connection.send(wire.publish_packet(topic, payload, qos=1, packet_id=packet_id))
+        else:
+            connection.send(wire.publish_packet(topic, payload, qos=0))
 
     def stop(self) -> None:
         self._stop.set()
 
     async def close(self) -> None:
+        """Say goodbye (the session stays) and close; what is written before this goes out first."""
         self.stop()
-        if self.client is not None:
-            self.connected = False
-            await self._quietly_close(self.client)
+        connection = self.connection
+        self.connected = False
+        if connection is not None and connection.open:
+            connection.send(wire.DISCONNECT_PACKET)
+            connection.close()  # asyncio writes out the buffer, then closes
+            try:
+                await asyncio.wait_for(asyncio.shield(connection.lost), 2)
+            except (TimeoutError, ConnectionError):
+                pass
+

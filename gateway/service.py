@@ -1,6 +1,6 @@
 """The gateway service: MQTT in, the pure core in the middle, InfluxDB or the spool out.
 
-A message's handler returns (and gmqtt sends its PUBACK) only once the batch holding its points is
+A message is validated as it arrives; its PUBACK is sent only once the batch holding its points is
 durable: accepted by InfluxDB, or appended and fsynced to the spool. One flush loop writes batches in
 order; one drain loop replays the spool when InfluxDB is back; a stats loop writes the ``gateway``
 counters and the ``seen`` points every 10 s. SIGTERM: stop taking messages, flush, exit.
@@ -20,7 +20,7 @@ from gateway.core import Batch, Batcher, Ingest, Outcome, backoff
 from gateway.deadletter import DeadLetters
 from gateway.dedup import Dedup
 from gateway.http import StatsCollector, StatusServer
-from gateway.mqtt import MqttSource
+from gateway.mqtt import Ack, MqttSource
 from gateway.settings import GatewaySettings
 from gateway.spool import Spool
 from gateway.writer import ThreadedWriter
@@ -57,7 +57,7 @@ class Gateway:
         self.http_port: int | None = None
         self._wake = asyncio.Event()
         self._drain_wake = asyncio.Event()
-        self._never = asyncio.Event()
+        self._acks_now: list[Ack] = []
         self._last_warning = 0.0
         self.registry = CollectorRegistry()
         self.registry.register(StatsCollector(self.stats, self._gauges))
@@ -74,6 +74,8 @@ class Gateway:
         detail: dict[str, object] = {"mqtt_connected": self.source.connected, "influx_reachable": self.influx_ok,
                                      "disk_writable": self.disk_ok, "spool_depth_points": self.spool.depth_points,
                                      "inflight": self.inflight, "instance": self.settings.gateway_instance}
+        if self.source.refusal:
+            detail["mqtt_refused"] = self.source.refusal
         ok = self.source.connected and self.disk_ok and not self.stopping
         detail["ok"] = ok
         return ok, detail
@@ -87,32 +89,42 @@ class Gateway:
 
     # --- the hot path -------------------------------------------------------------------------------
 
-    async def handle(self, topic: str, payload: bytes, retained: bool) -> None:
+    def handle(self, topic: str, payload: bytes, retained: bool, ack: Ack | None) -> None:
+        """One message, straight from the MQTT connection: validate it now; its PUBACK goes out with
+        its batch once that is durable (or at once if there is nothing to write)."""
         if self.stopping:
-            await self._never.wait()  # never acknowledged: the broker keeps it for the next session
-        self.inflight += 1
+            return  # never acknowledged: the broker keeps it for the next session
         try:
-            try:
-                outcome = self.ingest.message(topic, payload, self.clock(), retained)
-            except Exception:  # a bug must not stop the gateway: count it, keep the payload, go on
-                log.exception("could not process a message on %s", topic)
-                self.stats.write_errors += 1
-                return
-            if outcome.notice is not None and outcome.notice_topic is not None:
-                self.source.publish(outcome.notice_topic, outcome.notice)
-                self.dead_letters.add(topic, payload, int(self.clock() * 1000), outcome.rejections)
-            if outcome.drop:
-                return
-            batch = self.batcher.current
-            if batch.waiter is None:
-                batch.waiter = asyncio.get_running_loop().create_future()
-                self._wake.set()
-            waiter = batch.waiter
-            if self.batcher.add(outcome.lines, outcome, time.monotonic()):
-                self._wake.set()
-            await waiter
-        finally:
-            self.inflight -= 1
+            outcome = self.ingest.message(topic, payload, self.clock(), retained)
+        except Exception:  # a bug must not stop the gateway: count it, keep the payload, go on
+            log.exception("could not process a message on %s", topic)
+            self.stats.write_errors += 1
+            self.dead_letters.add(topic, payload, int(self.clock() * 1000), [])
+            self._acknowledge_soon(ack)
+            return
+        if outcome.notice is not None and outcome.notice_topic is not None:
+            self.source.publish(outcome.notice_topic, outcome.notice)
+            self.dead_letters.add(topic, payload, int(self.clock() * 1000), outcome.rejections)
+        if outcome.drop:
+            self._acknowledge_soon(ack)
+            return
+        outcome.ack = ack
+        self.inflight += 1
+        starts = self.batcher.empty
+        if self.batcher.add(outcome.lines, outcome, time.monotonic()) or starts:
+            self._wake.set()  # a new batch has a deadline, a full one is due now
+
+    def _acknowledge_soon(self, ack: Ack | None) -> None:
+        """Acknowledge a message with nothing to write, together with others of this loop turn."""
+        if ack is None:
+            return
+        if not self._acks_now:
+            asyncio.get_running_loop().call_soon(self._send_acks_now)
+        self._acks_now.append(ack)
+
+    def _send_acks_now(self) -> None:
+        acks, self._acks_now = self._acks_now, []
+        self.source.acknowledge(acks)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -173,14 +185,17 @@ class Gateway:
                 attempt += 1
         self.disk_ok = True
         keys = []
-        for token in batch.tokens:
-            if isinstance(token, Outcome):
-                if token.key is not None:
-                    keys.append(token.key)
-                self.ingest.stored(token)
+        acks = []
+        messages = [token for token in batch.tokens if isinstance(token, Outcome)]
+        for outcome in messages:
+            if outcome.key is not None:
+                keys.append(outcome.key)
+            if outcome.ack is not None:
+                acks.append(outcome.ack)
+            self.ingest.stored(outcome)
         self.dedup.commit(keys)
-        if batch.waiter is not None and not batch.waiter.done():
-            batch.waiter.set_result(None)
+        self.source.acknowledge(acks)
+        self.inflight -= len(messages)
 
     def _disk_failed(self, error: OSError, attempt: int) -> None:
         self.disk_ok = False
@@ -278,9 +293,7 @@ class Gateway:
                 self.source.stop()
                 self._stats_lines(force=True)
                 await flush
-                for _ in range(3):
-                    await asyncio.sleep(0.02)  # let gmqtt send the PUBACKs of the last batch
-                await self.source.close()
+                await self.source.close()  # the PUBACKs of the last batch are written before the DISCONNECT
                 for task in (source, drain, periodic):
                     task.cancel()
         finally:

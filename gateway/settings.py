@@ -27,6 +27,7 @@ class GatewaySettings(Settings):
     gateway_fsync: bool = True  # fsync the spool and the de-duplication log (off only for benchmarks)
     gateway_stats_interval_s: float = Field(10.0, gt=0)
     gateway_reconnect_max_s: float = Field(30.0, gt=0)
+    gateway_mqtt_keepalive_s: int = Field(30, ge=2, le=65535)  # a broker silent this long is taken for gone
     # >1: `lauks gateway` runs this many worker processes in one shared subscription (group
     # LAUKS_GATEWAY_SHARE_GROUP, default lauks-gateway), instance <instance>-w<i>, HTTP port <port>+i
     gateway_workers: int = Field(1, ge=1, le=64)

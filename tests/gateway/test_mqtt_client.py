@@ -1,0 +1,170 @@
+"""The gateway's own MQTT 5 client against a real Mosquitto: refusals are reported with the broker's
+reason, a hung broker is noticed by keep-alive, a broker that speaks garbage is dropped, and the
+gateway's rejection notices never overrun the broker's receive maximum."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from gateway_helpers import T0, Publisher, running, settings, wait_for_count
+
+from gateway.mqtt import MqttSource
+from gateway.service import Gateway
+from gateway.settings import GatewaySettings
+from lauks.brokerauth import GATEWAY_USER, BrokerAuth
+from lauks.influx import InfluxClient
+from lauks.services import Mosquitto, free_port
+from lauks.topics import Topics
+
+pytestmark = pytest.mark.services
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.05)
+
+
+def _secured_broker(tmp_path: Path, make_mosquitto: Callable[..., Mosquitto]) -> tuple[Mosquitto, BrokerAuth,
+                                                                                          dict[str, str]]:
+    auth = BrokerAuth(tmp_path / "auth", root="lauks")
+    services = auth.ensure_service_users()
+    broker = make_mosquitto(password_file=auth.password_file, acl_file=auth.acl_file)
+    return broker, auth, services
+
+
+async def _run_briefly(config: GatewaySettings, condition: Callable[[Gateway], bool], timeout_s: float) -> Gateway:
+    gateway = Gateway(config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(gateway.run(stop))
+    try:
+        await _until(lambda: condition(gateway) or task.done(), timeout_s, "the condition never held")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+    return gateway
+
+
+async def test_a_wrong_password_is_reported_with_the_brokers_reason(
+        tmp_path: Path, make_mosquitto: Callable[..., Mosquitto], influx_url: str, database: str,
+        topics: Topics) -> None:
+    broker, _, _ = _secured_broker(tmp_path, make_mosquitto)
+    config = settings(tmp_path / "state", broker.port, influx_url, database, Topics("lauks"),
+                      mqtt_username=GATEWAY_USER, mqtt_password="not-the-password", gateway_reconnect_max_s=0.5)
+    gateway = await _run_briefly(config, lambda g: g.source.refusal is not None, 10)
+    refusal = gateway.source.refusal or ""
+    assert "refused the connection" in refusal
+    assert "bad user name or password" in refusal or "not authorized" in refusal, refusal
+    assert gateway.source.connects == 0
+    ok, detail = gateway.health()
+    assert not ok and detail["mqtt_refused"] == refusal
+
+
+async def test_a_refused_subscription_is_reported_not_taken_for_success(
+        tmp_path: Path, influx_url: str, database: str, topics: Topics) -> None:
+    # Mosquitto's acl_file grants every SUBSCRIBE and filters at delivery, but a broker with an ACL plugin
+    # (or another broker) answers a forbidden one with reason 0x87 in the SUBACK. This stand-in does that.
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)  # the CONNECT
+        writer.write(b"\x20\x03\x00\x00\x00")  # CONNACK: success, no properties
+        subscribe = await reader.read(1024)
+        packet_id = subscribe[2:4]  # after the first byte and a one-byte length
+        writer.write(b"\x90\x05" + packet_id + b"\x00\x87\x01")  # SUBACK: readings refused, status granted
+        await writer.drain()
+        await reader.read(1024)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", free_port())
+    config = settings(tmp_path / "state", server.sockets[0].getsockname()[1], influx_url, database, topics,
+                      gateway_reconnect_max_s=0.5)
+    try:
+        gateway = await _run_briefly(config, lambda g: g.source.refusal is not None, 10)
+    finally:
+        server.close()
+    refusal = gateway.source.refusal or ""
+    assert "refused the subscription" in refusal and topics.filter("readings") in refusal, refusal
+    assert "not authorized (0x87)" in refusal and topics.filter("status") not in refusal
+    assert gateway.source.connects == 0
+
+
+async def test_a_hung_broker_is_noticed_by_keepalive_and_the_gateway_comes_back_when_it_does(
+        tmp_path: Path, make_mosquitto: Callable[..., Mosquitto], influx_url: str, database: str,
+        topics: Topics, influx: InfluxClient) -> None:
+    broker = make_mosquitto()
+    config = settings(tmp_path / "state", broker.port, influx_url, database, topics, gateway_mqtt_keepalive_s=2,
+                      gateway_reconnect_max_s=0.5)
+    async with running(config) as gateway:
+        assert broker.child is not None
+        broker.child.signal(signal.SIGSTOP)  # TCP stays open; nothing answers
+        try:
+            await _until(lambda: not gateway.source.connected, 8, "a silent broker was not noticed")
+        finally:
+            broker.child.signal(signal.SIGCONT)
+        await _until(lambda: gateway.source.connected and gateway.source.connects >= 2, 15,
+                     "the gateway did not reconnect")
+        publisher = Publisher(broker.port)
+        try:
+            body = {"v": 1, "kit": "k01", "boot": 1, "seq": 1, "samples": [{"t": T0, "temperature": 21.5}]}
+            publisher.publish(topics.readings("s1", "k01"), json.dumps(body).encode())
+            publisher.wait_acked(1)
+        finally:
+            publisher.close()
+        stored = await wait_for_count(influx, database, "SELECT count(temperature) FROM readings", 1)
+    assert stored == 1
+
+
+async def test_a_broker_that_sends_garbage_is_dropped_and_tried_again(
+        tmp_path: Path, influx_url: str, database: str, topics: Topics) -> None:
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.read(1024)  # the CONNECT
+        writer.write(b"\x20\xff\xff\xff\xff\x7f")  # a CONNACK whose length needs five bytes: not MQTT
+        await writer.drain()
+        await reader.read(1024)  # until the gateway hangs up
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", free_port())
+    port = server.sockets[0].getsockname()[1]
+    config = settings(tmp_path / "state", port, influx_url, database, topics, gateway_reconnect_max_s=0.2)
+    try:
+        gateway = await _run_briefly(config, lambda g: connections >= 3, 10)
+    finally:
+        server.close()
+    assert gateway.source.connects == 0 and connections >= 3
+
+
+async def test_rejection_notices_respect_the_brokers_receive_maximum(
+        tmp_path: Path, make_mosquitto: Callable[..., Mosquitto], influx_url: str, database: str,
+        topics: Topics, influx: InfluxClient) -> None:
+    # The broker lets each client have only 2 of its own QoS 1 messages unacknowledged; one bad message
+    # after another makes the gateway publish many notices at once. It must not be disconnected for that.
+    broker = make_mosquitto(extra_config="max_inflight_messages 2")
+    config = settings(tmp_path / "state", broker.port, influx_url, database, topics)
+    bad = 40
+    async with running(config) as gateway:
+        source: MqttSource = gateway.source
+        assert source.connection is not None and source.connection.server_receive_maximum == 2
+        publisher = Publisher(broker.port)
+        try:
+            for seq in range(bad):
+                body = {"v": 1, "kit": "k01", "boot": 1, "seq": seq, "samples": [{"t": T0 + seq, "humidity": 140}]}
+                publisher.publish(topics.readings("s1", "k01"), json.dumps(body).encode())
+            publisher.publish(topics.readings("s1", "k01"), json.dumps(
+                {"v": 1, "kit": "k01", "boot": 1, "seq": bad, "samples": [{"t": T0, "humidity": 40}]}).encode())
+            publisher.wait_acked(bad + 1)
+        finally:
+            publisher.close()
+        stored = await wait_for_count(influx, database, "SELECT count(humidity) FROM readings", 1)
+        rejected = await wait_for_count(influx, database, "SELECT count(\"count\") FROM rejections", bad)
+        assert source.connects == 1, "the broker dropped the gateway"
+    assert (stored, rejected) == (1, bad)
