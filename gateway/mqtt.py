@@ -52,6 +52,8 @@ class Connection(asyncio.Protocol):
         self.lost: asyncio.Future[None] = loop.create_future()
         self.open = False
         self.pong_due = False  # a PINGREQ is out and its PINGRESP has not come back
+        self.paused = False  # not reading: the gateway holds as many messages as it allows itself
+        self._backlog: list[tuple[int, bytes]] = []  # packets read before a pause, handled after it
         self.keepalive_s = 30
         self.server_receive_maximum = 65535  # how many of our own QoS 1 publishes may be unacknowledged
         self.outgoing: set[int] = set()  # packet ids of our QoS 1 publishes not yet acknowledged
@@ -75,14 +77,30 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         try:
-            for first, body in self.reader.feed(data):
+            packets = self.reader.feed(data)
+        except wire.ProtocolError as error:
+            self._violation(error)
+            return
+        if self._backlog:
+            packets, self._backlog = self._backlog + packets, []
+        self._handle(packets)
+
+    def _handle(self, packets: list[tuple[int, bytes]]) -> None:
+        try:
+            for index, (first, body) in enumerate(packets):
                 if first >> 4 == wire.PUBLISH:
+                    if self.paused:  # the rest waits for ``pause(False)``
+                        self._backlog = packets[index:]
+                        return
                     self._publish(first, body)
                 else:
                     self._control(first >> 4, body)
         except wire.ProtocolError as error:
-            log.error("the broker sent something that is not MQTT 5 (%s): closing the connection", error)
-            self.close()
+            self._violation(error)
+
+    def _violation(self, error: wire.ProtocolError) -> None:
+        log.error("the broker sent something that is not MQTT 5 (%s): closing the connection", error)
+        self.close()
 
     def eof_received(self) -> bool | None:
         return None  # close the transport
@@ -94,7 +112,10 @@ class Connection(asyncio.Protocol):
         if message.qos == 2:
             raise wire.ProtocolError("QoS 2 PUBLISH on a QoS 1 subscription")
         ack = Ack(self, message.packet_id) if message.packet_id is not None else None
-        self.handler(message.topic, message.payload, message.retain, ack)
+        try:
+            self.handler(message.topic, message.payload, message.retain, ack)
+        except Exception:  # the handler's own bug: keep the connection; the message waits for the next session
+            log.exception("the handler failed on a message on %s", message.topic)
 
     def _control(self, kind: int, body: bytes) -> None:
         if kind == wire.PUBACK:
@@ -133,6 +154,21 @@ class Connection(asyncio.Protocol):
             if self._next_id not in self.outgoing and self._next_id not in self.subacks:
                 return self._next_id
         raise RuntimeError("no free packet identifier")
+
+    def pause(self, paused: bool) -> None:
+        if paused != self.paused and self.open and self.transport is not None and not self.transport.is_closing():
+            self.paused = paused
+            if paused:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+                if self._backlog:
+                    asyncio.get_running_loop().call_soon(self._resume_backlog)
+
+    def _resume_backlog(self) -> None:
+        if self._backlog and not self.paused and self.open:
+            packets, self._backlog = self._backlog, []
+            self._handle(packets)
 
     def close(self) -> None:
         self.open = False
@@ -179,8 +215,9 @@ class MqttSource:
         try:
             password = s.mqtt_password.get_secret_value() if s.mqtt_password else None
             connection.send(wire.connect_packet(
-                s.client_id, keepalive_s=s.gateway_mqtt_keepalive_s, clean_start=False, session_expiry_s=SESSION_NEVER_EXPIRES,
-                receive_maximum=s.gateway_max_inflight, username=s.mqtt_username or None, password=password))
+                s.client_id, keepalive_s=s.gateway_mqtt_keepalive_s, clean_start=False,
+                session_expiry_s=SESSION_NEVER_EXPIRES, receive_maximum=s.gateway_max_inflight,
+                username=s.mqtt_username or None, password=password))
             connack = await connection.connack
             # MQTT 5: a broker may set the keep-alive itself (Server Keep Alive), and we must use its value
             connection.keepalive_s = int(connack.properties.get("server_keep_alive", s.gateway_mqtt_keepalive_s))
@@ -242,7 +279,7 @@ class MqttSource:
                 done, _ = await asyncio.wait(ends, timeout=max(connection.keepalive_s, 1) / 2)
                 if done:
                     return
-                if connection.pong_due:
+                if connection.pong_due and not connection.paused:  # paused, we cannot read its PINGRESP
                     log.warning("no answer from the broker for %.0f s: dropping the connection",
                                 connection.keepalive_s / 2)
                     connection.close()
@@ -275,6 +312,13 @@ class MqttSource:
             by_connection.setdefault(id(ack.connection), (ack.connection, []))[1].append(ack.packet_id)
         for connection, packet_ids in by_connection.values():
             connection.send(wire.puback_packets(packet_ids))
+
+    def hold(self, paused: bool) -> None:
+        """Stop (or go on) reading from the broker. The gateway's own cap on the messages it holds:
+        Mosquitto 2.0.11 sends past the client's receive maximum once acknowledgements flow
+        (eclipse-mosquitto/mosquitto#2301), so the receive maximum alone does not bound memory."""
+        if self.connection is not None:
+            self.connection.pause(paused)
 
     def publish(self, topic: str, payload: bytes) -> None:
         """Best effort (a rejection notice): QoS 1 while the broker has room for it, else QoS 0;

@@ -41,9 +41,10 @@ class Gateway:
         self.dead_letters = DeadLetters(s.dead_letter_dir, s.gateway_dead_letter_bytes)
         self.ingest = Ingest(self.topics, self.dedup)
         self.stats = self.ingest.stats
-        # a batch is also due at half the in-flight window: the broker sends no more until we acknowledge
+        # a batch is also due at a share of the in-flight window, so that one fills while the others are
+        # written: the broker sends no more than the window until we acknowledge
         self.batcher = Batcher(s.gateway_batch_points, s.gateway_batch_ms / 1000,
-                               max_messages=max(1, s.gateway_max_inflight // 2))
+                               max_messages=max(1, s.gateway_max_inflight // (s.gateway_concurrent_writes + 1)))
         self.influx = ThreadedWriter(s)
         if s.gateway_share_group:
             filters = [self.topics.shared_filter(s.gateway_share_group, k) for k in (Kind.READINGS, Kind.STATUS)]
@@ -58,6 +59,9 @@ class Gateway:
         self._wake = asyncio.Event()
         self._drain_wake = asyncio.Event()
         self._acks_now: list[Ack] = []
+        # the messages held (received, not yet acknowledged) never go far past the receive maximum
+        self._hold_at = s.gateway_max_inflight
+        self._resume_at = max(1, s.gateway_max_inflight * 3 // 4)
         self._last_warning = 0.0
         self.registry = CollectorRegistry()
         self.registry.register(StatsCollector(self.stats, self._gauges))
@@ -110,6 +114,8 @@ class Gateway:
             return
         outcome.ack = ack
         self.inflight += 1
+        if self.inflight >= self._hold_at:
+            self.source.hold(True)  # resumed by _commit once a batch is durable
         starts = self.batcher.empty
         if self.batcher.add(outcome.lines, outcome, time.monotonic()) or starts:
             self._wake.set()  # a new batch has a deadline, a full one is due now
@@ -127,11 +133,27 @@ class Gateway:
         self.source.acknowledge(acks)
 
     async def _flush_loop(self) -> None:
-        while True:
+        """Commit due batches, up to ``gateway_concurrent_writes`` at once: while one waits for InfluxDB
+        the next is written, so the in-flight window is not held up by one write's latency. Batches
+        may then land out of order, which is harmless: a point is its series and time, and a copy
+        written twice has the same values."""
+        slots = asyncio.Semaphore(self.settings.gateway_concurrent_writes)
+        commits: set[asyncio.Task[None]] = set()
+        failures: list[BaseException] = []
+
+        def finished(task: asyncio.Task[None]) -> None:
+            commits.discard(task)
+            slots.release()
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                failures.append(error)
+                self._wake.set()
+
+        while not failures:
             due = self.batcher.due_at()
             if due is None:
                 if self.stopping:
-                    return
+                    break
                 self._wake.clear()
                 await self._wake.wait()
                 continue
@@ -143,9 +165,18 @@ class Gateway:
                 except TimeoutError:
                     pass
                 continue
+            await slots.acquire()  # the batch keeps filling while every slot is busy
             batch = self.batcher.take()
-            if batch is not None:
-                await self._commit(batch)
+            if batch is None:
+                slots.release()
+                continue
+            task = asyncio.create_task(self._commit(batch))
+            commits.add(task)
+            task.add_done_callback(finished)
+        if commits:
+            await asyncio.wait(commits)
+        if failures:
+            raise failures[0]  # a bug in committing: let the task group stop the gateway loudly
 
     async def _commit(self, batch: Batch) -> None:
         """Make a batch durable (InfluxDB, else the spool), then release its messages' acknowledgements."""
@@ -196,6 +227,8 @@ class Gateway:
         self.dedup.commit(keys)
         self.source.acknowledge(acks)
         self.inflight -= len(messages)
+        if self.inflight < self._resume_at:
+            self.source.hold(False)
 
     def _disk_failed(self, error: OSError, attempt: int) -> None:
         self.disk_ok = False

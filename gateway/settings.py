@@ -18,7 +18,8 @@ class GatewaySettings(Settings):
     gateway_client_id: str | None = None  # default: lauks-gateway-<instance>
     gateway_batch_points: int = Field(5000, ge=1)  # flush at this many points ...
     gateway_batch_ms: int = Field(50, ge=1)  # ... or this long after the first point, whichever is first
-    gateway_max_inflight: int = Field(1000, ge=1, le=65535)  # unacknowledged messages (MQTT receive maximum)
+    gateway_max_inflight: int = Field(4000, ge=1, le=65535)  # unacknowledged messages (MQTT receive maximum)
+    gateway_concurrent_writes: int = Field(2, ge=1, le=16)  # batches being made durable at once
     gateway_spool_dir: Path | None = None  # default <state_dir>/spool-<instance>
     gateway_dead_letter_dir: Path | None = None  # default <state_dir>/dead-letter-<instance>
     gateway_dead_letter_bytes: int = Field(16 * 1024 * 1024, ge=4096)  # per file; two files are kept
