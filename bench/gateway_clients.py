@@ -89,7 +89,8 @@ def run_own(port: int, total: int, publish: threading.Thread) -> float:
                                  gateway_max_inflight=1000)
         source = MqttSource(config, [FILTER], on_message)
         task = asyncio.create_task(source.run())
-        while not source.connected:
+        deadline = time.monotonic() + 30
+        while not source.connected and time.monotonic() < deadline:  # noqa: ASYNC110 (a flag, not an event)
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.3)
         started = time.monotonic()

@@ -3,6 +3,7 @@ the TCP chunks, and bytes that are not MQTT 5 raise ProtocolError instead of bei
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import pytest
@@ -109,7 +110,7 @@ def test_packets_come_out_whole_and_in_order_however_the_stream_is_cut(payloads:
     points = sorted({c % (len(stream) + 1) for c in cuts} | {0, len(stream)})
     reader = wire.PacketReader()
     packets = []
-    for start, end in zip(points, points[1:], strict=False):
+    for start, end in itertools.pairwise(points):
         packets.extend(reader.feed(stream[start:end]))
     assert [wire.parse_publish(f, b).payload for f, b in packets[:-1]] == payloads
     assert packets[-1] == (0xC0, b"")
