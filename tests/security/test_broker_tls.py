@@ -96,3 +96,62 @@ def test_host_names_become_dns_or_ip_entries_and_nonsense_is_refused() -> None:
     for bad in ([], ["a b"], ["x,y"]):
         with pytest.raises(TlsError):
             subject_alt_names(bad)
+
+
+async def _gateway_over_tls(broker: Mosquitto, auth: BrokerAuth, kit_password: str, ca_file: Path, state: Path,
+                            influx_url: str, database: str, seconds: float) -> tuple[int, bool]:
+    """Run the gateway against the TLS listener for up to ``seconds``: (connects, whether a kit's reading
+    sent over TLS reached InfluxDB)."""
+    import asyncio
+    import json
+    import time
+
+    from gateway.service import Gateway
+    from gateway.settings import GatewaySettings
+    from lauks.influx import InfluxClient
+
+    assert broker.tls is not None
+    config = GatewaySettings(state_dir=state, mqtt_port=broker.tls.port, mqtt_tls=True, mqtt_ca_file=ca_file,
+                             mqtt_username=GATEWAY_USER, mqtt_password=auth.service_password(GATEWAY_USER),
+                             influx_url=influx_url, influx_database=database, topic_root="tls",
+                             gateway_http_port=None, gateway_instance="tls", gateway_reconnect_max_s=0.5)
+    gateway = Gateway(config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(gateway.run(stop))
+    stored = False
+    deadline = time.monotonic() + seconds
+    try:
+        while not gateway.source.connected and time.monotonic() < deadline:  # noqa: ASYNC110 (a flag)
+            await asyncio.sleep(0.05)
+        if gateway.source.connected:
+            kit = Client(broker.tls.port, "s1.k1", kit_password, ca_certs=ca_file).connect()
+            kit.publish(T.readings("s1", "k1"), json.dumps({"v": 1, "kit": "k1", "boot": 1, "seq": 1, "samples": [
+                {"t": 1_780_000_000, "temperature": 12.5}]}))
+            kit.close()
+            async with InfluxClient(influx_url) as influx:
+                while not stored and time.monotonic() < deadline:
+                    rows = await influx.query_rows("SELECT temperature FROM readings", database=database)
+                    stored = [row["temperature"] for row in rows] == [12.5]
+                    await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+    return gateway.source.connects, stored
+
+
+async def test_the_gateway_trusting_the_schools_ca_ingests_over_tls(
+        tls_broker: tuple[Mosquitto, SchoolCa, BrokerAuth, str], tmp_path: Path, influx_url: str,
+        database: str) -> None:
+    broker, ca, auth, password = tls_broker
+    connects, stored = await _gateway_over_tls(broker, auth, password, ca.ca_cert, tmp_path, influx_url, database, 20)
+    assert connects == 1 and stored
+
+
+async def test_the_gateway_trusting_another_ca_does_not_connect(
+        tls_broker: tuple[Mosquitto, SchoolCa, BrokerAuth, str], tmp_path: Path, influx_url: str,
+        database: str) -> None:
+    broker, _, auth, password = tls_broker
+    other = init_school_ca(tmp_path / "other", ["127.0.0.1"], "Another school")
+    connects, stored = await _gateway_over_tls(broker, auth, password, other.ca_cert, tmp_path / "state",
+                                               influx_url, database, 3)
+    assert (connects, stored) == (0, False)
