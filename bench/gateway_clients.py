@@ -22,6 +22,15 @@ from lauks.topics import Topics
 FILTER = "lauks/v1/+/+/readings"
 
 
+async def timed(publish: threading.Thread, done: asyncio.Event, total: int) -> float:
+    """Start the publishers once the subscription has settled; msg/s until ``done``."""
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    publish.start()
+    await asyncio.wait_for(done.wait(), 300)
+    return total / (time.monotonic() - started)
+
+
 def run_gmqtt(port: int, total: int, publish: threading.Thread) -> float:
     import gmqtt
     from gmqtt.mqtt.constants import MQTTv50
@@ -44,20 +53,16 @@ def run_gmqtt(port: int, total: int, publish: threading.Thread) -> float:
         client.on_message = on_message
         await client.connect("127.0.0.1", port, version=MQTTv50)
         client.subscribe(FILTER, qos=1)
-        await asyncio.sleep(0.3)
-        started = time.monotonic()
-        publish.start()
-        await asyncio.wait_for(done.wait(), 300)
-        elapsed = time.monotonic() - started
+        rate = await timed(publish, done, total)
         await client.disconnect()
-        return total / elapsed
+        return rate
 
     return asyncio.run(main())
 
 
 def run_own(port: int, total: int, publish: threading.Thread) -> float:
     """The gateway's own client (gateway.mqtt): a synchronous handler per message, and the PUBACKs of
-    one event-loop turn sent in one write (the gateway sends them per durable batch)."""
+    one event-loop turn sent in one write (the gateway sends them per durable batch instead)."""
     from gateway.mqtt import Ack, MqttSource
     from gateway.settings import GatewaySettings
 
@@ -66,21 +71,12 @@ def run_own(port: int, total: int, publish: threading.Thread) -> float:
     async def main() -> float:
         done = asyncio.Event()
         count = 0
-        pending: list[Ack] = []
-        loop = asyncio.get_running_loop()
-
-        def flush() -> None:
-            acks = pending[:]
-            pending.clear()
-            MqttSource.acknowledge(acks)
 
         def on_message(topic: str, payload: bytes, retained: bool, ack: Ack | None) -> None:
             nonlocal count
             ingest.message(topic, payload, time.time())
             if ack is not None:
-                if not pending:
-                    loop.call_soon(flush)
-                pending.append(ack)
+                source.acknowledge_soon(ack)
             count += 1
             if count >= total:
                 done.set()
@@ -92,14 +88,10 @@ def run_own(port: int, total: int, publish: threading.Thread) -> float:
         deadline = time.monotonic() + 30
         while not source.connected and time.monotonic() < deadline:  # noqa: ASYNC110 (a flag, not an event)
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.3)
-        started = time.monotonic()
-        publish.start()
-        await asyncio.wait_for(done.wait(), 300)
-        elapsed = time.monotonic() - started
+        rate = await timed(publish, done, total)
         await source.close()
         await task
-        return total / elapsed
+        return rate
 
     return asyncio.run(main())
 

@@ -30,6 +30,7 @@ log = logging.getLogger("lauks.gateway.mqtt")
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 CONNECT_TIMEOUT_S = 15.0
 SUBACK_TIMEOUT_S = 15.0
+MAX_PACKET_BYTES = 1024 * 1024  # far above the contract's 16 KiB: the core rejects big payloads with a reason
 
 # the gateway's handler: (topic, payload, retained, ack) -> None; ack is None for a QoS 0 message
 Handler = Callable[[str, bytes, bool, "Ack | None"], None]
@@ -42,9 +43,9 @@ class MqttRefused(Exception):
 class Connection(asyncio.Protocol):
     """One TCP (or TLS) connection to the broker."""
 
-    def __init__(self, handler: Handler, max_packet_bytes: int) -> None:
+    def __init__(self, handler: Handler, keepalive_s: int) -> None:
         self.handler = handler
-        self.reader = wire.PacketReader(max_packet_bytes)
+        self.reader = wire.PacketReader(MAX_PACKET_BYTES)
         self.transport: asyncio.Transport | None = None
         loop = asyncio.get_running_loop()
         self.connack: asyncio.Future[wire.Connack] = loop.create_future()
@@ -54,7 +55,7 @@ class Connection(asyncio.Protocol):
         self.pong_due = False  # a PINGREQ is out and its PINGRESP has not come back
         self.paused = False  # not reading: the gateway holds as many messages as it allows itself
         self._backlog: list[tuple[int, bytes]] = []  # packets read before a pause, handled after it
-        self.keepalive_s = 30
+        self.keepalive_s = keepalive_s  # ours, until the broker's CONNACK says otherwise
         self.server_receive_maximum = 65535  # how many of our own QoS 1 publishes may be unacknowledged
         self.outgoing: set[int] = set()  # packet ids of our QoS 1 publishes not yet acknowledged
         self._next_id = 0
@@ -195,11 +196,8 @@ class MqttSource:
         self.connected = False
         self.connects = 0
         self.refusal: str | None = None  # why the broker last refused to connect or subscribe, for /healthz
+        self._acks_soon: list[Ack] = []
         self._stop = asyncio.Event()
-
-    @property
-    def max_packet_bytes(self) -> int:
-        return 1024 * 1024  # far above the contract's 16 KiB: the core rejects big payloads with a reason
 
     def _ssl(self) -> ssl.SSLContext | None:
         if not self.settings.mqtt_tls:
@@ -210,7 +208,7 @@ class MqttSource:
     async def _connect(self) -> Connection:
         s = self.settings
         loop = asyncio.get_running_loop()
-        _, connection = await loop.create_connection(lambda: Connection(self.handler, self.max_packet_bytes),
+        _, connection = await loop.create_connection(lambda: Connection(self.handler, s.gateway_mqtt_keepalive_s),
                                                      s.mqtt_host, s.mqtt_port, ssl=self._ssl())
         try:
             password = s.mqtt_password.get_secret_value() if s.mqtt_password else None
@@ -220,7 +218,7 @@ class MqttSource:
                 username=s.mqtt_username or None, password=password))
             connack = await connection.connack
             # MQTT 5: a broker may set the keep-alive itself (Server Keep Alive), and we must use its value
-            connection.keepalive_s = int(connack.properties.get("server_keep_alive", s.gateway_mqtt_keepalive_s))
+            connection.keepalive_s = int(connack.properties.get("server_keep_alive", connection.keepalive_s))
             if connack.reason != 0:
                 detail = connack.properties.get("reason_string")
                 raise MqttRefused(f"the broker refused the connection: {wire.reason_text(connack.reason)}"
@@ -312,6 +310,17 @@ class MqttSource:
             by_connection.setdefault(id(ack.connection), (ack.connection, []))[1].append(ack.packet_id)
         for connection, packet_ids in by_connection.values():
             connection.send(wire.puback_packets(packet_ids))
+
+    def acknowledge_soon(self, ack: Ack) -> None:
+        """Acknowledge at the end of this event-loop turn, in one write with the others of the turn
+        (for messages with nothing to wait for, which come in bursts, such as copies already stored)."""
+        if not self._acks_soon:
+            asyncio.get_running_loop().call_soon(self._send_acks_soon)
+        self._acks_soon.append(ack)
+
+    def _send_acks_soon(self) -> None:
+        acks, self._acks_soon = self._acks_soon, []
+        self.acknowledge(acks)
 
     def hold(self, paused: bool) -> None:
         """Stop (or go on) reading from the broker. The gateway's own cap on the messages it holds:

@@ -58,7 +58,6 @@ class Gateway:
         self.http_port: int | None = None
         self._wake = asyncio.Event()
         self._drain_wake = asyncio.Event()
-        self._acks_now: list[Ack] = []
         # the messages held (received, not yet acknowledged) never go far past the receive maximum
         self._hold_at = s.gateway_max_inflight
         self._resume_at = max(1, s.gateway_max_inflight * 3 // 4)
@@ -104,13 +103,15 @@ class Gateway:
             log.exception("could not process a message on %s", topic)
             self.stats.write_errors += 1
             self.dead_letters.add(topic, payload, int(self.clock() * 1000), [])
-            self._acknowledge_soon(ack)
+            if ack is not None:
+                self.source.acknowledge_soon(ack)
             return
         if outcome.notice is not None and outcome.notice_topic is not None:
             self.source.publish(outcome.notice_topic, outcome.notice)
             self.dead_letters.add(topic, payload, int(self.clock() * 1000), outcome.rejections)
         if outcome.drop:
-            self._acknowledge_soon(ack)
+            if ack is not None:
+                self.source.acknowledge_soon(ack)
             return
         outcome.ack = ack
         self.inflight += 1
@@ -119,18 +120,6 @@ class Gateway:
         starts = self.batcher.empty
         if self.batcher.add(outcome.lines, outcome, time.monotonic()) or starts:
             self._wake.set()  # a new batch has a deadline, a full one is due now
-
-    def _acknowledge_soon(self, ack: Ack | None) -> None:
-        """Acknowledge a message with nothing to write, together with others of this loop turn."""
-        if ack is None:
-            return
-        if not self._acks_now:
-            asyncio.get_running_loop().call_soon(self._send_acks_now)
-        self._acks_now.append(ack)
-
-    def _send_acks_now(self) -> None:
-        acks, self._acks_now = self._acks_now, []
-        self.source.acknowledge(acks)
 
     async def _flush_loop(self) -> None:
         """Commit due batches, up to ``gateway_concurrent_writes`` at once: while one waits for InfluxDB

@@ -143,6 +143,36 @@ async def test_a_broker_that_sends_garbage_is_dropped_and_tried_again(
     assert gateway.source.connects == 0 and connections >= 3
 
 
+async def test_the_brokers_server_keep_alive_wins_over_ours(
+        tmp_path: Path, influx_url: str, database: str, topics: Topics) -> None:
+    # MQTT 5: a broker may set the keep-alive in its CONNACK (Server Keep Alive), and the client must use it.
+    # This stand-in says 1 s and then never answers a PINGREQ: with our own 30 s, nobody would notice.
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.read(1024)  # the CONNECT
+        writer.write(b"\x20\x06\x00\x00\x03\x13\x00\x01")  # CONNACK: success, Server Keep Alive 1 s
+        subscribe = await reader.read(1024)
+        writer.write(b"\x90\x05" + subscribe[2:4] + b"\x00\x01\x01")  # SUBACK: both granted at QoS 1
+        await writer.drain()
+        while await reader.read(1024):  # PINGREQs, unanswered
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", free_port())
+    config = settings(tmp_path / "state", server.sockets[0].getsockname()[1], influx_url, database, topics,
+                      gateway_mqtt_keepalive_s=30, gateway_reconnect_max_s=0.2)
+    started = time.monotonic()
+    try:
+        gateway = await _run_briefly(config, lambda g: g.source.connects >= 2, 10)
+    finally:
+        server.close()
+    assert gateway.source.connects >= 2 and connections >= 2
+    assert time.monotonic() - started < 10
+
+
 async def test_rejection_notices_respect_the_brokers_receive_maximum(
         tmp_path: Path, make_mosquitto: Callable[..., Mosquitto], influx_url: str, database: str,
         topics: Topics, influx: InfluxClient) -> None:
