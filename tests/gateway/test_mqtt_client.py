@@ -67,27 +67,49 @@ async def test_a_wrong_password_is_reported_with_the_brokers_reason(
     assert not ok and detail["mqtt_refused"] == refusal
 
 
+class StandIn:
+    """A scripted broker on loopback, for what a real Mosquitto cannot be made to do: it answers each
+    CONNECT with ``connack`` and, given ``suback_codes``, the SUBSCRIBE with those reason codes; then it
+    reads, answering nothing, until the gateway hangs up."""
+
+    def __init__(self, connack: bytes, suback_codes: bytes | None = None) -> None:
+        self.connack = connack
+        self.suback_codes = suback_codes
+        self.connections = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> StandIn:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", free_port())
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        await reader.read(1024)  # the CONNECT
+        writer.write(self.connack)
+        if self.suback_codes is not None:
+            subscribe = await reader.read(1024)
+            packet_id = subscribe[2:4]  # after the first byte and a one-byte length
+            writer.write(bytes((0x90, 3 + len(self.suback_codes))) + packet_id + b"\x00" + self.suback_codes)
+        await writer.drain()
+        while await reader.read(1024):  # PINGREQs and the like, unanswered
+            pass
+        writer.close()
+
+
 async def test_a_refused_subscription_is_reported_not_taken_for_success(
         tmp_path: Path, influx_url: str, database: str, topics: Topics) -> None:
     # Mosquitto's acl_file grants every SUBSCRIBE and filters at delivery, but a broker with an ACL plugin
-    # (or another broker) answers a forbidden one with reason 0x87 in the SUBACK. This stand-in does that.
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read(1024)  # the CONNECT
-        writer.write(b"\x20\x03\x00\x00\x00")  # CONNACK: success, no properties
-        subscribe = await reader.read(1024)
-        packet_id = subscribe[2:4]  # after the first byte and a one-byte length
-        writer.write(b"\x90\x05" + packet_id + b"\x00\x87\x01")  # SUBACK: readings refused, status granted
-        await writer.drain()
-        await reader.read(1024)
-        writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", free_port())
-    config = settings(tmp_path / "state", server.sockets[0].getsockname()[1], influx_url, database, topics,
-                      gateway_reconnect_max_s=0.5)
-    try:
+    # (or another broker) answers a forbidden one with reason 0x87 in the SUBACK. This stand-in does that:
+    # CONNACK success with no properties; SUBACK readings refused, status granted.
+    async with StandIn(b"\x20\x03\x00\x00\x00", suback_codes=b"\x87\x01") as broker:
+        config = settings(tmp_path / "state", broker.port, influx_url, database, topics, gateway_reconnect_max_s=0.5)
         gateway = await _run_briefly(config, lambda g: g.source.refusal is not None, 10)
-    finally:
-        server.close()
     refusal = gateway.source.refusal or ""
     assert "refused the subscription" in refusal and topics.filter("readings") in refusal, refusal
     assert "not authorized (0x87)" in refusal and topics.filter("status") not in refusal
@@ -122,54 +144,23 @@ async def test_a_hung_broker_is_noticed_by_keepalive_and_the_gateway_comes_back_
 
 async def test_a_broker_that_sends_garbage_is_dropped_and_tried_again(
         tmp_path: Path, influx_url: str, database: str, topics: Topics) -> None:
-    connections = 0
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        await reader.read(1024)  # the CONNECT
-        writer.write(b"\x20\xff\xff\xff\xff\x7f")  # a CONNACK whose length needs five bytes: not MQTT
-        await writer.drain()
-        await reader.read(1024)  # until the gateway hangs up
-        writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", free_port())
-    port = server.sockets[0].getsockname()[1]
-    config = settings(tmp_path / "state", port, influx_url, database, topics, gateway_reconnect_max_s=0.2)
-    try:
-        gateway = await _run_briefly(config, lambda g: connections >= 3, 10)
-    finally:
-        server.close()
-    assert gateway.source.connects == 0 and connections >= 3
+    # a CONNACK whose length needs five bytes: not MQTT
+    async with StandIn(b"\x20\xff\xff\xff\xff\x7f") as broker:
+        config = settings(tmp_path / "state", broker.port, influx_url, database, topics, gateway_reconnect_max_s=0.2)
+        gateway = await _run_briefly(config, lambda g: broker.connections >= 3, 10)
+    assert gateway.source.connects == 0 and broker.connections >= 3
 
 
 async def test_the_brokers_server_keep_alive_wins_over_ours(
         tmp_path: Path, influx_url: str, database: str, topics: Topics) -> None:
     # MQTT 5: a broker may set the keep-alive in its CONNACK (Server Keep Alive), and the client must use it.
     # This stand-in says 1 s and then never answers a PINGREQ: with our own 30 s, nobody would notice.
-    connections = 0
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        await reader.read(1024)  # the CONNECT
-        writer.write(b"\x20\x06\x00\x00\x03\x13\x00\x01")  # CONNACK: success, Server Keep Alive 1 s
-        subscribe = await reader.read(1024)
-        writer.write(b"\x90\x05" + subscribe[2:4] + b"\x00\x01\x01")  # SUBACK: both granted at QoS 1
-        await writer.drain()
-        while await reader.read(1024):  # PINGREQs, unanswered
-            pass
-        writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", free_port())
-    config = settings(tmp_path / "state", server.sockets[0].getsockname()[1], influx_url, database, topics,
-                      gateway_mqtt_keepalive_s=30, gateway_reconnect_max_s=0.2)
     started = time.monotonic()
-    try:
+    async with StandIn(b"\x20\x06\x00\x00\x03\x13\x00\x01", suback_codes=b"\x01\x01") as broker:
+        config = settings(tmp_path / "state", broker.port, influx_url, database, topics,
+                          gateway_mqtt_keepalive_s=30, gateway_reconnect_max_s=0.2)
         gateway = await _run_briefly(config, lambda g: g.source.connects >= 2, 10)
-    finally:
-        server.close()
-    assert gateway.source.connects >= 2 and connections >= 2
+    assert gateway.source.connects >= 2 and broker.connections >= 2
     assert time.monotonic() - started < 10
 
 
