@@ -46,16 +46,20 @@ LOW_BATTERY = Query(f'SELECT "battery" FROM ({_LAST_BATTERY}) WHERE "battery" < 
 
 
 def minutes_silent(where: str) -> Query:
-    """Whole minutes since a kit's last readings, for kits silent for at least one minute.
+    """Whole minutes since a kit's last readings, for kits silent for at least two minutes.
 
     InfluxQL cannot subtract a point's time from now(), so: count seen points per minute over the last
     day (0 where none), sum them from now backwards, and count the minutes where that sum is still 0.
+    The minutes are clock minutes, and the current one has only just begun: a kit seen 20 s ago, in
+    the minute before, counts 1. So 1 is a healthy kit between two readings, and only 2 or more is
+    shown (a kit that reports every minute was otherwise listed as silent for part of each minute).
     """
-    return Query(
+    counted = (
         'SELECT count("after") AS "minutes" FROM (SELECT cumulative_sum(count("seen")) AS "after" '
         f'FROM "kit_status" WHERE {where} AND time > now() - 1d GROUP BY time(1m), "site", "kit" fill(0) '
-        'ORDER BY time DESC) WHERE "after" = 0 GROUP BY "site", "kit" ORDER BY time DESC',
-        ("minutes",), BY_KIT, "table")
+        'ORDER BY time DESC) WHERE "after" = 0 GROUP BY "site", "kit" ORDER BY time DESC')
+    return Query(f'SELECT "minutes" FROM ({counted}) WHERE "minutes" >= 2 GROUP BY "site", "kit" ORDER BY time DESC',
+                 ("minutes",), BY_KIT, "table")
 
 
 def usual_interval(where: str) -> Query:
