@@ -8,6 +8,8 @@ that need a private broker or store to stop and restart use ``make_mosquitto``/`
 
 from __future__ import annotations
 
+import os
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -129,3 +131,50 @@ def make_influxd(tmp_path: Path) -> Iterator[Callable[..., Influxd]]:
     yield make
     for store in started:
         store.stop()
+
+
+# --- a real full disk -----------------------------------------------------------------------------
+
+
+class SmallFilesystem:
+    """A tmpfs of a few hundred KiB mounted for one test: a real ENOSPC, not a patched write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._filler = path / ".filler"
+
+    def fill(self) -> None:
+        """Take every free byte, so the next write anywhere on this filesystem fails with ENOSPC."""
+        fd = os.open(self._filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            for size in (65536, 4096, 512, 1):
+                try:
+                    while os.write(fd, b"\0" * size):
+                        pass
+                except OSError:
+                    continue
+        finally:
+            os.close(fd)
+
+    def free(self) -> None:
+        self._filler.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Callable[..., SmallFilesystem]]:
+    """Mount a tmpfs (``size_kib``) under tmp_path; skipped with the reason where mounting is not allowed."""
+    mounted: list[Path] = []
+
+    def make(size_kib: int = 512) -> SmallFilesystem:
+        where = tmp_path / f"fs{len(mounted)}"
+        where.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k,mode=0700", "tmpfs", str(where)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here to make a real full disk (needs root): {result.stderr.strip()}")
+        mounted.append(where)
+        return SmallFilesystem(where)
+
+    yield make
+    for where in mounted:
+        subprocess.run(["umount", "-l", str(where)], check=False)
