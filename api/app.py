@@ -43,6 +43,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                   dependencies=[Depends(rate_limit)])
     app.state.settings = settings
     app.state.limiter = RateLimiter(settings.api_rate_limit_per_minute, settings.api_rate_burst)
+    app.state.code_failures = RateLimiter(settings.api_code_failures_per_minute, settings.api_code_failure_burst)
     errors.install(app)
     for module in (quantities, sites, readings, datasets):
         app.include_router(module.router)

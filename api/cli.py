@@ -43,7 +43,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = ApiSettings()
     uvicorn.run(create_app(settings), host=settings.api_host, port=args.port or settings.api_port,
-                log_level="info", access_log=False)
+                log_level="info", access_log=False,
+                # Our own rate limit decides whom to believe about X-Forwarded-For (LAUKS_API_TRUSTED_PROXIES);
+                # uvicorn would take it from any connection on loopback.
+                proxy_headers=False)
     return 0
 
 

@@ -6,6 +6,8 @@ upgraded by Alembic (``api/migrations``), never by ``create_all``, so both paths
 
 from __future__ import annotations
 
+import os
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -106,9 +108,34 @@ class Dataset(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+def private_sqlite_file(path: Path) -> None:
+    """Create the database file 0600 before SQLite opens it (SQLite would make it 0644, and its -wal and -shm
+    files copy the database file's mode), in a folder that others cannot list or enter.
+
+    The store holds share codes and token hashes; a file that is readable for a moment is readable.
+    An existing store from before is brought to the same modes.
+    """
+    folder = path.parent
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=0o700)
+    mode = stat.S_IMODE(folder.stat().st_mode)
+    if mode & 0o007 and folder.stat().st_uid == os.geteuid():
+        folder.chmod(mode & ~0o007)  # keep a group a deployment gave it, but never everybody
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if stat.S_IMODE(name.stat().st_mode) & 0o077 and name.stat().st_uid == os.geteuid():
+                name.chmod(0o600)
+        except FileNotFoundError:
+            pass
+
+
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        private_sqlite_file(Path(url.removeprefix("sqlite:///")))
     engine = create_engine(url, connect_args={"check_same_thread": False} if url.startswith("sqlite") else {})
     if url.startswith("sqlite"):
         @event.listens_for(engine, "connect")

@@ -10,9 +10,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from api import registry
-from api.db import StaffToken
+from api.db import Dataset, StaffToken
 from api.errors import ApiError
-from api.ratelimit import RateLimiter
+from api.ratelimit import RateLimiter, address_key, client_address
 from api.settings import ApiSettings
 from lauks.influx import InfluxClient
 
@@ -40,15 +40,55 @@ InfluxDep = Annotated[InfluxClient, Depends(get_influx)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
+def client_of(request: Request) -> str:
+    """The client's address: the peer, or X-Forwarded-For when the peer is a proxy we were told to trust."""
+    settings: ApiSettings = request.app.state.settings
+    peer = request.client.host if request.client else "?"
+    return client_address(peer, request.headers.get("x-forwarded-for"), settings.api_trusted_proxies)
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, the scheme in any spelling."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
 def rate_limit(request: Request) -> None:
+    """One bucket per valid staff token, else per client address: a made-up token is just an address."""
     limiter: RateLimiter = request.app.state.limiter
-    auth = request.headers.get("authorization")
-    address = request.client.host if request.client else "?"
-    key = f"token:{registry.token_hash(auth)[:16]}" if auth else f"addr:{address}"
+    token = bearer_token(request)
+    staff = None
+    if token is not None and token.startswith("lauks_"):
+        with request.app.state.sessions() as session:
+            staff = registry.staff_for(session, token)
+    key = f"staff:{staff.id}" if staff is not None else address_key(client_of(request))
     wait = limiter.take(key)
     if wait:
         raise ApiError(429, "too_many_requests", f"too many requests: wait {RateLimiter.retry_after(wait)} s and "
                                                  "try again", headers={"Retry-After": RateLimiter.retry_after(wait)})
+
+
+def dataset_for_code(request: Request, session: Session, typed: str) -> Dataset:
+    """The dataset of a share code, within the address's budget of codes not found.
+
+    Every lookup waits while the budget is spent, the right code too: otherwise a 429 would say "wrong" and a
+    200 "right", and guessing would go on at the full request rate.
+    """
+    failures: RateLimiter = request.app.state.code_failures
+    key = address_key(client_of(request))
+    wait = failures.wait(key)
+    if wait:
+        raise ApiError(429, "too_many_wrong_codes", "too many share codes that do not exist were tried from here: "
+                                                    f"wait {RateLimiter.retry_after(wait)} s, then check the code "
+                                                    "for typos", headers={"Retry-After": RateLimiter.retry_after(wait)})
+    try:
+        return registry.dataset_by_code(session, typed)
+    except ApiError as error:
+        if error.status == 404:
+            failures.take(key)
+        raise
 
 
 def _staff(session: Session, credentials: HTTPAuthorizationCredentials | None) -> StaffToken | None:

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 from api import sharecode
 from api.db import Dataset, Kit, Site, StaffToken, now, open_store
 from api.errors import ApiError, bad_request, not_found
+from api.zones import zone_problem
 from lauks.topics import id_problem
 
 SITE_FIELDS = ("title", "description", "latitude", "longitude", "elevation_m", "timezone")
@@ -33,19 +33,25 @@ def _check_id(what: str, name: str) -> None:
 
 
 def _check_zone(name: str | None) -> None:
-    if name is None:
-        return
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise bad_request("bad_timezone", f"time zone {name!r} is unknown: use an IANA name such as "
-                                          "Europe/Riga") from error
+    problem = zone_problem(name) if name is not None else None
+    if problem:
+        raise bad_request("bad_timezone", problem)
+
+
+# Text columns that are NOT NULL: null clears them to "" (a description), or is refused (a title).
+CLEARED = {"description": ""}
+REQUIRED = ("title", "kit_type")
 
 
 def _apply(row: Any, changes: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
     for key, value in changes.items():
         if key not in allowed:
             raise bad_request("bad_field", f"{key!r} cannot be set here; the fields are {', '.join(allowed)}")
+        if value is None and key in REQUIRED:
+            raise ApiError(422, "invalid_request", f"{key} cannot be null: send the new {key.replace('_', ' ')}, "
+                                                   "or leave it out to keep it")
+        if value is None and key in CLEARED:
+            value = CLEARED[key]
         if key == "deployed_since" and isinstance(value, str):
             value = datetime.fromisoformat(value)
         setattr(row, key, value)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -19,18 +19,38 @@ def _check_id(what: str, value: str) -> str:
     return value
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def _kept(**constraints: Any) -> Any:
+    """A field that may be left out of an edit but never set to null (its column is NOT NULL): the schema says
+    ``string`` and nothing else, so ``null`` is a 422 like any other wrong type."""
+    return Field(None, json_schema_extra=_no_default, **constraints)
+
+
+# Strict: JSON `false` is not 0.0, nor "1.5" a number (ints are still fine).
+Number = Annotated[float, Field(strict=True)]
+
+
 class Location(BaseModel):
-    latitude: float | None = Field(None, ge=-90, le=90)
-    longitude: float | None = Field(None, ge=-180, le=180)
-    elevation_m: float | None = Field(None, ge=-500, le=9000)
+    """null clears a coordinate."""
+
+    latitude: Number | None = Field(None, ge=-90, le=90)
+    longitude: Number | None = Field(None, ge=-180, le=180)
+    elevation_m: Number | None = Field(None, ge=-500, le=9000)
 
 
 class SiteEdit(Location):
+    """Fields left out stay as they are. ``title`` cannot be null (every site has one); ``description``,
+    ``timezone`` and the coordinates can: null clears them."""
+
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(None, max_length=200)
-    description: str | None = Field(None, max_length=5000)
-    timezone: str | None = Field(None, max_length=64, description="IANA time zone of the school, e.g. Europe/Riga")
+    title: str = _kept(min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=5000, description="null clears it")
+    timezone: str | None = Field(None, max_length=64, description="IANA time zone of the school, e.g. Europe/Riga; "
+                                                                   "null: the server's default")
 
 
 class SiteIn(SiteEdit):
@@ -64,10 +84,13 @@ class KitStatus(BaseModel):
 
 
 class KitEdit(Location):
+    """Fields left out stay as they are. ``kit_type`` cannot be null; ``description``, ``deployed_since`` and the
+    coordinates can: null clears them."""
+
     model_config = ConfigDict(extra="forbid")
 
-    kit_type: str | None = Field(None, max_length=64, examples=["weather"])
-    description: str | None = Field(None, max_length=5000)
+    kit_type: str = _kept(min_length=1, max_length=64, examples=["weather"])
+    description: str | None = Field(None, max_length=5000, description="null clears it")
     deployed_since: datetime | None = None
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
+from api.zones import zone_problem
 from lauks.settings import Settings
 
 
@@ -18,9 +19,15 @@ class ApiSettings(Settings):
     api_database_url: str | None = None
     # Reading the catalog and live data without a staff token (class codes always read their dataset).
     api_public_read: bool = False
-    # Requests per minute per staff token, class code or address; bursts up to api_rate_burst.
+    # Requests per minute per staff token (a valid one) or else per client address; bursts up to api_rate_burst.
     api_rate_limit_per_minute: float = Field(240, gt=0)
     api_rate_burst: int = Field(60, ge=1)
+    # Share codes that were not found, per client address: a class mistypes a few, a guesser needs billions.
+    api_code_failures_per_minute: float = Field(5, gt=0)
+    api_code_failure_burst: int = Field(20, ge=1)
+    # Addresses or networks of reverse proxies whose X-Forwarded-For names the client (e.g. ["10.0.0.2"]).
+    # Empty: the header is ignored, since anybody can send it.
+    api_trusted_proxies: list[str] = Field(default_factory=list)
     # The longest window of raw (not aggregated) readings one request may ask for.
     api_max_raw_days: int = Field(400, ge=1)
     # Time zone of dates and daily buckets when a request names none.
@@ -33,10 +40,18 @@ class ApiSettings(Settings):
     @field_validator("api_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"LAUKS_API_TIMEZONE {value!r} is not an IANA time zone such as Europe/Riga") from error
+        if zone_problem(value):
+            raise ValueError(f"LAUKS_API_TIMEZONE {value!r} is not an IANA time zone such as Europe/Riga")
+        return value
+
+    @field_validator("api_trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as error:
+                raise ValueError(f"LAUKS_API_TRUSTED_PROXIES: {item!r} is not an address or network") from error
         return value
 
     @property

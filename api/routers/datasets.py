@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from api import dataset as datasets
 from api import export, registry, sharecode, source, streaming
 from api.db import Dataset
-from api.deps import InfluxDep, SessionDep, SettingsDep, Staff
+from api.deps import InfluxDep, SessionDep, SettingsDep, Staff, dataset_for_code
 from api.errors import ApiError
 from api.query import make_request, parse_quantities, parse_time, parse_zone, split_names
 from api.routers.readings import FILE_RESPONSES
@@ -60,14 +60,15 @@ def list_datasets(session: SessionDep, _staff: Staff) -> list[dict[str, Any]]:
 
 
 @router.get("/{code}", response_model=DatasetPreview, summary="What a share code holds, with its first rows")
-async def preview(code: str, session: SessionDep, influx: InfluxDep, settings: SettingsDep) -> dict[str, Any]:
-    dataset = registry.dataset_by_code(session, code)
-    request = datasets.request_of(dataset, layout="wide")
-    shape = streaming.shape_of(request)
-    fmt = export.TimeFormatter(request.zone)
+async def preview(code: str, request: Request, session: SessionDep, influx: InfluxDep,
+                  settings: SettingsDep) -> dict[str, Any]:
+    dataset = dataset_for_code(request, session, code)
+    wanted = datasets.request_of(dataset, layout="wide")
+    shape = streaming.shape_of(wanted)
+    fmt = export.TimeFormatter(wanted.zone)
     rows: list[list[Any]] = []
     try:
-        async for chunk in export.wide_rows(source.rows(influx, settings.influx_database, request), shape):
+        async for chunk in export.wide_rows(source.rows(influx, settings.influx_database, wanted), shape):
             rows.extend([fmt(r[0]), *r[1:]] for r in chunk)
             if len(rows) >= settings.api_preview_rows:
                 break
@@ -76,9 +77,10 @@ async def preview(code: str, session: SessionDep, influx: InfluxDep, settings: S
     return {**_out(dataset), "columns": shape.columns, "rows": rows[: settings.api_preview_rows]}
 
 
-async def _download(code: str, fmt: Literal["csv", "json", "parquet", "zip"], session: SessionDep,
-                    influx: InfluxDep, settings: SettingsDep, decimal: str = "point") -> StreamingResponse:
-    dataset = registry.dataset_by_code(session, code)
+async def _download(request: Request, code: str, fmt: Literal["csv", "json", "parquet", "zip"],
+                    session: SessionDep, influx: InfluxDep, settings: SettingsDep,
+                    decimal: str = "point") -> StreamingResponse:
+    dataset = dataset_for_code(request, session, code)
     session.close()
     database = settings.influx_database
     frozen = datasets.is_frozen(dataset)
@@ -101,26 +103,28 @@ async def _download(code: str, fmt: Literal["csv", "json", "parquet", "zip"], se
 
 @router.get("/{code}/data.csv", response_class=StreamingResponse, responses=FILE_RESPONSES,
             summary="The dataset as one tidy CSV")
-async def data_csv(code: str, session: SessionDep, influx: InfluxDep, settings: SettingsDep,
+async def data_csv(code: str, request: Request, session: SessionDep, influx: InfluxDep, settings: SettingsDep,
                    decimal: Literal["point", "comma"] = Query("point")) -> StreamingResponse:
-    return await _download(code, "csv", session, influx, settings, decimal)
+    return await _download(request, code, "csv", session, influx, settings, decimal)
 
 
 @router.get("/{code}/data.json", response_class=StreamingResponse, responses=FILE_RESPONSES,
             summary="The dataset as JSON")
-async def data_json(code: str, session: SessionDep, influx: InfluxDep, settings: SettingsDep) -> StreamingResponse:
-    return await _download(code, "json", session, influx, settings)
+async def data_json(code: str, request: Request, session: SessionDep, influx: InfluxDep,
+                    settings: SettingsDep) -> StreamingResponse:
+    return await _download(request, code, "json", session, influx, settings)
 
 
 @router.get("/{code}/data.parquet", response_class=StreamingResponse, responses=FILE_RESPONSES,
             summary="The dataset as Parquet")
-async def data_parquet(code: str, session: SessionDep, influx: InfluxDep, settings: SettingsDep
+async def data_parquet(code: str, request: Request, session: SessionDep, influx: InfluxDep, settings: SettingsDep
                        ) -> StreamingResponse:
-    return await _download(code, "parquet", session, influx, settings)
+    return await _download(request, code, "parquet", session, influx, settings)
 
 
 @router.get("/{code}/dataset.zip", response_class=StreamingResponse,
             responses={200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}},
             summary="The dataset to keep: a CSV per kit, datapackage.json and a README")
-async def data_zip(code: str, session: SessionDep, influx: InfluxDep, settings: SettingsDep) -> StreamingResponse:
-    return await _download(code, "zip", session, influx, settings)
+async def data_zip(code: str, request: Request, session: SessionDep, influx: InfluxDep,
+                   settings: SettingsDep) -> StreamingResponse:
+    return await _download(request, code, "zip", session, influx, settings)
