@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from api import errors
 from api.db import open_store
 from api.deps import SettingsDep, rate_limit
+from api.frozen import Freezer
 from api.ratelimit import RateLimiter
 from api.routers import datasets, quantities, readings, sites
 from api.settings import ApiSettings
@@ -28,6 +29,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.sessions = open_store(settings.database_url)
+        app.state.freezer.sweep()  # temporary files of frozen datasets that a crash left
         app.state.influx = settings.influx_client(max_connections=32)
         try:
             await app.state.influx.create_database(settings.influx_database)  # idempotent; empty until data comes
@@ -43,6 +45,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                   dependencies=[Depends(rate_limit)])
     app.state.settings = settings
     app.state.limiter = RateLimiter(settings.api_rate_limit_per_minute, settings.api_rate_burst)
+    app.state.freezer = Freezer(settings.datasets_dir)
     app.state.code_failures = RateLimiter(settings.api_code_failures_per_minute, settings.api_code_failure_burst)
     errors.install(app)
     for module in (quantities, sites, readings, datasets):

@@ -1,17 +1,15 @@
 """Class datasets: the readings request a dataset stands for, and its zip (CSVs, datapackage.json, README).
 
 A dataset whose window has ended is frozen: its files are built once, kept under
-``<state_dir>/datasets/`` and served from there, so the same code always gives the same bytes
-(readings backfilled after that are not added). Zip entries carry the dataset's creation time.
+``<state_dir>/datasets/`` and served from there (``api.frozen``), so the same code always gives the
+same bytes (readings backfilled after that are not added). Zip entries carry the dataset's creation time.
 """
 
 from __future__ import annotations
 
-import os
 import zipfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,8 +20,6 @@ from api.export import Format
 from api.query import ReadingsRequest, aggregate_statement, make_request, parse_zone, raw_statement, slices
 from lauks.catalog import CATALOG
 from lauks.influx import InfluxClient
-
-FILE_CHUNK = 1 << 16
 
 
 def is_frozen(dataset: Dataset, at: datetime | None = None) -> bool:
@@ -145,29 +141,6 @@ async def zip_bytes(client: InfluxClient, database: str, dataset: Dataset, api_p
         yield sink.drain()
     archive.close()
     yield sink.drain()
-
-
-async def frozen_or_live(path: Path, frozen: bool, make: Callable[[], AsyncIterator[bytes]]) -> AsyncIterator[bytes]:
-    """Serve a frozen dataset's file from disk, building and keeping it the first time."""
-    if frozen and os.path.exists(path):  # noqa: ASYNC240 (one stat on local disk, not worth a thread)
-        with path.open("rb") as handle:
-            while chunk := handle.read(FILE_CHUNK):
-                yield chunk
-        return
-    if not frozen:
-        async for chunk in make():
-            yield chunk
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(path.suffix + f".{os.getpid()}.part")
-    try:
-        with partial.open("wb") as handle:
-            async for chunk in make():
-                handle.write(chunk)
-                yield chunk
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def file_name(dataset: Dataset, extension: str) -> str:

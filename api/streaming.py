@@ -45,11 +45,28 @@ async def primed(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         raise ApiError(502, "store_error", f"the readings store refused the query: {error}") from error
 
     async def rest() -> AsyncIterator[bytes]:
-        yield first
-        async for part in stream:
-            yield part
+        try:
+            yield first
+            async for part in stream:
+                yield part
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
 
     return rest()
+
+
+class Streamed(StreamingResponse):
+    """A streamed response that closes its body when it ends in any way, a client gone away included, so the
+    body's cleanup (a frozen file's lock, its temporary file) runs at once, not when the generator is collected.
+    """
+
+    async def stream_response(self, send: Any) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                await close()
 
 
 async def response(client: InfluxClient, database: str, request: ReadingsRequest, fmt: export.Format, *,
@@ -57,5 +74,5 @@ async def response(client: InfluxClient, database: str, request: ReadingsRequest
     stream = await primed(body(client, database, request, fmt, decimal_comma=decimal_comma, meta=meta))
     disposition = export.content_disposition(request.site, request.quantities, request.start, request.end,
                                              request.zone, fmt)
-    return StreamingResponse(stream, media_type=export.MEDIA_TYPES[fmt],
+    return Streamed(stream, media_type=export.MEDIA_TYPES[fmt],
                              headers={"Content-Disposition": disposition})

@@ -13,6 +13,7 @@ from api import export, registry, sharecode, source, streaming
 from api.db import Dataset
 from api.deps import InfluxDep, SessionDep, SettingsDep, Staff, dataset_for_code
 from api.errors import ApiError
+from api.frozen import Freezer
 from api.query import make_request, parse_quantities, parse_time, parse_zone, split_names
 from api.routers.readings import FILE_RESPONSES
 from api.schemas import DatasetIn, DatasetOut, DatasetPreview
@@ -95,9 +96,10 @@ async def _download(request: Request, code: str, fmt: Literal["csv", "json", "pa
         return streaming.body(influx, database, request, fmt, decimal_comma=comma,
                               meta={"dataset": api_path, "title": dataset.title, "licence": dataset.licence})
 
-    stream = await streaming.primed(datasets.frozen_or_live(path, frozen, make))
+    freezer: Freezer = request.app.state.freezer
+    stream = await streaming.primed(freezer.serve(path, make) if frozen else make())
     media = "application/zip" if fmt == "zip" else export.MEDIA_TYPES[fmt]
-    return StreamingResponse(stream, media_type=media, headers={
+    return streaming.Streamed(stream, media_type=media, headers={
         "Content-Disposition": f'attachment; filename="{datasets.file_name(dataset, fmt)}"'})
 
 

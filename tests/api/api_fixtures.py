@@ -5,7 +5,12 @@ Imported by name from the test modules: a second conftest.py would shadow the to
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +25,7 @@ from api.app import create_app
 from api.settings import ApiSettings
 from lauks import lineprotocol
 from lauks.influx import InfluxClient
-from lauks.services import Influxd
+from lauks.services import Influxd, free_port
 
 
 @dataclass
@@ -89,3 +94,54 @@ async def running(settings: ApiSettings) -> AsyncIterator[Api]:
         async with httpx.AsyncClient(transport=transport, base_url="http://lauks.test") as client, \
                 InfluxClient(settings.influx_url) as influx:
             yield Api(client, app, settings, token, influx)
+
+
+# --- `lauks api` as a process ---------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def lauks(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lauks", *args], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+
+
+def process_env(state_dir: Path, influx_url: str, database: str, **settings: str) -> dict[str, str]:
+    """The environment of a `lauks api` process; ``settings`` are LAUKS_API_* without the prefix, e.g.
+    ``RATE_BURST="10"``. The rate limits are off unless given."""
+    limits = {"RATE_LIMIT_PER_MINUTE": "1000000", "RATE_BURST": "1000000", "CODE_FAILURES_PER_MINUTE": "1000000",
+              "CODE_FAILURE_BURST": "1000000"}
+    return {**os.environ, "LAUKS_STATE_DIR": str(state_dir), "LAUKS_INFLUX_URL": influx_url,
+            "LAUKS_INFLUX_DATABASE": database, "LAUKS_API_PORT": str(free_port()),
+            **{f"LAUKS_API_{k}": v for k, v in {**limits, **settings}.items()}}
+
+
+@contextmanager
+def api_process(env: dict[str, str]) -> Iterator[str]:
+    """`lauks api` running with ``env``, answering at the URL yielded."""
+    url = f"http://127.0.0.1:{env['LAUKS_API_PORT']}"
+    process = subprocess.Popen([sys.executable, "-m", "lauks", "api"], env=env, cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                if process.poll() is not None:
+                    pytest.fail(f"lauks api exited: {process.stderr.read().decode()[-2000:] if process.stderr else ''}")
+                time.sleep(0.1)
+        else:
+            pytest.fail("lauks api did not answer within 30 s")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def staff_token(env: dict[str, str], name: str = "Ms Ozola") -> str:
+    made = lauks(env, "token", "create", "--name", name)
+    token = made.stdout.strip()
+    assert made.returncode == 0 and token.startswith("lauks_"), made.stderr
+    return token

@@ -3,34 +3,25 @@ against its own OpenAPI (a bounded number of examples per operation) finding no 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import schemathesis
+from api_fixtures import ROOT, api_process, lauks, process_env, staff_token
 from hypothesis import HealthCheck, given, settings
 
-from lauks.services import Influxd, free_port
+from lauks.services import Influxd
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = 25  # per operation: schemathesis is bounded so the whole file stays within seconds
-
-
-def lauks(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lauks", *args], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)
 
 
 @pytest.fixture
 def env(tmp_path: Path, influxd: Influxd, database: str) -> dict[str, str]:
-    return {**os.environ, "LAUKS_STATE_DIR": str(tmp_path), "LAUKS_INFLUX_URL": influxd.url,
-            "LAUKS_INFLUX_DATABASE": database, "LAUKS_API_PORT": str(free_port()),
-            "LAUKS_API_RATE_LIMIT_PER_MINUTE": "1000000", "LAUKS_API_RATE_BURST": "1000000"}
+    return process_env(tmp_path, influxd.url, database)
 
 
 @pytest.fixture
@@ -39,26 +30,9 @@ def running(env: dict[str, str]) -> Iterator[tuple[str, str]]:
     assert lauks(env, "site", "add", "school", "--title", "Riga School 3", "--timezone", "Europe/Riga",
                  "--latitude", "56.95", "--longitude", "24.1").returncode == 0
     assert lauks(env, "kit", "register", "school", "k1", "--type", "weather").returncode == 0
-    made = lauks(env, "token", "create", "--name", "Ms Ozola")
-    token = made.stdout.strip()
-    assert made.returncode == 0 and token.startswith("lauks_")
-    url = f"http://127.0.0.1:{env['LAUKS_API_PORT']}"
-    process = subprocess.Popen([sys.executable, "-m", "lauks", "api"], env=env, cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("lauks api did not answer within 30 s")
+    token = staff_token(env)
+    with api_process(env) as url:
         yield url, token
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_cli_edits_retires_and_lists_sites_and_kits(env: dict[str, str]) -> None:
