@@ -116,6 +116,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from firmware.sim.board import Faults
     from firmware.sim.runner import SimKit, Simulation, kit_config
+    from lauks.privatefile import private_dir
 
     settings = Settings()
     faults = Faults(no_ntp=args.no_ntp, reboot_at=args.reboot_at)
@@ -128,7 +129,8 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.dead_sensor:
         name, _, at_text = args.dead_sensor.partition(":")
         faults.dead_sensor, faults.dead_at = name, float(at_text or 0)
-    state = args.state_dir or (settings.state_dir / "sim-kits")
+    # The kits' flash: each holds a copy of its config.json, with the kit's broker password.
+    state = private_dir(args.state_dir or (settings.state_dir / "sim-kits"))
     kits: list[SimKit] = []
     if args.config_dir:
         for n, path in enumerate(sorted(args.config_dir.rglob("config.json"))):

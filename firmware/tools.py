@@ -14,6 +14,7 @@ from firmware.device_path import DEVICE_DIR, device_files
 from firmware.sim.runner import kit_config
 from lauks import brokerauth
 from lauks.contract import KitConfig
+from lauks.privatefile import write_private
 from lauks.topics import Topics, id_problem
 
 
@@ -44,9 +45,8 @@ def add_kit(site: str, kit: str, kit_type: str, out_dir: Path | None, state_dir:
     cfg["broker"]["tls"] = tls
     if wifi:
         cfg["wifi"] = [{"ssid": ssid, "password": pw} for ssid, pw in wifi]
-    folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(cfg, indent=2) + "\n")
-    path.chmod(0o600)  # it holds the kit's broker password
+    # it holds the kit's broker password: created 0600 (in a 0700 folder), never readable by others
+    write_private(path, json.dumps(cfg, indent=2) + "\n", private_folder=True)
     # Recorded in the metadata store too, so the API and `lauks kit list` know the kit at once.
     register_kit(site, kit, kit_type, state_dir=state_dir)
     return path

@@ -12,6 +12,7 @@ import sys
 import time
 from typing import Any
 
+from lauks.brokerauth import GATEWAY_WORKER_USERS, gateway_worker_username
 from lauks.services import die_with_parent
 
 log = logging.getLogger("lauks.gateway")
@@ -42,6 +43,11 @@ def run_gateway(args: argparse.Namespace) -> int:
         print(f"lauks gateway: the settings are not valid:\n{error}", file=sys.stderr)
         return 2
     if settings.gateway_workers > 1:
+        if settings.mqtt_username and settings.gateway_workers > GATEWAY_WORKER_USERS:
+            print(f"lauks gateway: LAUKS_GATEWAY_WORKERS is {settings.gateway_workers}, but the broker has users "
+                  f"for {GATEWAY_WORKER_USERS} workers ({gateway_worker_username(settings.mqtt_username, 0)} .. "
+                  f"-w{GATEWAY_WORKER_USERS - 1}): run at most {GATEWAY_WORKER_USERS}", file=sys.stderr)
+            return 2
         return supervise(settings, args.log_level)
     return asyncio.run(_main(settings))
 
@@ -59,7 +65,11 @@ async def _main(settings: Any) -> int:
 
 
 def worker_env(settings: Any, index: int) -> dict[str, str]:
-    """The environment of worker ``index``: its own instance, client id, state and port; one share group."""
+    """The environment of worker ``index``: its own instance, client id, state and port; one share group.
+
+    With a username, each worker logs in as ``<username>-w<index>`` (lauks.brokerauth makes those users,
+    with the same password and rights): our brokers use the username as the client id, so workers
+    sharing one user would share one session and knock each other off."""
     env = dict(os.environ)
     instance = f"{settings.gateway_instance}-w{index}"
     env.update({
@@ -68,6 +78,8 @@ def worker_env(settings: Any, index: int) -> dict[str, str]:
         "LAUKS_GATEWAY_CLIENT_ID": f"{settings.client_id}-w{index}",
         "LAUKS_GATEWAY_SHARE_GROUP": settings.gateway_share_group or "lauks-gateway",
     })
+    if settings.mqtt_username:
+        env["LAUKS_MQTT_USERNAME"] = gateway_worker_username(settings.mqtt_username, index)
     for name in ("GATEWAY_SPOOL_DIR", "GATEWAY_DEAD_LETTER_DIR", "GATEWAY_DEDUP_DIR"):
         if env.get(f"LAUKS_{name}"):
             env[f"LAUKS_{name}"] = f"{env[f'LAUKS_{name}']}-w{index}"
@@ -90,8 +102,10 @@ def supervise(settings: Any, log_level: str) -> int:
     # Workers die with the supervisor, however it dies, so a killed supervisor leaves no orphan gateways.
     workers = [subprocess.Popen(command, env=worker_env(settings, i), preexec_fn=die_with_parent)
                for i in range(settings.gateway_workers)]
-    log.info("started %d gateway workers in share group %s", len(workers),
-             settings.gateway_share_group or "lauks-gateway")
+    log.info("started %d gateway workers in share group %s%s", len(workers),
+             settings.gateway_share_group or "lauks-gateway",
+             f", as broker users {gateway_worker_username(settings.mqtt_username, 0)} .." if settings.mqtt_username
+             else "")
     while not stopping:
         time.sleep(0.2)
         for index, worker in enumerate(workers):

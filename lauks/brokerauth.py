@@ -9,6 +9,13 @@ in ``<state_dir>/broker/<user>.password`` (mode 0600) for the services to read.
 
 Usernames: a kit is ``<site>.<kit>`` (a dot is not allowed in site or kit names, so the name is
 unambiguous); the services are ``lauks-gateway``, ``lauks-api`` and ``lauks-staff``.
+
+Our brokers replace every client id with the username (``use_username_as_clientid``), so two processes
+logged in as one user share one session and knock each other off. Users that exist for that reason
+are derived when the files are rendered, not kept in ``users.json``: ``lauks-gateway-w0`` ..
+``-w15`` for the workers of ``lauks gateway`` (LAUKS_GATEWAY_WORKERS), and ``lauks-health`` for the
+compose file's health check. Each has the password and the rights of the user it is derived from
+(``lauks-health`` fewer), so no new secret is needed and none is weaker.
 """
 
 from __future__ import annotations
@@ -21,12 +28,12 @@ import json
 import os
 import secrets
 import signal
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lauks.privatefile import private_dir, tighten, write_private
 from lauks.topics import DEFAULT_ROOT, Topics, id_problem
 
 BROKER_DIR = "broker"
@@ -37,6 +44,13 @@ PASSWORD_BYTES = 24  # 32 URL-safe characters
 GATEWAY_USER = "lauks-gateway"
 API_USER = "lauks-api"
 STAFF_USER = "lauks-staff"
+HEALTH_USER = "lauks-health"  # the broker container's health check: may read one topic, nothing else
+GATEWAY_WORKER_USERS = 16  # lauks-gateway-w0 .. -w15: as many gateway workers as may share a server
+
+
+def gateway_worker_username(username: str, index: int) -> str:
+    """The broker user of worker ``index`` of a gateway that logs in as ``username``."""
+    return f"{username}-w{index}"
 
 
 class BrokerAuthError(ValueError):
@@ -62,6 +76,13 @@ SERVICE_ROLES: dict[str, ServiceRole] = {
                     (("read", "#"), ("write", "+/+/config"))),
     )
 }
+
+# Users rendered from another user's entry: (name, the user whose password it shares, its rights).
+DERIVED_USERS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
+    *((gateway_worker_username(GATEWAY_USER, i), GATEWAY_USER, SERVICE_ROLES[GATEWAY_USER].rules)
+      for i in range(GATEWAY_WORKER_USERS)),
+    (HEALTH_USER, STAFF_USER, (("read", "healthcheck"),)),
+)
 
 # What a kit may do on its own topics, nothing else.
 KIT_RULES: tuple[tuple[str, str], ...] = (
@@ -99,22 +120,6 @@ def verify_password(password: str, hashed: str) -> bool:
     return secrets.compare_digest(expected, hashed)
 
 
-def _write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 @dataclass
 class BrokerAuth:
     """The broker's users under ``<state_dir>/broker``. ``root`` is the topic root (``lauks``)."""
@@ -145,15 +150,28 @@ class BrokerAuth:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[dict[str, Any]]:
-        """The registry, loaded under an exclusive lock, saved and rendered if the block succeeds."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with (self.dir / ".lock").open("a") as lock:
+        """The registry, loaded under an exclusive lock, saved and rendered if the block succeeds.
+        Files rendered by an older version (without the derived users) are rendered again, and
+        files or a folder others could read are made private."""
+        private_dir(self.dir)
+        lock_path = self.dir / ".lock"
+        with os.fdopen(os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             registry = self._load()
             before = json.dumps(registry, sort_keys=True)
             yield registry
-            if json.dumps(registry, sort_keys=True) != before or not self.password_file.exists():
+            if json.dumps(registry, sort_keys=True) != before or self._rendered_differs(registry):
                 self._save(registry)
+            for path in (lock_path, self.registry_file, self.password_file, self.acl_file,
+                         *self.dir.glob("*.password")):
+                tighten(path)
+
+    def _rendered_differs(self, registry: dict[str, Any]) -> bool:
+        try:
+            return (self.password_file.read_text() != render_password_file(registry)
+                    or self.acl_file.read_text() != render_acl(registry))
+        except OSError:
+            return True
 
     def _load(self) -> dict[str, Any]:
         if self.registry_file.exists():
@@ -172,9 +190,9 @@ class BrokerAuth:
         return registry
 
     def _save(self, registry: dict[str, Any]) -> None:
-        _write_atomic(self.registry_file, json.dumps(registry, indent=1, sort_keys=True) + "\n")
-        _write_atomic(self.password_file, render_password_file(registry))
-        _write_atomic(self.acl_file, render_acl(registry))
+        write_private(self.registry_file, json.dumps(registry, indent=1, sort_keys=True) + "\n")
+        write_private(self.password_file, render_password_file(registry))
+        write_private(self.acl_file, render_acl(registry))
 
     def users(self) -> dict[str, dict[str, Any]]:
         with self._locked() as registry:
@@ -220,7 +238,7 @@ class BrokerAuth:
                 if not (entry and verify_password(password, entry["hash"])):
                     registry["users"][username] = {"role": "service", "hash": hash_password(password)}
                 if not path.exists() or path.read_text().strip() != password:
-                    _write_atomic(path, password + "\n")
+                    write_private(path, password + "\n")
                 result[username] = password
         return result
 
@@ -231,8 +249,16 @@ class BrokerAuth:
         return path.read_text().strip()
 
 
+def derived_users(registry: dict[str, Any]) -> dict[str, tuple[str, tuple[tuple[str, str], ...]]]:
+    """The users rendered from another's entry, where that one exists: name -> (hash, rights)."""
+    users = registry["users"]
+    return {name: (users[source]["hash"], rules) for name, source, rules in DERIVED_USERS if source in users}
+
+
 def render_password_file(registry: dict[str, Any]) -> str:
-    return "".join(f"{name}:{user['hash']}\n" for name, user in sorted(registry["users"].items()))
+    hashes = {name: user["hash"] for name, user in registry["users"].items()}
+    hashes.update({name: hashed for name, (hashed, _) in derived_users(registry).items()})
+    return "".join(f"{name}:{hashed}\n" for name, hashed in sorted(hashes.items()))
 
 
 def render_acl(registry: dict[str, Any]) -> str:
@@ -247,6 +273,8 @@ def render_acl(registry: dict[str, Any]) -> str:
         elif name in SERVICE_ROLES:
             lines += [f"topic {access} {base}/{pattern}" for access, pattern in SERVICE_ROLES[name].rules]
         lines.append("")
+    for name, (_, rules) in sorted(derived_users(registry).items()):
+        lines += [f"user {name}", *(f"topic {access} {base}/{pattern}" for access, pattern in rules), ""]
     return "\n".join(lines)
 
 

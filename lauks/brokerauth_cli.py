@@ -100,26 +100,36 @@ def _users(args: argparse.Namespace) -> int:
     if not auth.registry_file.exists():
         print(f"no broker users under {auth.state_dir}", file=sys.stderr)
         return 1
-    for name, user in sorted(auth.users().items()):
+    users = auth.users()
+    for name, user in sorted(users.items()):
         if user["role"] == "kit":
             print(f"{name:32} kit {user['site']}/{user['kit']}")
         else:
             role = brokerauth.SERVICE_ROLES.get(name)
             print(f"{name:32} {role.description if role else 'service'}")
+    if brokerauth.GATEWAY_USER in users:
+        workers = (f"{brokerauth.gateway_worker_username(brokerauth.GATEWAY_USER, 0)} .. "
+                   f"-w{brokerauth.GATEWAY_WORKER_USERS - 1}")
+        print(f"{workers:32} the gateway's workers (LAUKS_GATEWAY_WORKERS), with {brokerauth.GATEWAY_USER}'s "
+              "password and rights")
+    if brokerauth.STAFF_USER in users:
+        print(f"{brokerauth.HEALTH_USER:32} the broker's health check: reads <root>/v1/healthcheck only, "
+              f"with {brokerauth.STAFF_USER}'s password")
     return 0
 
 
 def _tls_init(args: argparse.Namespace) -> int:
-    from lauks.tlsca import TlsError, init_school_ca
+    from lauks.tlsca import TlsError, init_school_ca, normalise_hosts
 
     tls_dir = _state_dir(args) / "tls"
     try:
-        ca = init_school_ca(tls_dir, args.hosts, args.school)
+        hosts = normalise_hosts(args.hosts)
+        ca = init_school_ca(tls_dir, hosts, args.school)
     except TlsError as error:
-        print(error, file=sys.stderr)
+        print(f"lauks tls init: {error}", file=sys.stderr)
         return 1
     print(f"CA certificate (copy onto every kit as ca.crt): {ca.ca_cert}")
-    print(f"broker certificate for {', '.join(args.hosts)}: {ca.broker_cert}")
+    print(f"broker certificate for {', '.join(hosts)}: {ca.broker_cert}")
     print(f"keep {ca.ca_key} secret and backed up: losing it means re-flashing every kit with a new CA")
     return 0
 

@@ -14,6 +14,7 @@ import socket
 from pathlib import Path
 
 from lauks.brokerauth import API_USER, GATEWAY_USER, STAFF_USER, BrokerAuth
+from lauks.privatefile import private_dir, write_private
 
 # The secrets that .env must hold: docker-compose.yml refuses to start without each of them.
 SECRET_NAMES = (
@@ -83,18 +84,21 @@ def init_deployment(env_file: Path, state_dir: Path, hosts: list[str], *, force:
         raise DeployError(
             f"{env_file} exists already; this server is set up. `lauks deploy init --force` makes new secrets "
             "for everything (then InfluxDB's and Grafana's volumes must be re-created)")
-    hosts = hosts or [socket.gethostname(), "localhost"]
-    from lauks.tlsca import TlsError, init_school_ca
+    from lauks.tlsca import TlsError, init_school_ca, normalise_hosts
 
+    try:  # checked before anything is written: a name also goes into .env and the certificate
+        hosts = normalise_hosts(hosts or [socket.gethostname(), "localhost"])
+    except TlsError as error:
+        raise DeployError(f"lauks deploy init: {error}") from error
     values = {name: random_secret() for name in SECRET_NAMES}
+    private_dir(state_dir)  # the broker's users and the CA's key
     auth = BrokerAuth(state_dir)
     auth.ensure_service_users({user: values[name] for user, name in MQTT_SECRETS.items()})
     try:
         ca = init_school_ca(state_dir / "tls", hosts)
     except TlsError as error:
         raise DeployError(str(error)) from error
-    env_file.write_text(render_env(hosts, state_dir, values))
-    env_file.chmod(0o600)
+    write_private(env_file, render_env(hosts, state_dir, values))  # 0600 from its first byte
     return [
         f"wrote {env_file} with new random secrets (Grafana's admin password is GRAFANA_ADMIN_PASSWORD there)",
         f"broker users: {auth.password_file}, ACL: {auth.acl_file}",

@@ -183,14 +183,38 @@ class TlsListener:
     host: str = "127.0.0.1"
 
 
+# What the broker enforces, the same in every configuration we ship: deploy/mosquitto/mosquitto.conf
+# repeats these lines (tests/security/test_broker_limits.py checks that it does). Why each value, and
+# what happens at each limit: docs/deploy.md, "What the broker enforces".
+BROKER_LIMITS = (
+    # The gateway holds each QoS 1 acknowledgement until its points are durable, so it needs far more
+    # unacknowledged messages than Mosquitto's default 20 (MQTT 5 clients bring their receive maximum).
+    "max_inflight_messages 1000",
+    # A subscriber's queue (the gateway's session while it is away or slow): about 2 days of 280 kits at
+    # one ~300-byte message a minute. Past either limit the broker drops new messages for that subscriber.
+    "max_queued_messages 1000000",
+    "max_queued_bytes 268435456",
+    # The contract's 16 KiB readings limit plus room for the topic and properties; a bigger packet gets
+    # its sender disconnected (not acknowledged, so a kit keeps the message).
+    "max_packet_size 32768",
+    # Sessions nobody comes back for (an old client id, a worker no longer run) stop collecting copies.
+    "persistent_client_expiration 14d",
+    # The last line before the kernel's OOM killer, which would lose everything since the last autosave.
+    "memory_limit 1073741824",
+)
+
+
 def mosquitto_conf(state_dir: Path, port: int, password_file: Path | None = None,
                    acl_file: Path | None = None, extra: str = "", *, tls: TlsListener | None = None) -> str:
-    """Our broker configuration. The gateway holds each QoS 1 acknowledgement until its points are
-    durable, so the per-client in-flight window and the queue must be far above Mosquitto's
-    defaults (20 and 1000), or the broker throttles it and drops messages past the queue."""
+    """Our broker configuration. With a password file, every listener binds client ids to usernames
+    (``use_username_as_clientid``): no client can take over another user's session. Without one (the
+    anonymous broker of tests and benchmarks) it cannot: Mosquitto refuses clients without a username
+    when that option is on."""
+    bind = ["use_username_as_clientid true"] if password_file else []
     lines = [
         "per_listener_settings false",
         f"listener {port} 127.0.0.1",
+        *bind,  # a listener option: it must follow every listener line
         f"allow_anonymous {'false' if password_file else 'true'}",
         "persistence true",
         f"persistence_location {state_dir.resolve()}/",
@@ -199,17 +223,14 @@ def mosquitto_conf(state_dir: Path, port: int, password_file: Path | None = None
         "log_type error",
         "log_type warning",
         "log_type notice",
-        "max_inflight_messages 1000",
-        "max_queued_messages 1000000",
-        "max_queued_bytes 0",
-        "max_packet_size 65536",
+        *BROKER_LIMITS,
     ]
     if os.geteuid() == 0:
         # Started as root, Mosquitto switches to the user "mosquitto", who cannot read our state folders
         # (pytest's are 0700) or the password file (0600). Stay the user who started it instead.
         lines.append(f"user {pwd.getpwuid(os.geteuid()).pw_name}")
     if tls:  # with per_listener_settings false, certfile/keyfile belong to the listener above them
-        lines += [f"listener {tls.port} {tls.host}", f"certfile {tls.certfile.resolve()}",
+        lines += [f"listener {tls.port} {tls.host}", *bind, f"certfile {tls.certfile.resolve()}",
                   f"keyfile {tls.keyfile.resolve()}", "tls_version tlsv1.2"]
     if password_file:
         lines.append(f"password_file {password_file.resolve()}")

@@ -19,6 +19,7 @@ from typing import Any
 
 from lauks import brokerauth
 from lauks.influx import InfluxClient
+from lauks.privatefile import private_dir, write_private
 from lauks.services import Child, Influxd, Mosquitto, free_port, port_is_free
 
 DEMO_SITE = "demo"
@@ -90,7 +91,7 @@ def _write_kit_configs(auth: brokerauth.BrokerAuth, ports: StackPorts, kits: int
     """config.json per simulated kit, written by the same code as ``lauks kit add`` (new passwords)."""
     tools: Any = importlib.import_module("firmware.tools")  # imported by name: mypy checks lauks/ strictly alone
     state_dir = auth.state_dir
-    folder = state_dir / "kits"
+    folder = private_dir(state_dir / "kits")  # every config.json in it holds a kit's password
     for old in folder.rglob("config.json"):
         old.unlink()
     for site, kit in auth.kits():  # the previous run's simulated kits
@@ -106,8 +107,7 @@ def prepare_users(state_dir: Path, ports: StackPorts, kits: int) -> StackUsers:
     auth = brokerauth.BrokerAuth(state_dir, root=os.environ.get("LAUKS_TOPIC_ROOT", "lauks"))
     services = auth.ensure_service_users()
     hand = auth.add_kit(DEMO_SITE, HAND_KIT)
-    (state_dir / f"{DEMO_SITE}.{HAND_KIT}.password").write_text(hand + "\n")
-    (state_dir / f"{DEMO_SITE}.{HAND_KIT}.password").chmod(0o600)
+    write_private(state_dir / f"{DEMO_SITE}.{HAND_KIT}.password", hand + "\n")
     registry: Any = importlib.import_module("api.registry")
     registry.register_kit(DEMO_SITE, HAND_KIT, "weather", state_dir=state_dir)  # so the API knows the hand kit
     return StackUsers(auth, services, hand, _write_kit_configs(auth, ports, kits) if kits > 0 else None)
@@ -158,7 +158,7 @@ async def _create_database(url: str, name: str) -> None:
 
 
 def up(state_dir: Path, available: set[str], kits: int = 3) -> int:
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)  # it holds the broker's users, kits' passwords and the API's database
     logs = state_dir / "logs"
     ports = choose_ports()
     env_values = stack_env(state_dir, ports)
