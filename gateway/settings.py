@@ -15,7 +15,8 @@ class GatewaySettings(Settings):
     gateway_http_host: str = "127.0.0.1"
     gateway_share_group: str | None = None  # join $share/<group>/... so several gateways split the load
     gateway_instance: str = Field(default_factory=lambda: socket.gethostname().split(".")[0] or "gateway")
-    gateway_client_id: str | None = None  # default: lauks-gateway-<instance>
+    # default: lauks-gateway-<instance>; with LAUKS_MQTT_USERNAME the username (see client_id)
+    gateway_client_id: str | None = None
     gateway_batch_points: int = Field(5000, ge=1)  # flush at this many points ...
     gateway_batch_ms: int = Field(50, ge=1)  # ... or this long after the first point, whichever is first
     gateway_max_inflight: int = Field(4000, ge=1, le=65535)  # unacknowledged messages (MQTT receive maximum)
@@ -35,6 +36,11 @@ class GatewaySettings(Settings):
 
     @property
     def client_id(self) -> str:
+        """The MQTT client id. With a username it is the username: the brokers we ship replace a
+        client's id with its username (``use_username_as_clientid``, so no other user can take over
+        the gateway's session), and the id we send should be the one the session is kept under."""
+        if self.mqtt_username:
+            return self.mqtt_username
         return self.gateway_client_id or f"lauks-gateway-{self.gateway_instance}"
 
     def _dir(self, explicit: Path | None, name: str) -> Path:
