@@ -1,13 +1,15 @@
 """The gateway's pure core: what to store, reject and count for each message, batching and backoff.
 
 No I/O here: ``Ingest`` turns (topic, payload, time of receipt) into an ``Outcome`` (line protocol,
-rejections, the notice for the kit, the de-duplication key); ``Batcher`` groups outcomes into
-writes by size and age; ``backoff`` computes reconnect and retry delays. The shells in
-``gateway.service`` and ``gateway.mqtt`` move the bytes.
+rejections, the notice for the kit, the de-duplication key); ``KitBuckets`` gives each kit its fair
+share (a token bucket of messages and bytes); ``Batcher`` groups outcomes into writes by size and
+age; ``backoff`` computes reconnect and retry delays. The shells in ``gateway.service`` and
+``gateway.mqtt`` move the bytes.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections import deque
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from lauks.contract import (
     Rejection,
     decode_readings,
     decode_status,
+    rate_limited,
     rejected_notice,
 )
 from lauks.lineprotocol import LineProtocolError, line, readings_lines
@@ -70,6 +73,7 @@ class Outcome:
     rejections: list[Rejection] = field(default_factory=list)
     notice_topic: str | None = None
     notice: bytes | None = None  # payload for the kit's ``rejected`` topic
+    dead_letter: bool = False  # keep the raw payload in the dead-letter log, with ``rejections``
     duplicate: bool = False
     drop: bool = False  # nothing to write (a copy already stored, or not our topic): acknowledge at once
     samples: int = 0
@@ -114,14 +118,129 @@ class KitActivity:
         return line("kit_status", {"site": site, "kit": kit}, fields, now_ms)
 
 
+@dataclass(frozen=True, slots=True)
+class KitLimits:
+    """A kit's fair share: a token bucket of messages and one of bytes (docs/gateway.md, "Fair share per
+    kit", says why these defaults). ``per_s`` 0 turns the limit off, ``bytes_per_s`` 0 the bytes one."""
+
+    per_s: float = 20.0  # messages a second, sustained ...
+    burst: int = 20_000  # ... once this many at once are used up
+    bytes_per_s: float = 64 * 1024
+    burst_bytes: int = 16 * 1024 * 1024
+    notice_every_s: float = 10.0  # at most one rate_limited notice (and rejections point) per kit this often
+    dead_letters: int = 10  # raw payloads kept of the rate-limited messages per kit ...
+    dead_letter_window_s: float = 600.0  # ... in this long
+    max_kits: int = 10_000  # buckets held at most (the broker's ACL lets only registered kits publish)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> KitLimits:
+        return cls(settings.gateway_kit_rate, settings.gateway_kit_burst, settings.gateway_kit_bytes_rate,
+                   settings.gateway_kit_burst_bytes)
+
+
+class KitBuckets:
+    """The token buckets, one per (site, kit), and the throttle on what a limited kit costs us: one notice
+    per ``notice_every_s``, a few dead letters per ``dead_letter_window_s``, the rest only counted.
+
+    A bucket starts full and is refilled lazily on each message, so a check is a few float operations.
+    A bucket idle long enough to be full again is the same as no bucket: those are evicted when the
+    table reaches ``max_kits`` (and, if that frees too little, the oldest quarter goes)."""
+
+    def __init__(self, limits: KitLimits) -> None:
+        self.limits = limits
+        self.rate = limits.per_s
+        self.burst = float(limits.burst)
+        self.byte_rate = float(limits.bytes_per_s)
+        self.burst_bytes = float(limits.burst_bytes) if limits.bytes_per_s else math.inf
+        self.full_after_s = max(self.burst / self.rate, limits.burst_bytes / limits.bytes_per_s
+                                if limits.bytes_per_s else 0.0)
+        # (site, kit) -> [messages, bytes, last_s, unreported, last_notice_s, kept, kept_since_s]
+        self._kits: dict[tuple[str, str], list[float]] = {}
+        self.unreported: set[tuple[str, str]] = set()  # kits with limited messages not yet in a notice
+        self.evictions = 0
+
+    def __len__(self) -> int:
+        return len(self._kits)
+
+    def take(self, key: tuple[str, str], size: int, now_s: float) -> bool:
+        """True if the kit may send this message (its tokens are taken); False if it is over its share."""
+        entry = self._kits.get(key)
+        if entry is None:
+            if len(self._kits) >= self.limits.max_kits:
+                self._evict(now_s)
+            entry = self._kits[key] = [self.burst, self.burst_bytes, now_s, 0, -math.inf, 0, -math.inf]
+        else:
+            elapsed = now_s - entry[2]
+            if elapsed > 0:  # a clock that steps back refills nothing
+                entry[0] = min(self.burst, entry[0] + elapsed * self.rate)
+                entry[1] = min(self.burst_bytes, entry[1] + elapsed * self.byte_rate)
+                entry[2] = now_s
+        if entry[0] >= 1 and entry[1] >= size:
+            entry[0] -= 1
+            entry[1] -= size
+            return True
+        return False
+
+    def limited(self, key: tuple[str, str], now_s: float) -> tuple[int, float, bool]:
+        """A message of this kit was limited: (how many limited messages to report now, 0 for none; the
+        seconds they span, ``inf`` for a first report; whether to keep this payload as a dead letter)."""
+        entry = self._kits[key]
+        entry[3] += 1
+        report, over_s = self._report(key, entry, now_s)
+        if now_s - entry[6] >= self.limits.dead_letter_window_s:
+            entry[5] = 0
+            entry[6] = now_s
+        keep = entry[5] < self.limits.dead_letters
+        if keep:
+            entry[5] += 1
+        return report, over_s, keep
+
+    def take_unreported(self, key: tuple[str, str], now_s: float) -> tuple[int, float]:
+        """(The limited messages of a kit not yet reported, the seconds they span) if a report is due now,
+        else (0, 0): at most one report per ``notice_every_s``, whether in a notice or not."""
+        entry = self._kits.get(key)
+        if entry is None:
+            self.unreported.discard(key)
+            return 0, 0.0
+        return self._report(key, entry, now_s)
+
+    def _report(self, key: tuple[str, str], entry: list[float], now_s: float) -> tuple[int, float]:
+        over_s = now_s - entry[4]
+        if over_s < self.limits.notice_every_s:
+            self.unreported.add(key)
+            return 0, 0.0
+        count, entry[3], entry[4] = int(entry[3]), 0, now_s
+        self.unreported.discard(key)
+        return count, over_s
+
+    def _evict(self, now_s: float) -> None:
+        """Free a quarter of the table: the buckets full again first (forgetting them changes nothing), then
+        the oldest of those not limited lately, then the oldest (first seen)."""
+        quarter = max(1, self.limits.max_kits // 4)
+        recent = self.limits.notice_every_s
+        chosen = {key for key, entry in self._kits.items() if now_s - entry[2] >= self.full_after_s and not entry[3]}
+        for calm_only in (True, False):
+            for key, entry in self._kits.items():
+                if len(chosen) >= quarter:
+                    break
+                if not calm_only or (not entry[3] and now_s - entry[4] >= recent):
+                    chosen.add(key)
+        for key in chosen:
+            del self._kits[key]
+            self.unreported.discard(key)
+        self.evictions += len(chosen)
+
+
 class Ingest:
     """Decides, message by message, what to write; keeps the counters and the per-kit state."""
 
-    def __init__(self, topics: Topics, dedup: Dedup, stats: Stats | None = None) -> None:
+    def __init__(self, topics: Topics, dedup: Dedup, stats: Stats | None = None,
+                 limits: KitLimits | None = None) -> None:
         self.topics = topics
         self.dedup = dedup
         self.stats = stats or Stats()
         self.activity = KitActivity()
+        self.buckets = KitBuckets(limits) if limits is not None and limits.per_s > 0 else None
         self._last_status: dict[tuple[str, str], bytes] = {}
         self._last_rejection_ms: dict[tuple[str, str], int] = {}
         self._topic_cache: dict[str, KitTopic | None] = {}  # a kit always publishes on the same topics
@@ -139,12 +258,61 @@ class Ingest:
             return Outcome(drop=True)
         now_ms = int(now_s * 1000)
         now_s = now_ms / 1000  # the receipt time as recorded for de-duplication, so a copy re-dates identically
+        buckets = self.buckets
+        if buckets is not None:  # before decoding: a flood must cost us as little as possible
+            kit_key = (where.site, where.kit)
+            if not buckets.take(kit_key, len(payload), now_s):
+                return self._rate_limited(where.site, where.kit, kit_key, now_s, now_ms)
         try:
             if where.kind is Kind.READINGS:
-                return self._readings(where.site, where.kit, payload, now_s, now_ms)
-            return self._status(where.site, where.kit, payload, now_ms, retained)
+                outcome = self._readings(where.site, where.kit, payload, now_s, now_ms)
+            else:
+                outcome = self._status(where.site, where.kit, payload, now_ms, retained)
         except MessageRejected as error:
-            return self._rejected(where.site, where.kit, None, None, [error.rejection], now_ms, Outcome())
+            outcome = self._rejected(where.site, where.kit, None, None, [error.rejection], now_ms, Outcome())
+        if buckets is not None and buckets.unreported and kit_key in buckets.unreported and not outcome.drop:
+            # the kit is back within its share: the count of its messages limited since the last report
+            # goes into InfluxDB with this message, at most once per notice interval (the notice itself
+            # waits for the next limited message)
+            count, over_s = buckets.take_unreported(kit_key, now_s)
+            if count:
+                self._limited_line(where.site, where.kit, count, over_s, now_ms, outcome)
+        return outcome
+
+    def _rate_limited(self, site: str, kit: str, kit_key: tuple[str, str], now_s: float, now_ms: int) -> Outcome:
+        """Acknowledged at once and not stored; a notice and a rejections point at most every
+        ``notice_every_s``, the raw payload of only the first few, everything counted."""
+        buckets = self.buckets
+        assert buckets is not None
+        stats = self.stats
+        stats.rejected_messages += 1
+        stats.rejected += 1
+        stats.by_reason["rate_limited"] = stats.by_reason.get("rate_limited", 0) + 1
+        report, over_s, keep = buckets.limited(kit_key, now_s)
+        if not report and not keep:
+            return Outcome(drop=True)
+        outcome = Outcome(drop=True, dead_letter=keep)
+        if not report:  # only the dead letter, which says why it is there
+            outcome.rejections = [rate_limited(1, buckets.rate, buckets.byte_rate or math.inf, None)]
+            return outcome
+        rejection = self._limited_line(site, kit, report, over_s, now_ms, outcome)
+        outcome.rejections = [rejection]
+        outcome.drop = False  # its rejections point is written, and the message acknowledged, with a batch
+        outcome.notice_topic = self.topics.rejected(site, kit)
+        outcome.notice = rejected_notice(None, None, [rejection])
+        return outcome
+
+    def _limited_line(self, site: str, kit: str, count: int, over_s: float, now_ms: int,
+                      outcome: Outcome) -> Rejection:
+        """One ``rejections`` point for ``count`` rate-limited messages, added to ``outcome``."""
+        assert self.buckets is not None
+        rejection = rate_limited(count, self.buckets.rate, self.buckets.byte_rate or math.inf,
+                                 over_s if math.isfinite(over_s) else None)
+        at = max(now_ms, self._last_rejection_ms.get((site, kit), 0) + 1)
+        self._last_rejection_ms[(site, kit)] = at
+        outcome.lines.append(line("rejections", {"site": site, "kit": kit, "reason": rejection.reason.value},
+                                  {"count": count, "detail": rejection.message}, at))
+        return rejection
 
     def _readings(self, site: str, kit: str, payload: bytes, now_s: float, now_ms: int) -> Outcome:
         readings = decode_readings(payload, site, kit, now_s)
@@ -214,6 +382,7 @@ class Ingest:
         outcome.rejections = rejections
         outcome.notice_topic = self.topics.rejected(site, kit)
         outcome.notice = rejected_notice(boot, seq, rejections)
+        outcome.dead_letter = True
         return outcome
 
     def stored(self, outcome: Outcome) -> None:
@@ -280,4 +449,5 @@ class Batcher:
         return batch
 
 
-__all__ = ["Batch", "Batcher", "Ingest", "KitActivity", "Outcome", "Readings", "Stats", "backoff"]
+__all__ = ["Batch", "Batcher", "Ingest", "KitActivity", "KitBuckets", "KitLimits", "Outcome", "Readings", "Stats",
+           "backoff"]

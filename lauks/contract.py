@@ -44,6 +44,7 @@ class Reason(StrEnum):
     UNKNOWN_QUANTITY = "unknown_quantity"
     NOT_A_NUMBER = "not_a_number"
     OUT_OF_RANGE = "out_of_range"
+    RATE_LIMITED = "rate_limited"  # not about a message's contents: the kit sent more than its fair share
 
 
 Scope = Literal["message", "sample", "field"]
@@ -64,6 +65,9 @@ REASONS: dict[Reason, tuple[Scope, str]] = {
     Reason.UNKNOWN_QUANTITY: ("field", "The name is not a quantity of the catalog."),
     Reason.NOT_A_NUMBER: ("field", "The value is not a finite number."),
     Reason.OUT_OF_RANGE: ("field", "The value is outside the quantity's physical range."),
+    Reason.RATE_LIMITED: ("message", "The kit sends faster than its fair share (by default 20 messages or "
+                                     "64 KiB a second once a burst of 20,000 messages or 16 MiB is used up); "
+                                     "look for a loop that publishes without pause."),
 }
 
 
@@ -492,6 +496,17 @@ def decode_status(payload: bytes) -> StatusMessage:
             return_reason = Reason.BAD_FIELD
             text = f"status field '{key}' is wrong: {first['msg']}"
         raise MessageRejected(Rejection(return_reason, text, field=key, value=_short(data.get(key)))) from None
+
+
+def rate_limited(count: int, per_s: float, bytes_per_s: float, over_s: float | None = None) -> Rejection:
+    """The rejection of ``count`` messages a kit sent beyond its fair share in the last ``over_s`` seconds
+    (``value`` is the count)."""
+    limit = f"{per_s:g} messages" if bytes_per_s == math.inf else f"{per_s:g} messages or {bytes_per_s / 1024:g} KiB"
+    lost = "1 message was" if count == 1 else f"{count} messages were"
+    within = "" if over_s is None else f" in the last {over_s:.0f} s"
+    text = (f"this kit sends more than its share, {limit} a second: {lost} not stored{within}; "
+            "look for a loop that publishes without pause")
+    return Rejection(Reason.RATE_LIMITED, text, value=count)
 
 
 def rejected_notice(boot: int | None, seq: int | None, rejections: list[Rejection]) -> bytes:
