@@ -3,23 +3,14 @@
 A message is validated as it arrives; its PUBACK is sent only once the batch holding its points is
 durable: accepted by InfluxDB, or appended and fsynced to the spool. One flush loop writes batches in
 order; one drain loop replays the spool when InfluxDB is back; a stats loop writes the ``gateway``
-counters and the ``seen`` points every 10 s. SIGTERM: stop taking messages, flush, exit; what cannot
-be made durable within the shutdown timeout stays unacknowledged in the broker.
-
-A full disk or a hung InfluxDB never stops the process: every disk write is retried with backoff and
-reported (``disk_writable``), and a write InfluxDB leaves unanswered for ``gateway_write_stall_s``
-sends its batch to the spool and says ``influx_reachable: false``.
+counters and the ``seen`` points every 10 s. SIGTERM: stop taking messages, flush, exit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import os
 import time
-from datetime import UTC, datetime
-from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -59,24 +50,12 @@ class Gateway:
             filters = [self.topics.shared_filter(s.gateway_share_group, k) for k in (Kind.READINGS, Kind.STATUS)]
         else:
             filters = [self.topics.filter(k) for k in (Kind.READINGS, Kind.STATUS)]
-        # a previous run that connected with this client id to this broker left a marker: the broker
-        # should still hold that session, so a first CONNACK without one is a loss too
-        self._session_marker = s.dedup_dir / "mqtt-session"
-        self._session_text = f"{s.client_id} {s.mqtt_host}:{s.mqtt_port}\n"
-        self.source = MqttSource(s, filters, self.handle, expect_session=self._marker_matches(),
-                                 on_connect=self._connected)
+        self.source = MqttSource(s, filters, self.handle)
         self.inflight = 0
         self.stopping = False
         self.influx_ok = True
-        self.influx_problem: str | None = None  # why InfluxDB is taken for unreachable, for /healthz
-        # what could not be written, by what ("dedup", "spool", "cursor", "probe"): the error text
-        self.disk_failures: dict[str, str] = {}
+        self.disk_ok = True
         self.http_port: int | None = None
-        self._committing: dict[int, float] = {}  # batches being made durable: when each started (monotonic)
-        self._commit_ids = itertools.count()
-        self._commits: set[asyncio.Task[None]] = set()
-        self._abandoned = False  # shutdown gave up on batches that could not be made durable in time
-        self._create_database: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._drain_wake = asyncio.Event()
         # the messages held (received, not yet acknowledged) never go far past the receive maximum
@@ -84,82 +63,25 @@ class Gateway:
         self._resume_at = max(1, s.gateway_max_inflight * 3 // 4)
         self._last_warning = 0.0
         self.registry = CollectorRegistry()
-        self.registry.register(StatsCollector(self.stats, self._gauges, self._counters))
+        self.registry.register(StatsCollector(self.stats, self._gauges))
         self.http = StatusServer(self.registry, self.health)
 
     # --- status -------------------------------------------------------------------------------------
 
-    @property
-    def disk_ok(self) -> bool:
-        return not self.disk_failures
-
-    def influx_reachable(self) -> tuple[bool, str | None]:
-        """Reachable, or why not: the last write failed, or one has waited too long for an answer (a hung
-        InfluxDB is said within ``gateway_write_stall_s``, not after the whole write timeout)."""
-        waiting = self.influx.waiting_s()
-        if waiting >= self.settings.gateway_write_stall_s:
-            return False, f"a write has waited {waiting:.1f} s for InfluxDB to answer"
-        return self.influx_ok, None if self.influx_ok else self.influx_problem
-
-    def _oldest_commit_s(self) -> float:
-        return time.monotonic() - min(self._committing.values()) if self._committing else 0.0
-
     def _gauges(self) -> dict[str, float]:
         return {"inflight": self.inflight, "spool_depth_points": self.spool.depth_points,
-                "mqtt_connected": float(self.source.connected), "influx_reachable": float(self.influx_reachable()[0]),
-                "disk_writable": float(self.disk_ok), "influx_write_waiting_s": self.influx.waiting_s(),
-                "oldest_batch_waiting_s": self._oldest_commit_s()}
-
-    def _counters(self) -> dict[str, tuple[float, str]]:
-        return {"sessions_lost": (self.source.sessions_lost, "times the broker had lost the gateway's MQTT session")}
+                "mqtt_connected": float(self.source.connected), "influx_reachable": float(self.influx_ok),
+                "disk_writable": float(self.disk_ok)}
 
     def health(self) -> tuple[bool, dict[str, object]]:
-        """ok: connected, and what arrives is being made durable (a full disk, or a batch stuck for twice
-        ``gateway_write_stall_s``, is not ok). InfluxDB unreachable alone is ok: the spool takes the batches."""
-        reachable, influx_problem = self.influx_reachable()
-        detail: dict[str, object] = {"mqtt_connected": self.source.connected, "influx_reachable": reachable,
+        detail: dict[str, object] = {"mqtt_connected": self.source.connected, "influx_reachable": self.influx_ok,
                                      "disk_writable": self.disk_ok, "spool_depth_points": self.spool.depth_points,
-                                     "inflight": self.inflight, "instance": self.settings.gateway_instance,
-                                     "sessions_lost": self.source.sessions_lost}
-        warnings: list[str] = []
+                                     "inflight": self.inflight, "instance": self.settings.gateway_instance}
         if self.source.refusal:
             detail["mqtt_refused"] = self.source.refusal
-        if influx_problem:
-            detail["influx_problem"] = influx_problem
-        if self.disk_failures:
-            detail["disk_problem"] = "; ".join(self.disk_failures.values())
-        waiting = self._oldest_commit_s()
-        stalled = waiting > 2 * self.settings.gateway_write_stall_s
-        if stalled:
-            detail["ingest_stalled"] = f"a batch has waited {waiting:.1f} s to become durable; its messages are not " \
-                                       "acknowledged"
-        if self.source.session_lost_at is not None:
-            at = datetime.fromtimestamp(self.source.session_lost_at, UTC).isoformat(timespec="seconds")
-            detail["session_lost_at"] = at
-            warnings.append(f"the broker lost the gateway's MQTT session ({self.source.sessions_lost} times, last at "
-                            f"{at}): messages queued for the gateway then may be lost")
-        if warnings:
-            detail["warnings"] = warnings
-        ok = self.source.connected and self.disk_ok and not stalled and not self.stopping
+        ok = self.source.connected and self.disk_ok and not self.stopping
         detail["ok"] = ok
         return ok, detail
-
-    def _marker_matches(self) -> bool:
-        try:
-            return self._session_marker.read_text() == self._session_text
-        except (OSError, UnicodeDecodeError):
-            return False
-
-    def _connected(self, session_present: bool) -> None:
-        """After each connect: leave the marker that says the broker holds a session for us (a hint, not
-        state: a torn or missing one only means a lost session at the next start goes unnoticed)."""
-        if self._marker_matches():
-            return
-        try:
-            self._session_marker.write_text(self._session_text)
-        except OSError as error:
-            log.warning("could not write %s (%s): a session lost while the gateway is down will not be noticed "
-                        "at the next start", self._session_marker, error)
 
     def _warn(self, text: str, *args: Any) -> None:
         """A warning at most every 5 s, so an outage does not flood the log."""
