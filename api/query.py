@@ -52,8 +52,10 @@ def parse_time(text: str, zone: ZoneInfo, *, is_end: bool, what: str) -> datetim
             moment = datetime.fromisoformat(text.replace("z", "Z"))
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=zone)
-        inside = EARLIEST <= moment <= LATEST  # may overflow for year 1 or 9999 with an offset
-    except (ValueError, OverflowError) as error:
+        inside = EARLIEST <= moment <= LATEST
+    except OverflowError:  # the day after 9999-12-31
+        inside = False
+    except ValueError as error:
         raise bad_request("bad_time", f"{what} {text[:40]!r} is not a date like 2025-03-01 or a time like "
                                       "2025-03-01T08:00 or 2025-03-01T08:00:00+02:00") from error
     if not inside:

@@ -1,0 +1,120 @@
+"""Input a teacher or a script may send by mistake: windows InfluxDB cannot hold, zones that are not
+a school's, nulls in an edit, wrong types. Each is a 4xx with a sentence, never a 500 or a 502."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from api_fixtures import Api, service
+
+from api.db import make_engine
+
+__all__ = ["service"]
+
+WINDOWS = [
+    {"start": "0001-01-01", "end": "0001-01-02"},
+    {"start": "1000-01-01", "end": "1000-01-02"},
+    {"start": "1677-09-20", "end": "1677-09-22"},
+    {"start": "1999-12-31", "end": "2000-01-01"},
+    {"start": "2262-04-11", "end": "2262-04-12"},
+    {"start": "2025-01-01", "end": "9999-12-31"},
+    {"start": "0001-01-01T00:00:00+05:00", "end": "2025-01-01"},
+    {"start": "2025-01-01", "end": "9999-12-31T23:59:59-05:00"},
+]
+
+
+def setup_site(service: Api) -> None:
+    service.add_site("s", timezone="Europe/Riga")
+    service.add_kits("s", "k1")
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+async def test_a_window_influxdb_cannot_hold_is_a_400_with_a_sentence(service: Api, window: dict[str, str]) -> None:
+    setup_site(service)
+    response = await service.get("/v1/sites/s/readings", params={**window, "quantities": "temperature",
+                                                                  "every": "1d"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] in ("time_out_of_range", "bad_time") and "year" in response.json()["message"]
+
+
+@pytest.mark.parametrize("window", WINDOWS[:3])
+async def test_a_dataset_with_a_window_influxdb_cannot_hold_is_refused_not_stored(service: Api,
+                                                                                 window: dict[str, str]) -> None:
+    setup_site(service)
+    response = await service.post("/v1/datasets", json={"title": "Old", "site": "s", "quantities": ["rain"],
+                                                        "every": "1d", **window})
+    assert response.status_code == 400 and "year" in response.json()["message"], response.text
+    assert (await service.get("/v1/datasets")).json() == []
+
+
+@pytest.mark.parametrize("zone", ["right/Europe/Riga", "posix/Europe/Riga", "localtime", "Factory", "posixrules",
+                                  "Europe/Atlantis", "../etc/passwd", "/usr/share/zoneinfo/UTC", "europe/riga"])
+async def test_only_real_iana_zones_are_accepted(service: Api, zone: str) -> None:
+    setup_site(service)
+    response = await service.get("/v1/sites/s/readings", params={"start": "2025-03-01", "end": "2025-03-02",
+                                                                  "quantities": "rain", "every": "1d", "tz": zone})
+    assert response.status_code == 400 and response.json()["error"] == "bad_timezone", response.text
+    assert "Europe/Riga" in response.json()["message"]
+    edit = await service.client.patch("/v1/sites/s", json={"timezone": zone}, headers=service.staff)
+    assert edit.status_code == 400 and edit.json()["error"] == "bad_timezone"
+
+
+async def test_a_real_zone_and_utc_are_accepted(service: Api) -> None:
+    setup_site(service)
+    for zone in ("Europe/Vilnius", "UTC", "America/Argentina/Buenos_Aires"):
+        response = await service.get("/v1/sites/s/readings", params={"start": "2025-03-01", "end": "2025-03-02",
+                                                                      "quantities": "rain", "tz": zone})
+        assert response.status_code == 200, response.text
+
+
+async def test_null_clears_a_description_and_a_coordinate_of_a_site_and_a_kit(service: Api) -> None:
+    setup_site(service)
+    patch = service.client.patch
+    assert (await patch("/v1/sites/s", json={"description": "roof", "latitude": 56.9},
+                        headers=service.staff)).status_code == 200
+    site = await patch("/v1/sites/s", json={"description": None, "latitude": None}, headers=service.staff)
+    assert site.status_code == 200 and site.json()["description"] == "" and site.json()["latitude"] is None
+    kit = await patch("/v1/sites/s/kits/k1", json={"description": None, "deployed_since": None},
+                      headers=service.staff)
+    assert kit.status_code == 200 and kit.json()["description"] == "", kit.text
+
+
+@pytest.mark.parametrize(("path", "field"), [("/v1/sites/s", "title"), ("/v1/sites/s/kits/k1", "kit_type")])
+async def test_null_for_a_title_or_kit_type_is_a_422_saying_to_send_one(service: Api, path: str, field: str) -> None:
+    setup_site(service)
+    response = await service.client.patch(path, json={field: None}, headers=service.staff)
+    assert response.status_code == 422 and field in response.json()["message"], response.text
+
+
+@pytest.mark.parametrize("body", [{"latitude": False}, {"longitude": True}, {"elevation_m": "12"}])
+async def test_a_boolean_or_a_string_is_not_a_number(service: Api, body: dict[str, object]) -> None:
+    setup_site(service)
+    response = await service.client.patch("/v1/sites/s", json=body, headers=service.staff)
+    assert response.status_code == 422, response.text
+    assert (await service.get("/v1/sites/s")).json()["latitude"] is None
+
+
+def test_the_metadata_store_is_created_0600_in_a_folder_others_cannot_enter(tmp_path: Path) -> None:
+    os.umask(0o022)  # the usual one, under which SQLite would create the file 0644
+    database = tmp_path / "state" / "lauks.db"
+    engine = make_engine(f"sqlite:///{database}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (x)")
+    engine.dispose()
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    assert stat.S_IMODE(database.parent.stat().st_mode) & 0o077 == 0
+    for extra in database.parent.glob("lauks.db-*"):
+        assert stat.S_IMODE(extra.stat().st_mode) == 0o600, extra.name
+
+
+def test_an_existing_world_readable_store_is_made_private(tmp_path: Path) -> None:
+    database = tmp_path / "lauks.db"
+    database.touch(mode=0o644)
+    database.chmod(0o644)
+    tmp_path.chmod(0o755)
+    make_engine(f"sqlite:///{database}").dispose()
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    assert stat.S_IMODE(tmp_path.stat().st_mode) & 0o007 == 0
