@@ -20,13 +20,18 @@ class Refused(Exception):
 
 class Client:
     def __init__(self, port: int, username: str | None = None, password: str | None = None, *,
-                 ca_certs: Path | None = None, client_id: str | None = None) -> None:
+                 ca_certs: Path | None = None, client_id: str | None = None, mqtt5: bool = False) -> None:
         self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self._connected = threading.Event()
         self._subscribed: queue.Queue[list[Any]] = queue.Queue()
         self.connack: Any = None
+        self.connack_properties: Any = None
+        self.disconnected = threading.Event()  # set when the broker drops us (not when we close)
+        self._closing = False
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or uuid.uuid4().hex,
-                                  protocol=mqtt.MQTTv311)
+                                  protocol=mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311)
+        self.client.reconnect_delay_set(60, 60)  # a dropped client stays dropped while a test looks
+        self.client.on_disconnect = self._on_disconnect
         if username is not None:
             self.client.username_pw_set(username, password)
         if ca_certs is not None:
@@ -38,7 +43,12 @@ class Client:
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connack = reason
+        self.connack_properties = props
         self._connected.set()
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if not self._closing:
+            self.disconnected.set()
 
     def connect(self) -> Client:
         self.client.connect("127.0.0.1", self.port, keepalive=30)
@@ -69,6 +79,7 @@ class Client:
         return out
 
     def close(self) -> None:
+        self._closing = True
         self.client.disconnect()
         self.client.loop_stop()
 
