@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -14,10 +15,14 @@ import httpx
 import pytest
 from mqtt_helpers import Client, refused
 
-from lauks.brokerauth import GATEWAY_USER, BrokerAuth
+from lauks.brokerauth import STAFF_USER, BrokerAuth
 from lauks.services import free_port
 
 pytestmark = pytest.mark.services
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
 
 
 def test_the_local_stack_refuses_anonymous_clients_and_stores_a_kits_reading(tmp_path: Path) -> None:
@@ -46,8 +51,17 @@ def test_the_local_stack_refuses_anonymous_clients_and_stores_a_kits_reading(tmp
         assert {"lauks-gateway", "lauks-api", "demo.k01", "demo.sim01"} <= set(auth.users())
         config = json.loads((state / "kits" / "demo" / "sim01" / "config.json").read_text())
         assert config["broker"]["username"] == "demo.sim01" and config["broker"]["password"]
+        # every file with a password is the owner's alone, and so are the folders that hold them
+        for secret in (state / "kits" / "demo" / "sim01" / "config.json", state / "demo.k01.password",
+                       auth.password_file, auth.acl_file, auth.registry_file,
+                       *auth.dir.glob("*.password")):
+            assert mode(secret) == 0o600, f"{secret} is {mode(secret):o}"
+        for folder in (state, state / "kits", auth.dir):
+            assert mode(folder) == 0o700, f"{folder} is {mode(folder):o}"
 
-        watcher = Client(port, GATEWAY_USER, auth.service_password(GATEWAY_USER)).connect()
+        # Staff, not the gateway's user: the broker binds client ids to users, so a second client logged in
+        # as lauks-gateway would take the running gateway's session.
+        watcher = Client(port, STAFF_USER, auth.service_password(STAFF_USER)).connect()
         watcher.subscribe("lauks/v1/demo/k01/readings")
         kit = Client(port, "demo.k01", password).connect()
         payload = json.dumps({"v": 1, "kit": "k01", "boot": 1, "seq": 424242,
@@ -71,7 +85,10 @@ def test_the_local_stack_refuses_anonymous_clients_and_stores_a_kits_reading(tmp
                 assert time.monotonic() < deadline, "the gateway did not store the kit's reading in 30 s"
                 time.sleep(0.5)
             kit.close()
-            assert "u'lauks-gateway'" in (state / "mosquitto" / "mosquitto.log").read_text()
+            broker_log = (state / "mosquitto" / "mosquitto.log").read_text()
+            assert "as lauks-gateway (" in broker_log and "u'lauks-gateway'" in broker_log  # id = username
+        if (state / "sim-kits").exists():  # the simulated kits' flash, with copies of their config.json
+            assert mode(state / "sim-kits") == 0o700
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(60) == 0
