@@ -190,6 +190,7 @@ class Spool:
         self._unlink_doomed()
         self._segments = [n for n in existing if n >= segment]
         start = (segment, 0)  # the cursor's segment may be gone: peek goes on to the next one
+        start_crc = 0
         for number in self._segments:
             data = self._path(number).read_bytes()
             records, end, skipped = scan(data)
@@ -200,6 +201,7 @@ class Spool:
                 if index is not None and (crc is None or zlib.crc32(records[index][2]) == crc):
                     first = index + 1
                     start = (segment, offset)
+                    start_crc = zlib.crc32(records[index][2])
                 else:
                     log.warning("the spool cursor (%d, %d) does not fit segment %d: replaying it from its start",
                                 segment, offset, number)
@@ -216,6 +218,18 @@ class Spool:
         self.cursor = start
         # never append to a segment from before the restart: the next number is a fresh one
         self._write_segment = max([segment, *self._segments]) + 1
+        try:  # both slots now, while there may be room: moving the cursor later needs none
+            size = os.stat(self._cursor_path).st_size
+        except FileNotFoundError:
+            size = -1
+        if size != 2 * SLOT_BYTES:
+            try:
+                self._write_cursor(*start, start_crc, whole=True)
+            except OSError as error:
+                if error.errno not in NO_SPACE:
+                    raise
+                log.error("cannot create the spool cursor %s: the disk is full (%s)", self._cursor_path,
+                          error.strerror)
 
     def _list_segments(self) -> list[int]:
         out = []
@@ -339,15 +353,20 @@ class Spool:
         self.depth_records = records
         self._unlink_doomed()
 
-    def _write_cursor(self, segment: int, offset: int, crc: int) -> None:
+    def _write_cursor(self, segment: int, offset: int, crc: int, whole: bool = False) -> None:
         """Overwrite the older of the two slots and make it durable (no new space needed once the
-        file exists)."""
+        file exists); ``whole``: write both slots, the other one blank (a new or older cursor file)."""
         if self._cursor_fd is None:
             created = not self._cursor_path.exists()
             self._cursor_fd = os.open(self._cursor_path, os.O_RDWR | os.O_CREAT, 0o644)
             self._dir_dirty = self._dir_dirty or created
         generation = self._generation + 1
-        os.pwrite(self._cursor_fd, encode_slot(generation, segment, offset, crc), (generation % 2) * SLOT_BYTES)
+        slot = encode_slot(generation, segment, offset, crc)
+        if whole:
+            blank = b" " * (SLOT_BYTES - 1) + b"\n"
+            os.pwrite(self._cursor_fd, blank + slot if generation % 2 else slot + blank, 0)
+        else:
+            os.pwrite(self._cursor_fd, slot, (generation % 2) * SLOT_BYTES)
         if self.fsync:
             os.fdatasync(self._cursor_fd)
             if self._dir_dirty:
