@@ -93,9 +93,40 @@ def test_running_tls_init_again_keeps_the_ca_so_kits_keep_trusting_the_broker(tm
 def test_host_names_become_dns_or_ip_entries_and_nonsense_is_refused() -> None:
     assert subject_alt_names(["192.168.1.10", "lauks.school.lv", "::1"]) == \
         "IP:192.168.1.10,DNS:lauks.school.lv,IP:::1"
-    for bad in ([], ["a b"], ["x,y"]):
-        with pytest.raises(TlsError):
-            subject_alt_names(bad)
+    assert subject_alt_names(["Lauks.School.LV.", "bücher.example", "Rīga.lv", "fd00:0::10", "lauks.school.lv"]) == \
+        "DNS:lauks.school.lv,DNS:xn--bcher-kva.example,DNS:xn--rga-uta.lv,IP:fd00::10"
+    refused = {
+        "a+CN=evil.example": "'a+CN=evil' is not a label of letters, digits and hyphens",
+        "a/CN=evil": "is not a label", "x,y": "is not a label", "a b": "is not a label",
+        "-lauks.lv": "'-lauks' is not a label", "lauks_1.lv": "is not a label", "*.school.lv": "is not a label",
+        "a..b": "a part between dots is empty", "x" * 64 + ".lv": "longer than 63",
+        "10.0.0.300": "looks like an IP address but is not one", "010.1.2.3": "looks like an IP address",
+        "[::1]": "without brackets, port or zone", "fe80::1%eth0": "without brackets, port or zone",
+        "lauks\nINFLUXDB_ADMIN_PASSWORD=x": "contains control characters", "": "an empty --host",
+    }
+    for host, words in refused.items():
+        with pytest.raises(TlsError) as caught:
+            subject_alt_names([host])
+        assert words in str(caught.value), (host, str(caught.value))
+    with pytest.raises(TlsError):
+        subject_alt_names([])
+
+
+def test_tls_init_refuses_a_host_that_would_add_a_name_and_writes_nothing(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tls", "init", "--state-dir", str(tmp_path), "--host", "a+CN=evil.example"]) == 1
+    assert "lauks tls init: 'a+CN=evil.example' is not a valid host name" in capsys.readouterr().err
+    assert not (tmp_path / "tls").exists()
+
+
+def test_the_certificate_holds_punycode_and_ip_names_and_the_schools_name_adds_no_attribute(tmp_path: Path) -> None:
+    ca = init_school_ca(tmp_path, ["bücher.example", "::1"], "Evil/CN=evil.example+OU=x")
+    text = subprocess.run(["openssl", "x509", "-in", str(ca.broker_cert), "-noout", "-text", "-nameopt", "RFC2253"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "DNS:xn--bcher-kva.example, IP Address:0:0:0:0:0:0:0:1" in text
+    subject = next(line for line in text.splitlines() if line.strip().startswith("Subject:"))
+    # one organisation holding the whole name (RFC 2253 escapes its +), and the first host as the only CN
+    assert subject.strip() == "Subject: CN=xn--bcher-kva.example,O=Evil/CN=evil.example\\+OU=x", subject
 
 
 async def _gateway_over_tls(broker: Mosquitto, auth: BrokerAuth, kit_password: str, ca_file: Path, state: Path,
