@@ -26,6 +26,8 @@ class GatewaySettings(Settings):
     gateway_dead_letter_bytes: int = Field(16 * 1024 * 1024, ge=4096)  # per file; two files are kept
     gateway_dedup_dir: Path | None = None  # default <state_dir>/dedup-<instance>
     gateway_dedup_window: int = Field(4096, ge=16)  # messages remembered per kit and boot
+    gateway_dedup_max_keys: int = Field(2_000_000, ge=1000)  # de-duplication keys kept in all (~8 bytes each)
+    gateway_dedup_max_age_s: float = Field(7 * 86400, ge=3600)  # forget keys this much older than the newest
     gateway_fsync: bool = True  # fsync the spool and the de-duplication log (off only for benchmarks)
     gateway_stats_interval_s: float = Field(10.0, gt=0)
     gateway_reconnect_max_s: float = Field(30.0, gt=0)
