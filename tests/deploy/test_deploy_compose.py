@@ -13,7 +13,7 @@ import yaml
 from api.settings import ApiSettings
 from gateway.settings import GatewaySettings
 from lauks import brokerauth
-from lauks.brokerauth import API_USER, GATEWAY_USER, STAFF_USER, BrokerAuth
+from lauks.brokerauth import API_USER, GATEWAY_USER, HEALTH_USER, STAFF_USER, BrokerAuth
 from lauks.cli import main
 from lauks.deploy import SECRET_NAMES, parse_env
 from lauks.settings import DEVELOPMENT_SECRETS
@@ -116,7 +116,13 @@ def test_services_agree_on_hosts_ports_database_users_and_topics(deployed: dict[
         assert brokerauth.verify_password(service["LAUKS_MQTT_PASSWORD"], users[username]["hash"])
     staff = environment("mosquitto", env)["LAUKS_STAFF_MQTT_PASSWORD"]
     assert brokerauth.verify_password(staff, users[STAFF_USER]["hash"])
-    assert f"-u {STAFF_USER}" in " ".join(SERVICES["mosquitto"]["healthcheck"]["test"])
+    # the broker's health check logs in as its own user (client ids are usernames), with staff's password
+    check = " ".join(SERVICES["mosquitto"]["healthcheck"]["test"])
+    assert f"-u {HEALTH_USER} -P \"$$LAUKS_STAFF_MQTT_PASSWORD\"" in check and " -i " not in check
+    health = next(line for line in auth.password_file.read_text().splitlines() if line.startswith(f"{HEALTH_USER}:"))
+    assert brokerauth.verify_password(staff, health.split(":", 1)[1])
+    block = auth.acl_file.read_text().split(f"user {HEALTH_USER}\n", 1)[1].split("\n\n", 1)[0]
+    assert block.splitlines() == ["topic read lauks/v1/healthcheck"]  # and nothing else
     assert "topic read lauks/v1/+/+/readings" in auth.acl_file.read_text()
     # Health checks ask the ports the services listen on.
     assert f":{gateway['LAUKS_GATEWAY_HTTP_PORT']}/healthz" in " ".join(SERVICES["gateway"]["healthcheck"]["test"])

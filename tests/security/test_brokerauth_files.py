@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lauks import brokerauth
-from lauks.brokerauth import GATEWAY_USER, SERVICE_ROLES, BrokerAuth, BrokerAuthError
+from lauks.brokerauth import GATEWAY_USER, HEALTH_USER, SERVICE_ROLES, STAFF_USER, BrokerAuth, BrokerAuthError
 from lauks.cli import main
 
 
@@ -121,3 +121,31 @@ def test_broker_users_command_lists_kits_and_services(tmp_path: Path, capsys: py
     assert main(["broker", "users", "--state-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "s.k1" in out and "kit s/k1" in out and GATEWAY_USER in out
+    assert "lauks-gateway-w0 .. -w15" in out and "lauks-health" in out
+
+
+def _block(acl: str, user: str) -> list[str]:
+    return acl.split(f"user {user}\n", 1)[1].split("\n\n", 1)[0].splitlines()
+
+
+def test_gateway_workers_and_the_health_check_get_users_of_their_own_with_the_same_password(tmp_path: Path) -> None:
+    passwords = brokerauth.ensure_service_users(tmp_path)
+    auth = BrokerAuth(tmp_path)
+    hashes = dict(line.split(":", 1) for line in auth.password_file.read_text().splitlines())
+    acl = auth.acl_file.read_text()
+    workers = [brokerauth.gateway_worker_username(GATEWAY_USER, i) for i in range(brokerauth.GATEWAY_WORKER_USERS)]
+    for worker in workers:  # one broker user, so one client id and one session, per worker process
+        assert brokerauth.verify_password(passwords[GATEWAY_USER], hashes[worker])
+        assert _block(acl, worker) == _block(acl, GATEWAY_USER)
+    assert brokerauth.verify_password(passwords[STAFF_USER], hashes[HEALTH_USER])
+    assert _block(acl, HEALTH_USER) == ["topic read lauks/v1/healthcheck"]
+    assert set(auth.users()) == set(SERVICE_ROLES)  # derived when rendered, not kept in users.json
+
+
+def test_files_rendered_before_the_derived_users_existed_are_rendered_again_on_next_use(tmp_path: Path) -> None:
+    brokerauth.ensure_service_users(tmp_path)
+    auth = BrokerAuth(tmp_path)
+    old = [line for line in auth.password_file.read_text().splitlines(keepends=True) if "-w" not in line]
+    auth.password_file.write_text("".join(old))  # what an older version rendered
+    auth.users()  # any use of the registry, e.g. `lauks broker users` or `lauks kit add`
+    assert "lauks-gateway-w15:" in auth.password_file.read_text()

@@ -3,15 +3,18 @@ moved onto this machine: plain and TLS listeners, per-kit users from `lauks depl
 
 from __future__ import annotations
 
+import os
 import shutil
 import ssl
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from mqtt_helpers import Client, refused
 
-from lauks.brokerauth import GATEWAY_USER, BrokerAuth
+from lauks.brokerauth import GATEWAY_USER, STAFF_USER, BrokerAuth
 from lauks.services import Child, _tcp_open, _wait, find_program, free_port
 
 pytestmark = pytest.mark.services
@@ -92,3 +95,17 @@ def test_on_both_shipped_listeners_a_kit_cannot_take_another_clients_session(shi
     assert not gateway.disconnected.wait(0.3) and not victim.disconnected.is_set()
     gateway.close()
     victim.close()
+
+
+def test_the_compose_health_check_passes_as_its_own_user_and_knocks_no_staff_session_off(
+        shipped: ShippedBroker) -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    kind, command = compose["services"]["mosquitto"]["healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    command = command.replace("$$", "$").replace("-p 1883", f"-p {shipped.plain}")
+    staff = Client(shipped.plain, STAFF_USER, shipped.services[STAFF_USER]).connect()
+    env = dict(os.environ, LAUKS_STAFF_MQTT_PASSWORD=shipped.services[STAFF_USER])
+    result = subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True, timeout=20, check=False)
+    assert result.returncode == 0, result.stderr
+    assert not staff.disconnected.wait(0.3)
+    staff.close()
