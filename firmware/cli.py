@@ -143,6 +143,10 @@ def _simulate(args: argparse.Namespace) -> int:
             return _fail("--kits must be 1 to 500")
         username = settings.mqtt_username
         password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        if username and args.kits > 1:
+            return _fail(f"{args.kits} kits cannot share the broker user {username}: the broker keeps one session "
+                         "per user, so they would knock each other off. Give each kit its own user with "
+                         "'lauks kit add' and simulate them with --config-dir")
         for n in range(1, args.kits + 1):
             name = f"sim{n:02d}"
             cfg = kit_config(args.site, name, "weather" if n % 2 else "environment", settings.mqtt_host,

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from mqtt_helpers import Client
 
-from lauks.brokerauth import GATEWAY_USER, STAFF_USER, BrokerAuth, kit_username
+from lauks.brokerauth import API_USER, GATEWAY_USER, STAFF_USER, BrokerAuth, kit_username
 from lauks.influx import InfluxClient
 from lauks.services import Influxd, Mosquitto, free_port
 from lauks.topics import Topics
@@ -158,3 +158,17 @@ async def test_gateway_workers_log_in_as_their_own_users_and_do_not_knock_each_o
     finally:
         child.terminate()
         await asyncio.to_thread(child.wait, 30)
+
+
+def test_kit_configure_publishes_through_a_broker_that_binds_ids(tmp_path: Path, topics: Topics,
+                                                                 make_mosquitto: Callable[..., Mosquitto]) -> None:
+    from firmware.tools import configure
+
+    site = Site(tmp_path, topics, make_mosquitto)
+    kit = site.kit("k1", client_id="s1-k1")
+    kit.subscribe(topics.config("s1", "k1"))
+    assert configure("s1", "k1", 300, "127.0.0.1", site.broker.port, topics, API_USER,
+                     site.services[API_USER]) == topics.config("s1", "k1")
+    topic, payload = kit.next_message()
+    assert topic == topics.config("s1", "k1") and json.loads(payload)["interval_s"] == 300
+    kit.close()
