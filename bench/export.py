@@ -1,11 +1,14 @@
-"""Benchmark: CSV export of 1,000,000 stored points through the API, against a raw chunked InfluxDB /query.
+"""Benchmark: CSV, JSON and Parquet exports of 1,000,000 stored points through the API, against a raw
+chunked InfluxDB /query.
 
-    python -m bench.export [--points 1000000] [--kits 20]
+    python -m bench.export [--points 1000000] [--kits 20] [--formats csv,json,parquet]
 
-Starts its own InfluxDB and `lauks api` on free loopback ports, writes the points the gateway's way
-(`readings`, tags site and kit, one float field, ms precision), then times the same window twice:
-InfluxDB's own chunked /query (JSON lines, parsed), and GET /v1/sites/<site>/readings as CSV, while
-sampling the API process's RSS. The last line is ``ratio=<API rows/s ÷ raw rows/s>``.
+Starts its own InfluxDB on a free loopback port and writes the points the gateway's way (`readings`,
+tags site and kit, one float field, ms precision). Times InfluxDB's own chunked /query of the window
+(JSON lines, parsed), then for each format starts a fresh `lauks api` (so each peak is its own) and
+times GET /v1/sites/<site>/readings?format=<format>, sampling the API process's RSS. For each format
+it prints rows/s, MB, the peak RSS and ``ratio[<format>]=<API rows/s ÷ raw rows/s>``; the last line
+is ``ratio=<the CSV ratio>``. The target is a peak RSS of at most 200 MB for 1,000,000 points.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import httpx
 import orjson
 import psutil  # type: ignore[import-untyped]
 
+from api.registry import register_kit
 from lauks import influxql
 from lauks.influx import InfluxClient
 from lauks.services import Influxd, free_port
@@ -66,7 +70,22 @@ def raw_query(url: str, database: str, end: datetime) -> tuple[int, float]:
     return rows, time.perf_counter() - began
 
 
-def api_export(api_url: str, token: str, end: datetime, process: psutil.Process) -> tuple[int, float, int, int]:
+def count_rows(fmt: str, newlines: int, body: bytes | None) -> int:
+    """Rows of a finished export: CSV lines less the header, JSON records, Parquet's own count."""
+    if fmt == "csv":
+        return newlines - 1
+    assert body is not None
+    if fmt == "json":
+        return len(orjson.loads(body)["data"])
+    import io
+
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(io.BytesIO(body)).metadata.num_rows)
+
+
+def api_export(api_url: str, token: str, end: datetime, process: psutil.Process,
+               fmt: str) -> tuple[int, float, int, int]:
     peak = [process.memory_info().rss]
     stop = threading.Event()
 
@@ -80,9 +99,10 @@ def api_export(api_url: str, token: str, end: datetime, process: psutil.Process)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    params = {"start": START.isoformat(), "end": end.isoformat(), "quantities": "temperature"}
+    params = {"start": START.isoformat(), "end": end.isoformat(), "quantities": "temperature", "format": fmt}
     lines = 0
     size = 0
+    kept: list[bytes] = []  # JSON and Parquet, to count their rows afterwards (in this process, not the API's)
     began = time.perf_counter()
     with httpx.stream("GET", f"{api_url}/v1/sites/{SITE}/readings", params=params, timeout=600,
                       headers={"Authorization": f"Bearer {token}"}) as response:
@@ -90,17 +110,34 @@ def api_export(api_url: str, token: str, end: datetime, process: psutil.Process)
         for chunk in response.iter_bytes():
             lines += chunk.count(b"\n")
             size += len(chunk)
+            if fmt != "csv":
+                kept.append(chunk)
     elapsed = time.perf_counter() - began
     stop.set()
     sampler.join()
-    return lines - 1, elapsed, peak[0], size
+    return count_rows(fmt, lines, b"".join(kept) if kept else None), elapsed, peak[0], size
+
+
+def start_api(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    api = subprocess.Popen([sys.executable, "-m", "lauks", "api"], env=env, cwd=ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    api_url = f"http://127.0.0.1:{env['LAUKS_API_PORT']}"
+    for _ in range(300):
+        try:
+            httpx.get(f"{api_url}/v1/health", timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    return api, api_url
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--kits", type=int, default=20)
+    parser.add_argument("--formats", default="csv,json,parquet", help="comma-separated: csv, json, parquet")
     args = parser.parse_args()
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     with tempfile.TemporaryDirectory(prefix="lauks-bench-") as tmp:
         state = Path(tmp)
         store = Influxd(state / "influxdb", free_port())
@@ -121,28 +158,30 @@ def main() -> int:
                                       capture_output=True, text=True).stdout.strip()
 
             lauks("site", "add", SITE)
-            for k in range(args.kits):
-                lauks("kit", "register", SITE, f"k{k:02d}")
+            for k in range(args.kits):  # in this process: twenty `lauks` commands would take twenty seconds
+                register_kit(SITE, f"k{k:02d}", "weather", state_dir=state)
             token = lauks("token", "create", "--name", "bench")
-            api = subprocess.Popen([sys.executable, "-m", "lauks", "api"], env=env, cwd=ROOT,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            api_url = f"http://127.0.0.1:{env['LAUKS_API_PORT']}"
-            for _ in range(300):
-                try:
-                    httpx.get(f"{api_url}/v1/health", timeout=1)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
             raw_rows, raw_s = raw_query(store.url, database, end)
-            rows, api_s, peak, size = api_export(api_url, token, end, psutil.Process(api.pid))
             raw_rate = raw_rows / raw_s
-            api_rate = rows / api_s
             print(f"raw InfluxDB chunked /query: {raw_rows} rows in {raw_s:.2f} s = {raw_rate:,.0f} rows/s")
-            print(f"API CSV export: {rows} rows ({size / 1e6:.1f} MB) in {api_s:.2f} s = {api_rate:,.0f} rows/s, "
-                  f"peak RSS of the API {peak / 1e6:.0f} MB")
-            if rows != raw_rows:
-                print(f"WARNING: the API gave {rows} rows, InfluxDB {raw_rows}")
-            print(f"ratio={api_rate / raw_rate:.2f}")
+            ratios: dict[str, float] = {}
+            for fmt in formats:
+                api, api_url = start_api(env)
+                try:
+                    rows, api_s, peak, size = api_export(api_url, token, end, psutil.Process(api.pid), fmt)
+                finally:
+                    api.terminate()
+                    api.wait(timeout=10)
+                    api = None
+                api_rate = rows / api_s
+                ratios[fmt] = api_rate / raw_rate
+                print(f"API {fmt.upper()} export: {rows} rows ({size / 1e6:.1f} MB) in {api_s:.2f} s = "
+                      f"{api_rate:,.0f} rows/s, peak RSS of the API {peak / 1e6:.0f} MB")
+                if rows != raw_rows:
+                    print(f"WARNING: the API gave {rows} rows in {fmt}, InfluxDB {raw_rows}")
+                print(f"ratio[{fmt}]={ratios[fmt]:.2f}")
+            if "csv" in ratios:
+                print(f"ratio={ratios['csv']:.2f}")
         finally:
             if api is not None:
                 api.terminate()
