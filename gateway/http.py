@@ -16,9 +16,11 @@ from gateway.core import Stats
 class StatsCollector(Collector):
     """Reads the gateway's counters at scrape time, so the hot path only adds integers."""
 
-    def __init__(self, stats: Stats, gauges: Callable[[], dict[str, float]]) -> None:
+    def __init__(self, stats: Stats, gauges: Callable[[], dict[str, float]],
+                 counters: Callable[[], dict[str, tuple[float, str]]] | None = None) -> None:
         self.stats = stats
         self.gauges = gauges
+        self.counters = counters  # counters kept outside Stats (the MQTT session's): name -> (value, help)
 
     def collect(self) -> Iterator[Metric]:
         s = self.stats
@@ -35,6 +37,8 @@ class StatsCollector(Collector):
             ("refused_points", s.refused_points, "points InfluxDB refused as bad data"),
         ):
             yield CounterMetricFamily(f"lauks_gateway_{name}", text, value=value)
+        for name, (level, text) in (self.counters() if self.counters else {}).items():
+            yield CounterMetricFamily(f"lauks_gateway_{name}", text, value=level)
         by_reason = CounterMetricFamily("lauks_gateway_rejections", "rejections by reason", labels=["reason"])
         for reason, count in sorted(s.by_reason.items()):
             by_reason.add_metric([reason], count)

@@ -10,7 +10,10 @@ the broker delivers that message again in the next session, and de-duplication t
 
 Session: MQTT 5, clean start off and a session that never expires, so the broker keeps what we have
 not acknowledged; ``receive_maximum`` caps how many unacknowledged messages it sends us. One loop
-owns reconnecting (capped, randomised backoff) and subscribes on every connect.
+owns reconnecting (capped, randomised backoff) and subscribes on every connect. A CONNACK without a
+session where one should exist (any reconnect, or a first connect that a previous run's marker says
+had one) is a lost session: what the broker had queued for us is gone, so it is logged as an error,
+counted and shown in /healthz.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -57,6 +61,7 @@ class Connection(asyncio.Protocol):
         self._backlog: list[tuple[int, bytes]] = []  # packets read before a pause, handled after it
         self.keepalive_s = keepalive_s  # ours, until the broker's CONNACK says otherwise
         self.server_receive_maximum = 65535  # how many of our own QoS 1 publishes may be unacknowledged
+        self.session_present = False  # the broker's CONNACK said it still held our session
         self.outgoing: set[int] = set()  # packet ids of our QoS 1 publishes not yet acknowledged
         self._next_id = 0
 
@@ -188,7 +193,8 @@ class Ack:
 
 
 class MqttSource:
-    def __init__(self, settings: GatewaySettings, filters: list[str], handler: Handler) -> None:
+    def __init__(self, settings: GatewaySettings, filters: list[str], handler: Handler,
+                 expect_session: bool = False, on_connect: Callable[[bool], None] | None = None) -> None:
         self.settings = settings
         self.filters = filters
         self.handler = handler
@@ -196,6 +202,12 @@ class MqttSource:
         self.connected = False
         self.connects = 0
         self.refusal: str | None = None  # why the broker last refused to connect or subscribe, for /healthz
+        # True once the broker must hold a session for us: after our first connect, or from the start when
+        # a previous run left a marker saying it had one (see Gateway). A CONNACK without one then is a loss.
+        self.expect_session = expect_session
+        self.on_connect = on_connect  # called with session_present after each successful connect
+        self.sessions_lost = 0
+        self.session_lost_at: float | None = None  # Unix time of the last loss
         self._acks_soon: list[Ack] = []
         self._stop = asyncio.Event()
 
@@ -217,6 +229,7 @@ class MqttSource:
                 session_expiry_s=SESSION_NEVER_EXPIRES, receive_maximum=s.gateway_max_inflight,
                 username=s.mqtt_username or None, password=password))
             connack = await connection.connack
+            connection.session_present = connack.session_present
             # MQTT 5: a broker may set the keep-alive itself (Server Keep Alive), and we must use its value
             connection.keepalive_s = int(connack.properties.get("server_keep_alive", connection.keepalive_s))
             if connack.reason != 0:
@@ -258,14 +271,31 @@ class MqttSource:
             self.connection = connection
             self.connects += 1
             self.connected = True
-            log.info("connected to MQTT at %s:%s as %s; subscribed to %s", s.mqtt_host, s.mqtt_port, s.client_id,
+            log.info("connected to MQTT at %s:%s as %s (%s); subscribed to %s", s.mqtt_host, s.mqtt_port,
+                     s.client_id, "the broker kept our session" if connection.session_present else "a new session",
                      ", ".join(self.filters))
+            self._session(connection.session_present)
             await self._keep_alive(connection)
             self.connected = False
             if self._stop.is_set():
                 return
             log.warning("lost the MQTT connection; reconnecting")
             await self._sleep_unless_stopped(backoff(0, 0.2, 1.0))
+
+    def _session(self, present: bool) -> None:
+        if not present and self.expect_session:
+            self.sessions_lost += 1
+            self.session_lost_at = time.time()
+            log.error("THE BROKER LOST THE GATEWAY'S SESSION: it answered client id %s with no session "
+                      "(CONNACK session present = 0), though it held one. Messages queued for the gateway while it "
+                      "was away, some possibly already acknowledged to kits, may be lost; only kits that still "
+                      "hold them can send them again. Causes: a broker restarted without its persistence file, "
+                      "the session expired (persistent_client_expiration), or another client connected with "
+                      "this client id and a clean start. Lost sessions so far: %d", self.settings.client_id,
+                      self.sessions_lost)
+        self.expect_session = True
+        if self.on_connect is not None:
+            self.on_connect(present)
 
     async def _keep_alive(self, connection: Connection) -> None:
         """PINGREQ every half keep-alive; a PINGRESP missing by the next one means the link is dead
@@ -274,7 +304,10 @@ class MqttSource:
         ends: set[asyncio.Future[Any]] = {stop, connection.lost}
         try:
             while connection.open:
-                done, _ = await asyncio.wait(ends, timeout=max(connection.keepalive_s, 1) / 2)
+                # FIRST_COMPLETED: a broker that closes the connection (a takeover, a restart) is noticed at
+                # once, not at the next keep-alive check
+                done, _ = await asyncio.wait(ends, timeout=max(connection.keepalive_s, 1) / 2,
+                                             return_when=asyncio.FIRST_COMPLETED)
                 if done:
                     return
                 if connection.pong_due and not connection.paused:  # paused, we cannot read its PINGRESP

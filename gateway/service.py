@@ -3,15 +3,24 @@
 A message is validated as it arrives; its PUBACK is sent only once the batch holding its points is
 durable: accepted by InfluxDB, or appended and fsynced to the spool. One flush loop writes batches in
 order; one drain loop replays the spool when InfluxDB is back; a stats loop writes the ``gateway``
-counters and the ``seen`` points every 10 s. SIGTERM: stop taking messages, flush, exit.
+counters and the ``seen`` points every 10 s. SIGTERM: stop taking messages, flush, exit; what cannot
+be made durable within the shutdown timeout stays unacknowledged in the broker.
+
+A full disk or a hung InfluxDB never stops the process: every disk write is retried with backoff and
+reported (``disk_writable``), and a write InfluxDB leaves unanswered for ``gateway_write_stall_s``
+sends its batch to the spool and says ``influx_reachable: false``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -28,6 +37,23 @@ from lauks.influx import InfluxUnavailable, InfluxWriteRejected
 from lauks.topics import Kind
 
 log = logging.getLogger("lauks.gateway")
+
+DISK_RETRY_MAX_S = 5.0  # a failed disk write is tried again at least this often: it is cheap, and frees acks
+DISK_LOG_EVERY_S = 30.0  # a disk failure is logged when it starts, then this often while it lasts
+
+# what each disk write of the gateway is for, and what its failure means
+DISK_WRITES = {
+    "dedup": ("appending to the de-duplication key log in {dedup}",
+              "No point is written before its key is on disk, so messages are NOT acknowledged and stay in the "
+              "broker until the disk has room"),
+    "spool": ("appending a batch to the spool in {spool}",
+              "Messages are NOT acknowledged and stay in the broker until the disk has room"),
+    "cursor": ("recording how far the spool in {spool} is replayed",
+               "Those points are in InfluxDB; the replay is tried again (a point written twice overwrites "
+               "itself)"),
+    "probe": ("writing a test file in {where}",
+              "Messages will not be acknowledged until they can be kept; they stay in the broker"),
+}
 
 
 class Gateway:
@@ -50,12 +76,26 @@ class Gateway:
             filters = [self.topics.shared_filter(s.gateway_share_group, k) for k in (Kind.READINGS, Kind.STATUS)]
         else:
             filters = [self.topics.filter(k) for k in (Kind.READINGS, Kind.STATUS)]
-        self.source = MqttSource(s, filters, self.handle)
+        # a previous run that connected with this client id to this broker left a marker: the broker
+        # should still hold that session, so a first CONNACK without one is a loss too
+        self._session_marker = s.dedup_dir / "mqtt-session"
+        self._session_text = f"{s.client_id} {s.mqtt_host}:{s.mqtt_port}\n"
+        self.source = MqttSource(s, filters, self.handle, expect_session=self._marker_matches(),
+                                 on_connect=self._connected)
         self.inflight = 0
         self.stopping = False
         self.influx_ok = True
-        self.disk_ok = True
+        self.influx_problem: str | None = None  # why InfluxDB is taken for unreachable, for /healthz
+        # what could not be written, by what ("dedup", "spool", "cursor", "probe"): the error text
+        self.disk_failures: dict[str, str] = {}
+        self._disk_failing_since: dict[str, float] = {}  # monotonic
+        self._disk_logged_at: dict[str, float] = {}
         self.http_port: int | None = None
+        self._committing: dict[int, float] = {}  # batches being made durable: when each started (monotonic)
+        self._commit_ids = itertools.count()
+        self._commits: set[asyncio.Task[None]] = set()
+        self._abandoned = False  # shutdown gave up on batches that could not be made durable in time
+        self._create_database: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._drain_wake = asyncio.Event()
         # the messages held (received, not yet acknowledged) never go far past the receive maximum
@@ -63,25 +103,82 @@ class Gateway:
         self._resume_at = max(1, s.gateway_max_inflight * 3 // 4)
         self._last_warning = 0.0
         self.registry = CollectorRegistry()
-        self.registry.register(StatsCollector(self.stats, self._gauges))
+        self.registry.register(StatsCollector(self.stats, self._gauges, self._counters))
         self.http = StatusServer(self.registry, self.health)
 
     # --- status -------------------------------------------------------------------------------------
 
+    @property
+    def disk_ok(self) -> bool:
+        return not self.disk_failures
+
+    def influx_reachable(self) -> tuple[bool, str | None]:
+        """Reachable, or why not: the last write failed, or one has waited too long for an answer (a hung
+        InfluxDB is said within ``gateway_write_stall_s``, not after the whole write timeout)."""
+        waiting = self.influx.waiting_s()
+        if waiting >= self.settings.gateway_write_stall_s:
+            return False, f"a write has waited {waiting:.1f} s for InfluxDB to answer"
+        return self.influx_ok, None if self.influx_ok else self.influx_problem
+
+    def _oldest_commit_s(self) -> float:
+        return time.monotonic() - min(self._committing.values()) if self._committing else 0.0
+
     def _gauges(self) -> dict[str, float]:
         return {"inflight": self.inflight, "spool_depth_points": self.spool.depth_points,
-                "mqtt_connected": float(self.source.connected), "influx_reachable": float(self.influx_ok),
-                "disk_writable": float(self.disk_ok)}
+                "mqtt_connected": float(self.source.connected), "influx_reachable": float(self.influx_reachable()[0]),
+                "disk_writable": float(self.disk_ok), "influx_write_waiting_s": self.influx.waiting_s(),
+                "oldest_batch_waiting_s": self._oldest_commit_s()}
+
+    def _counters(self) -> dict[str, tuple[float, str]]:
+        return {"sessions_lost": (self.source.sessions_lost, "times the broker had lost the gateway's MQTT session")}
 
     def health(self) -> tuple[bool, dict[str, object]]:
-        detail: dict[str, object] = {"mqtt_connected": self.source.connected, "influx_reachable": self.influx_ok,
+        """ok: connected, and what arrives is being made durable (a full disk, or a batch stuck for twice
+        ``gateway_write_stall_s``, is not ok). InfluxDB unreachable alone is ok: the spool takes the batches."""
+        reachable, influx_problem = self.influx_reachable()
+        detail: dict[str, object] = {"mqtt_connected": self.source.connected, "influx_reachable": reachable,
                                      "disk_writable": self.disk_ok, "spool_depth_points": self.spool.depth_points,
-                                     "inflight": self.inflight, "instance": self.settings.gateway_instance}
+                                     "inflight": self.inflight, "instance": self.settings.gateway_instance,
+                                     "sessions_lost": self.source.sessions_lost}
+        warnings: list[str] = []
         if self.source.refusal:
             detail["mqtt_refused"] = self.source.refusal
-        ok = self.source.connected and self.disk_ok and not self.stopping
+        if influx_problem:
+            detail["influx_problem"] = influx_problem
+        if self.disk_failures:
+            detail["disk_problem"] = "; ".join(self.disk_failures.values())
+        waiting = self._oldest_commit_s()
+        stalled = waiting > 2 * self.settings.gateway_write_stall_s
+        if stalled:
+            detail["ingest_stalled"] = f"a batch has waited {waiting:.1f} s to become durable; its messages are not " \
+                                       "acknowledged"
+        if self.source.session_lost_at is not None:
+            at = datetime.fromtimestamp(self.source.session_lost_at, UTC).isoformat(timespec="seconds")
+            detail["session_lost_at"] = at
+            warnings.append(f"the broker lost the gateway's MQTT session ({self.source.sessions_lost} times, last at "
+                            f"{at}): messages queued for the gateway then may be lost")
+        if warnings:
+            detail["warnings"] = warnings
+        ok = self.source.connected and self.disk_ok and not stalled and not self.stopping
         detail["ok"] = ok
         return ok, detail
+
+    def _marker_matches(self) -> bool:
+        try:
+            return self._session_marker.read_text() == self._session_text
+        except (OSError, UnicodeDecodeError):
+            return False
+
+    def _connected(self, session_present: bool) -> None:
+        """After each connect: leave the marker that says the broker holds a session for us (a hint, not
+        state: a torn or missing one only means a lost session at the next start goes unnoticed)."""
+        if self._marker_matches():
+            return
+        try:
+            self._session_marker.write_text(self._session_text)
+        except OSError as error:
+            log.warning("could not write %s (%s): a session lost while the gateway is down will not be noticed "
+                        "at the next start", self._session_marker, error)
 
     def _warn(self, text: str, *args: Any) -> None:
         """A warning at most every 5 s, so an outage does not flood the log."""
@@ -128,7 +225,7 @@ class Gateway:
         may then land out of order, which is harmless: a point is its series and time, and a copy
         written twice has the same values."""
         slots = asyncio.Semaphore(self.settings.gateway_concurrent_writes)
-        commits: set[asyncio.Task[None]] = set()
+        commits = self._commits
         failures: list[BaseException] = []
 
         def finished(task: asyncio.Task[None]) -> None:
@@ -139,7 +236,7 @@ class Gateway:
                 failures.append(error)
                 self._wake.set()
 
-        while not failures:
+        while not failures and not self._abandoned:
             due = self.batcher.due_at()
             if due is None:
                 if self.stopping:
@@ -156,7 +253,7 @@ class Gateway:
                     pass
                 continue
             await slots.acquire()  # the batch keeps filling while every slot is busy
-            batch = self.batcher.take()
+            batch = None if self._abandoned else self.batcher.take()
             if batch is None:
                 slots.release()
                 continue
@@ -170,41 +267,12 @@ class Gateway:
 
     async def _commit(self, batch: Batch) -> None:
         """Make a batch durable (InfluxDB, else the spool), then release its messages' acknowledgements."""
-        db = self.settings.influx_database
-        attempt = 0
-        body = batch.body() if batch.lines else b""
-        while body:
-            try:
-                self.dedup.persist()  # receipt times on disk before any point is written
-            except OSError as error:
-                self._disk_failed(error, attempt)
-                await asyncio.sleep(backoff(attempt, 0.5, 10))
-                attempt += 1
-                continue
-            if self.spool.empty:
-                started = time.monotonic()
-                try:
-                    await self.influx.write(db, body)
-                    self.stats.write_latency_ms.append((time.monotonic() - started) * 1000)
-                    self.influx_ok = True
-                    break
-                except InfluxUnavailable as error:
-                    self.influx_ok = False
-                    self.stats.write_errors += 1
-                    self._warn("InfluxDB is unavailable (%s): spooling batches to %s", error, self.spool.directory)
-                except InfluxWriteRejected as error:
-                    if await self._refused(error, len(batch.lines)):
-                        break
-            try:
-                self.spool.append(body, len(batch.lines))
-                self.stats.spooled += len(batch.lines)
-                self._drain_wake.set()
-                break
-            except OSError as error:
-                self._disk_failed(error, attempt)
-                await asyncio.sleep(backoff(attempt, 0.5, 10))
-                attempt += 1
-        self.disk_ok = True
+        token = next(self._commit_ids)
+        self._committing[token] = time.monotonic()
+        try:
+            await self._make_durable(batch)
+        finally:
+            del self._committing[token]
         keys = []
         acks = []
         messages = [token for token in batch.tokens if isinstance(token, Outcome)]
@@ -220,30 +288,143 @@ class Gateway:
         if self.inflight < self._resume_at:
             self.source.hold(False)
 
-    def _disk_failed(self, error: OSError, attempt: int) -> None:
-        self.disk_ok = False
-        log.error("CANNOT WRITE TO DISK (%s) while InfluxDB is unavailable: messages are NOT acknowledged and "
-                  "stay in the broker until the disk has room (spool: %s, attempt %d)", error,
-                  self.spool.directory, attempt + 1)
+    async def _make_durable(self, batch: Batch) -> None:
+        """Returns once the batch is in InfluxDB or the spool (or refused as bad data); retries a full disk
+        for ever, with backoff (shutdown cancels it: then nothing of the batch is acknowledged)."""
+        db = self.settings.influx_database
+        attempt = 0
+        body = batch.body() if batch.lines else b""
+        while body:
+            try:
+                self.dedup.persist()  # receipt times on disk before any point is written
+                self._disk_recovered("dedup")
+            except OSError as error:
+                self._disk_failed("dedup", error, attempt)
+                await asyncio.sleep(backoff(attempt, 0.5, DISK_RETRY_MAX_S))
+                attempt += 1
+                continue
+            if self.spool.empty:
+                started = time.monotonic()
+                try:
+                    # a hung InfluxDB must not hold these messages for the whole write timeout: after the stall
+                    # limit the write is cancelled and the batch spooled (if InfluxDB did take it, the replay
+                    # writes the same points again, which overwrite themselves)
+                    await asyncio.wait_for(self.influx.write(db, body), self.settings.gateway_write_stall_s)
+                    self.stats.write_latency_ms.append((time.monotonic() - started) * 1000)
+                    self._influx_answered()
+                    self._disk_recovered("spool")  # no batch needs the spool now
+                    return
+                except TimeoutError:
+                    self._influx_down(f"a write went unanswered for {self.settings.gateway_write_stall_s:.1f} s")
+                    self.stats.write_errors += 1
+                    self._warn("InfluxDB has not answered a write for %.1f s: spooling batches to %s",
+                               self.settings.gateway_write_stall_s, self.spool.directory)
+                except InfluxUnavailable as error:
+                    self._influx_down(str(error))
+                    self.stats.write_errors += 1
+                    self._warn("InfluxDB is unavailable (%s): spooling batches to %s", error, self.spool.directory)
+                except InfluxWriteRejected as error:
+                    if self._refused(error, len(batch.lines)):
+                        return
+            try:
+                self.spool.append(body, len(batch.lines))
+                self._disk_recovered("spool")
+                self.stats.spooled += len(batch.lines)
+                self._drain_wake.set()
+                return
+            except OSError as error:
+                self._disk_failed("spool", error, attempt)
+                await asyncio.sleep(backoff(attempt, 0.5, DISK_RETRY_MAX_S))
+                attempt += 1
 
-    async def _refused(self, error: InfluxWriteRejected, points: int) -> bool:
+    def _influx_answered(self) -> None:
+        self.influx_ok = True
+        self.influx_problem = None
+
+    def _influx_down(self, why: str) -> None:
+        self.influx_ok = False
+        self.influx_problem = why
+
+    def _disk_failed(self, what: str, error: OSError, attempt: int, where: Path | None = None) -> None:
+        doing, meaning = DISK_WRITES[what]
+        doing = doing.format(dedup=self.settings.dedup_dir, spool=self.spool.directory, where=where)
+        self.disk_failures[what] = f"{doing}: {error}"
+        now = time.monotonic()
+        since = self._disk_failing_since.setdefault(what, now)
+        if now - self._disk_logged_at.get(what, -DISK_LOG_EVERY_S) < DISK_LOG_EVERY_S:
+            return
+        self._disk_logged_at[what] = now
+        reachable, problem = self.influx_reachable()
+        influx = "InfluxDB is reachable" if reachable else f"InfluxDB is unreachable ({problem or 'no answer yet'})"
+        log.error("CANNOT WRITE TO DISK: %s failed (%s); %s. %s. Retrying every few seconds (for %.0f s so far, "
+                  "attempt %d)", doing, error, influx, meaning, now - since, attempt + 1)
+
+    def _disk_recovered(self, what: str) -> None:
+        if self.disk_failures.pop(what, None) is not None:
+            since = self._disk_failing_since.pop(what, time.monotonic())
+            self._disk_logged_at.pop(what, None)
+            log.warning("the disk takes writes again (%s) after %.0f s", DISK_WRITES[what][0].split(" in ")[0],
+                        time.monotonic() - since)
+
+    def _probe_disk(self, attempt: int = 0) -> bool:
+        """Write, fsync and remove a small file in each state folder: does the disk take writes? Tells a
+        full disk at start-up, before any message needs it."""
+        for where in dict.fromkeys((self.spool.directory, self.settings.dedup_dir)):
+            probe = where / ".disk-probe"
+            try:
+                fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                try:
+                    os.write(fd, b"lauks\n")
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                    probe.unlink(missing_ok=True)
+            except OSError as error:
+                self._disk_failed("probe", error, attempt, where)
+                return False
+        self._disk_recovered("probe")
+        return True
+
+    async def _disk_loop(self) -> None:
+        """While the start-up probe fails, try it again (with no traffic, nothing else would)."""
+        attempt = 1
+        while "probe" in self.disk_failures:
+            await asyncio.sleep(backoff(attempt, 0.5, 2))
+            self._probe_disk(attempt)
+            attempt += 1
+
+    def _refused(self, error: InfluxWriteRejected, points: int) -> bool:
         """True if the points are bad data (dropped); False if the write should be kept for a retry."""
         if error.status == 400:
             self.stats.refused_points += points if not error.partial else 1
             log.error("InfluxDB refused points as bad data; they are not retried: %s", error.message)
             return True
         # 401/403 (credentials) or 404 (no database) are not bad data: keep the points and say why
-        self.influx_ok = False
+        self._influx_down(str(error))
         self.stats.write_errors += 1
         self._warn("InfluxDB refused the write (%s): spooling until this is fixed", error)
         if error.status == 404:
-            try:
-                await self.influx.create_database(self.settings.influx_database)
-            except Exception as create_error:
-                log.debug("could not create the database: %r", create_error)
+            self._ensure_database()
         return False
 
+    def _ensure_database(self) -> None:
+        """Create the database in the background (idempotent), so that neither start-up nor a write waits
+        for an InfluxDB that may hang."""
+        if self._create_database is None or self._create_database.done():
+            self._create_database = asyncio.create_task(self._create(), name="create-database")
+
+    async def _create(self) -> None:
+        database = self.settings.influx_database
+        try:
+            await self.influx.create_database(database)
+        except Exception as error:  # InfluxDB down or hung: a write's 404 tries again
+            log.warning("could not make sure database %s exists yet: %r", database, error)
+        else:
+            log.debug("database %s exists", database)
+
     async def _drain_loop(self) -> None:
+        """Replay the spool into InfluxDB. A full disk (the cursor cannot be written) or an unreadable
+        spool file is retried with backoff; it never ends the loop."""
         attempt = 0
         db = self.settings.influx_database
         while True:
@@ -251,23 +432,37 @@ class Gateway:
                 self._drain_wake.clear()
                 await self._drain_wake.wait()
                 continue
-            chunk = self.spool.peek()
+            try:
+                chunk = self.spool.peek()
+            except OSError as error:
+                log.error("cannot read the spool in %s (%s); trying again", self.spool.directory, error)
+                await asyncio.sleep(backoff(attempt, 0.5, DISK_RETRY_MAX_S))
+                attempt += 1
+                continue
             if chunk is None:
                 continue
             try:
                 await self.influx.write(db, chunk.body)
-            except InfluxUnavailable:
+            except InfluxUnavailable as error:
+                self._influx_down(str(error))
                 await asyncio.sleep(backoff(attempt, 0.2, 2.0))
                 attempt += 1
                 continue
             except InfluxWriteRejected as error:
-                if not await self._refused(error, chunk.points):
+                if not self._refused(error, chunk.points):
                     await asyncio.sleep(backoff(attempt, 0.2, 2.0))
                     attempt += 1
                     continue
+            self._influx_answered()
+            try:
+                self.spool.advance(chunk)
+                self._disk_recovered("cursor")
+            except OSError as error:  # the spool stays as it was: the same chunk is replayed again
+                self._disk_failed("cursor", error, attempt)
+                await asyncio.sleep(backoff(attempt, 0.5, DISK_RETRY_MAX_S))
+                attempt += 1
+                continue
             attempt = 0
-            self.influx_ok = True
-            self.spool.advance(chunk)
             self.stats.replayed += chunk.points
             if self.spool.empty:
                 log.info("the spool is replayed: %d points in all so far", self.stats.replayed)
@@ -289,10 +484,10 @@ class Gateway:
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
-        try:
-            await self.influx.create_database(s.influx_database)  # idempotent; fine to fail if InfluxDB is down
-        except Exception as error:
-            log.warning("could not make sure database %s exists yet: %r", s.influx_database, error)
+        # serve /healthz and subscribe at once: creating the database (idempotent) must not wait for an
+        # InfluxDB that is down or hung; a write's 404 creates it too
+        self._ensure_database()
+        self._probe_disk()
         if s.gateway_http_port is not None:
             try:
                 self.http_port = await self.http.start(s.gateway_http_host, s.gateway_http_port)
@@ -308,23 +503,46 @@ class Gateway:
             async with asyncio.TaskGroup() as tasks:
                 source = tasks.create_task(self.source.run(), name="mqtt")
                 flush = tasks.create_task(self._flush_loop(), name="flush")
-                drain = tasks.create_task(self._drain_loop(), name="drain")
-                periodic = tasks.create_task(self._stats_loop(), name="stats")
+                others = [tasks.create_task(self._drain_loop(), name="drain"),
+                          tasks.create_task(self._stats_loop(), name="stats"),
+                          tasks.create_task(self._disk_loop(), name="disk")]
                 await stop.wait()
                 log.info("stopping: no new messages; flushing %d held", self.inflight)
                 self.stopping = True
                 self.source.stop()
                 self._stats_lines(force=True)
-                await flush
+                await self._flush_within(flush, s.gateway_shutdown_timeout_s)
                 await self.source.close()  # the PUBACKs of the last batch are written before the DISCONNECT
-                for task in (source, drain, periodic):
+                for task in (source, *others):
                     task.cancel()
+                if self._create_database is not None:
+                    self._create_database.cancel()
         finally:
             await self.http.stop()
             await self.influx.aclose()
-            self.dedup.close()
-            self.spool.close()
-            self.dead_letters.close()
+            for name, close in (("de-duplication log", self.dedup.close), ("spool", self.spool.close),
+                                ("dead-letter log", self.dead_letters.close)):
+                try:
+                    close()
+                except OSError as error:  # a full disk: what is acknowledged is durable already
+                    log.error("could not close the %s cleanly (%s); nothing acknowledged depends on it", name, error)
             log.info("gateway stopped: %d received, %d stored, %d duplicates, %d rejected, %d points spooled, "
                      "%d points waiting in the spool", self.stats.received, self.stats.stored_messages,
                      self.stats.duplicates, self.stats.rejected, self.stats.spooled, self.spool.depth_points)
+
+    async def _flush_within(self, flush: asyncio.Task[None], timeout_s: float) -> None:
+        """Let the flush make the held batches durable; past ``timeout_s`` (a full disk, InfluxDB hung) give up
+        on the rest. Safe: a message not acknowledged stays in the broker's session, which delivers it again."""
+        try:
+            await asyncio.wait_for(asyncio.shield(flush), timeout_s)
+            return
+        except TimeoutError:
+            pass
+        log.error("stopping: %d messages could not be made durable in %.0f s (%s); they are NOT acknowledged and "
+                  "stay in the broker, which delivers them again when the gateway is back", self.inflight, timeout_s,
+                  "; ".join(self.disk_failures.values()) or self.influx_reachable()[1] or "no reason known")
+        self._abandoned = True
+        for commit in list(self._commits):
+            commit.cancel()
+        self._wake.set()
+        await flush

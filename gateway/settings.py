@@ -32,6 +32,12 @@ class GatewaySettings(Settings):
     gateway_stats_interval_s: float = Field(10.0, gt=0)
     gateway_reconnect_max_s: float = Field(30.0, gt=0)
     gateway_mqtt_keepalive_s: int = Field(30, ge=2, le=65535)  # a broker silent this long is taken for gone
+    # a write to InfluxDB unanswered this long: InfluxDB is reported unreachable and the batch goes to the
+    # spool instead of holding its messages for the whole LAUKS_INFLUX_TIMEOUT_S (a hung InfluxDB)
+    gateway_write_stall_s: float = Field(2.0, gt=0)
+    # SIGTERM: how long to go on making held batches durable (a full disk, InfluxDB hung); then the rest is
+    # left unacknowledged in the broker, which delivers it again, and the gateway exits 0
+    gateway_shutdown_timeout_s: float = Field(10.0, gt=0)
     # fair share per kit (docs/gateway.md): a token bucket of messages and one of bytes per (site, kit);
     # what a kit sends beyond it is acknowledged, counted and not stored. Rate 0: no limit; bytes rate 0: none on bytes
     gateway_kit_rate: float = Field(20.0, ge=0)  # messages a second, sustained ...

@@ -2,13 +2,16 @@
 
 The gateway's main loop is busy with MQTT packets under load; a write whose HTTP exchange had to
 wait for turns of that loop took hundreds of milliseconds for a 10 ms job, and every acknowledgement
-waited with it. On its own loop the write runs at InfluxDB's speed; only its result comes back.
+waited with it. On its own loop the write runs at InfluxDB's speed; only its result comes back. The writes still
+waiting for an answer are timed, so /healthz can say InfluxDB stalls long before a write times out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
+import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -24,6 +27,8 @@ class ThreadedWriter:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._client: InfluxClient | None = None
+        self._waiting: dict[int, float] = {}  # writes sent and not answered yet: when each started (monotonic)
+        self._ids = itertools.count()
         self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)
         self._thread.start()
         self._ready.wait(10)
@@ -47,7 +52,19 @@ class ThreadedWriter:
         return self._client
 
     async def write(self, database: str, body: bytes) -> None:
-        await self._call(self.client.write(database, body))
+        """Write; cancelling this cancels the request on the writer's loop too."""
+        token = next(self._ids)
+        self._waiting[token] = time.monotonic()
+        try:
+            await self._call(self.client.write(database, body))
+        finally:
+            del self._waiting[token]
+
+    def waiting_s(self) -> float:
+        """How long the oldest write still in flight has waited for InfluxDB (0 if none is)."""
+        if not self._waiting:
+            return 0.0
+        return time.monotonic() - min(self._waiting.values())
 
     async def create_database(self, database: str) -> None:
         await self._call(self.client.create_database(database))

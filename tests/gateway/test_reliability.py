@@ -1,4 +1,5 @@
-"""The five reliability tests of the gateway, against real Mosquitto and InfluxDB, each bounded in time.
+"""The four reliability tests of the gateway, against real Mosquitto and InfluxDB, each bounded in time (a full
+disk has its own, on a real full filesystem: test_fulldisk.py).
 
 Every message carries a 't' sample and an 'age' sample (see ``gateway_helpers.readings``): a message
 stored twice with a re-dated copy would show up as an extra 'humidity' point, one lost as a missing
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -147,40 +147,3 @@ async def test_two_gateways_in_a_share_group_split_the_load_and_store_everything
     shares = (first.stats.stored_messages, second.stats.stored_messages)
     assert sum(shares) == messages
     assert min(shares) > messages * 0.2, shares
-
-
-async def test_a_full_disk_during_an_outage_stops_acknowledging_and_loses_nothing(
-        tmp_path: Path, mosquitto: Mosquitto, make_influxd: Callable[..., Influxd], topics: Topics,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    store = make_influxd()
-    database = "full"
-    config = settings(tmp_path, mosquitto.port, store.url, database, topics)
-    full = threading.Event()
-    full.set()
-    from gateway.spool import Spool
-
-    real_append = Spool.append
-
-    def append(self: Spool, body: bytes, points: int) -> None:
-        if full.is_set():
-            raise OSError(28, "No space left on device")
-        real_append(self, body, points)
-
-    monkeypatch.setattr(Spool, "append", append)
-    async with InfluxClient(store.url) as influx:
-        await influx.create_database(database)
-        store.stop()
-        async with running(config) as gateway:
-            publisher = Publisher(mosquitto.port)
-            publish_all(publisher, stream(topics, 200))
-            await asyncio.to_thread(publisher.wait_acked, 200, 10)
-            await asyncio.sleep(1.5)
-            assert gateway.stats.stored_messages == 0 and not gateway.disk_ok
-            assert not gateway.health()[0]
-            full.clear()  # room on the disk again
-            assert await until(lambda: gateway.stats.stored_messages == 200, 20)
-            store.start()
-            publisher.close()
-            await assert_exactly_once(influx, database, 200)
-            assert gateway.disk_ok
-
