@@ -69,12 +69,13 @@ async def test_a_wrong_password_is_reported_with_the_brokers_reason(
 
 class StandIn:
     """A scripted broker on loopback, for what a real Mosquitto cannot be made to do: it answers each
-    CONNECT with ``connack`` and, given ``suback_codes``, the SUBSCRIBE with those reason codes; then it
-    reads, answering nothing, until the gateway hangs up."""
+    CONNECT with ``connack`` and, given ``suback_codes``, the SUBSCRIBE with those reason codes; sends
+    ``then``; then it reads, answering nothing, until the gateway hangs up."""
 
-    def __init__(self, connack: bytes, suback_codes: bytes | None = None) -> None:
+    def __init__(self, connack: bytes, suback_codes: bytes | None = None, then: bytes = b"") -> None:
         self.connack = connack
         self.suback_codes = suback_codes
+        self.then = then
         self.connections = 0
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -96,6 +97,7 @@ class StandIn:
             subscribe = await reader.read(1024)
             packet_id = subscribe[2:4]  # after the first byte and a one-byte length
             writer.write(bytes((0x90, 3 + len(self.suback_codes))) + packet_id + b"\x00" + self.suback_codes)
+        writer.write(self.then)
         await writer.drain()
         while await reader.read(1024):  # PINGREQs and the like, unanswered
             pass
@@ -140,6 +142,20 @@ async def test_a_hung_broker_is_noticed_by_keepalive_and_the_gateway_comes_back_
             publisher.close()
         stored = await wait_for_count(influx, database, "SELECT count(temperature) FROM readings", 1)
     assert stored == 1
+
+
+async def test_a_disconnect_from_the_broker_is_noticed_at_once_and_the_gateway_connects_again(
+        tmp_path: Path, influx_url: str, database: str, topics: Topics, caplog: pytest.LogCaptureFixture) -> None:
+    # What Mosquitto sends an MQTT 5 client whose session another client takes over: DISCONNECT with reason
+    # 0x8E. The stand-in sends it right after the SUBACK and keeps the TCP connection open: the gateway must
+    # close and connect again at once, not when its keep-alive (30 s here) finds the link quiet.
+    async with StandIn(b"\x20\x03\x00\x00\x00", suback_codes=b"\x01\x01", then=b"\xe0\x02\x8e\x00") as broker:
+        config = settings(tmp_path / "state", broker.port, influx_url, database, topics,
+                          gateway_mqtt_keepalive_s=30, gateway_reconnect_max_s=0.2)
+        started = time.monotonic()
+        gateway = await _run_briefly(config, lambda g: g.source.connects >= 3, 6)
+    assert gateway.source.connects >= 3 and time.monotonic() - started < 6
+    assert any("session taken over" in r.getMessage() for r in caplog.records), caplog.text
 
 
 async def test_a_broker_that_sends_garbage_is_dropped_and_tried_again(
