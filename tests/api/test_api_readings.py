@@ -111,6 +111,27 @@ async def test_parquet_reads_back_with_the_same_rows_as_the_csv(service: Api) ->
     assert str(table["time"].dt.tz) == "UTC"
 
 
+async def test_wide_parquet_has_nulls_where_a_kit_measured_nothing(service: Api) -> None:
+    await seed_grid(service)
+    response = await service.get("/v1/sites/s1/readings", params={
+        "start": "2025-03-01", "end": "2025-03-01", "quantities": "temperature,rain", "layout": "wide",
+        "format": "parquet"})
+    table = pq.read_table(io.BytesIO(response.content)).to_pylist()
+    assert len(table) == 12 and table[3]["k1.temperature"] == 3.0 and table[3]["k2.temperature"] == 97.0
+    assert table[3]["k1.rain"] == 0.5 and table[3]["k2.rain"] is None
+
+
+async def test_a_json_export_of_many_records_is_one_valid_document_with_each_record_once(service: Api) -> None:
+    service.add_site("s1")
+    service.add_kits("s1", "k1")
+    await service.write([point("s1", "k1", T0 + timedelta(seconds=i), temperature=i / 10) for i in range(5_001)])
+    response = await service.get("/v1/sites/s1/readings", params={
+        "start": "2025-03-01", "end": "2025-03-01", "quantities": "temperature", "format": "json"})
+    data = response.json()["data"]
+    assert len(data) == 5_001 and data[4_000] == {"time": "2025-03-01T01:06:40Z", "kit": "k1",
+                                                  "quantity": "temperature", "value": 400.0, "unit": "°C"}
+
+
 async def test_json_carries_fields_with_units_and_the_rows(service: Api) -> None:
     await seed_grid(service)
     response = await service.get("/v1/sites/s1/readings", params={
