@@ -1,6 +1,6 @@
 """One kit floods at full speed while 20 well-behaved kits report once a second (issue 10, item 3).
 
-    python -m bench.flood [--seconds 60] [--quiet-kits 20] [--big-bytes 12000] [--no-limit]
+    python -m bench.flood [--seconds 60] [--quiet-kits 20] [--big-bytes 12000] [--flood-rate 0] [--no-limit]
 
 Two phases of half the time each: a kit floods with ~12 KB readings messages, then another with small
 ones (one sample), at QoS 1 as fast as the broker acknowledges (``Flooder``: packets encoded ahead,
@@ -84,12 +84,12 @@ class Flooder:
 
     WINDOW = 2000
 
-    def __init__(self, port: int, kit: str, message_bytes: int) -> None:
+    def __init__(self, port: int, kit: str, message_bytes: int, rate: float = 0.0) -> None:
         context = multiprocessing.get_context("spawn")
         self.kit = kit
         self.stop_event = context.Event()
         self.acked_value = context.Value("q", 0)
-        self.process = context.Process(target=_flood, args=(port, kit, message_bytes, self.stop_event,
+        self.process = context.Process(target=_flood, args=(port, kit, message_bytes, rate, self.stop_event,
                                                             self.acked_value), daemon=True)
         self.process.start()
 
@@ -102,7 +102,8 @@ class Flooder:
         self.process.join(10)
 
 
-def _flood(port: int, kit: str, message_bytes: int, stop: Any, acked_value: Any) -> None:
+def _flood(port: int, kit: str, message_bytes: int, rate: float, stop: Any, acked_value: Any) -> None:
+    """The flooder's process: ``rate`` messages a second, or as fast as the broker acknowledges (0)."""
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client_id = f"flood-{kit}".encode()
@@ -114,11 +115,16 @@ def _flood(port: int, kit: str, message_bytes: int, stop: Any, acked_value: Any)
     topic = f"lauks/v1/{SITE}/{kit}/readings".encode()
     topic = len(topic).to_bytes(2, "big") + topic
     per_chunk = max(8, min(2048, 256 * 1024 // message_bytes))
+    if rate:
+        per_chunk = max(1, min(per_chunk, int(rate / 100)))  # 100 chunks a second at most
     payloads = flood_lines(kit, message_bytes, 0, per_chunk * 16).splitlines()  # seqs repeat: copies cost the same
     sent = ack_bytes = 0
+    started = time.monotonic()
     with contextlib.suppress(OSError):
         while not stop.is_set():
-            parts = []
+            if rate and (ahead := sent / rate - (time.monotonic() - started)) > 0:
+                time.sleep(ahead)
+            parts: list[bytes] = []
             for _ in range(per_chunk):
                 payload = payloads[sent % len(payloads)]
                 variable = topic + (sent % 65535 + 1).to_bytes(2, "big")
@@ -176,6 +182,8 @@ def main() -> None:
     parser.add_argument("--quiet-kits", type=int, default=20)
     parser.add_argument("--big-bytes", type=int, default=12_000)
     parser.add_argument("--no-limit", action="store_true", help="LAUKS_GATEWAY_KIT_RATE=0: no fair share")
+    parser.add_argument("--flood-rate", type=float, default=0.0,
+                        help="messages a second the flooder sends (default 0: as fast as the broker takes them)")
     args = parser.parse_args()
     defaults = GatewaySettings()
     limits = "off (LAUKS_GATEWAY_KIT_RATE=0)" if args.no_limit else (
@@ -186,6 +194,8 @@ def main() -> None:
                                                                                  "max_packet")))
     print(f"broker: {broker_limits}")
     print(f"gateway fair share per kit: {limits}")
+    print(f"flooder: {f'{args.flood_rate:,.0f} msg/s' if args.flood_rate else 'as fast as the broker takes it'}; "
+          f"{args.quiet_kits} well-behaved kits at 1 msg/s each")
     phases = [Phase("big", "flood-big", args.big_bytes), Phase("small", "flood-small", 0)]
     with stack() as s:
         database = "flood"
@@ -276,7 +286,7 @@ def run(s: Stack, database: str, args: argparse.Namespace, phases: list[Phase]) 
         phase.before = counters(s.http_port)
         phase.started = time.monotonic()
         cpu_before = {name: cpu_s(pid) for name, pid in pids.items()}
-        flooder = Flooder(s.broker.port, phase.flooder, phase.message_bytes or 1)
+        flooder = Flooder(s.broker.port, phase.flooder, phase.message_bytes or 1, args.flood_rate)
         while time.monotonic() - phase.started < args.seconds / len(phases):
             poll_once()
             time.sleep(0.02)
