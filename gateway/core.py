@@ -124,9 +124,9 @@ class KitLimits:
     kit", says why these defaults). ``per_s`` 0 turns the limit off, ``bytes_per_s`` 0 the bytes one."""
 
     per_s: float = 20.0  # messages a second, sustained ...
-    burst: int = 20_000  # ... once this many at once are used up
+    burst: int = 5_000  # ... once this many at once are used up
     bytes_per_s: float = 64 * 1024
-    burst_bytes: int = 16 * 1024 * 1024
+    burst_bytes: int = 5 * 1024 * 1024
     notice_every_s: float = 10.0  # at most one rate_limited notice (and rejections point) per kit this often
     dead_letters: int = 10  # raw payloads kept of the rate-limited messages per kit ...
     dead_letter_window_s: float = 600.0  # ... in this long

@@ -66,7 +66,7 @@ REASONS: dict[Reason, tuple[Scope, str]] = {
     Reason.NOT_A_NUMBER: ("field", "The value is not a finite number."),
     Reason.OUT_OF_RANGE: ("field", "The value is outside the quantity's physical range."),
     Reason.RATE_LIMITED: ("message", "The kit sends faster than its fair share (by default 20 messages or "
-                                     "64 KiB a second once a burst of 20,000 messages or 16 MiB is used up); "
+                                     "64 KiB a second once a burst of 5,000 messages or 5 MiB is used up); "
                                      "look for a loop that publishes without pause."),
 }
 

@@ -181,9 +181,10 @@ def test_without_limits_nothing_is_limited() -> None:
     assert off.buckets is None
 
 
-def test_the_default_share_lets_a_full_firmware_ring_replay_at_any_speed() -> None:
+def test_the_default_share_lets_a_full_firmware_ring_and_a_weekend_of_backlog_through_at_any_speed() -> None:
     # firmware: 256 segments x 60 samples, sent 30 samples a message (firmware/device/lauks_kit),
-    # a full weather message ~6 KB; then a week of 1-minute messages queued while the gateway was down
+    # a full weather message ~6 KB; then a weekend (64 h) of 1-minute messages the broker kept while the
+    # gateway was down, handed over as fast as the gateway takes them
     ingest = core(KitLimits())
     ring = [json.dumps({"v": 1, "kit": "k1", "boot": 2, "seq": seq, "samples": [
         {"t": NOW - 15_360 * 60 + (seq * 30 + n) * 60, "temperature": 21.5, "humidity": 55.2, "pressure": 1013.2,
@@ -191,8 +192,8 @@ def test_the_default_share_lets_a_full_firmware_ring_replay_at_any_speed() -> No
         for seq in range(256 * 60 // 30)]
     assert all(len(payload) < 6200 for payload in ring)
     outcomes = [ingest.message(TOPICS.readings("s", "k1"), payload, NOW) for payload in ring]
-    week = [send(ingest, seq, NOW + seq / 10_000) for seq in range(7 * 24 * 60)]  # drained at 10k msg/s
-    assert not any(o.rejections for o in outcomes + week)
+    weekend = [send(ingest, seq, NOW + seq / 20_000) for seq in range(64 * 60)]  # drained at 20k msg/s
+    assert not any(o.rejections for o in outcomes + weekend)
     assert ingest.stats.by_reason == {}
 
 
