@@ -41,9 +41,9 @@ class GatewaySettings(Settings):
     # fair share per kit (docs/gateway.md): a token bucket of messages and one of bytes per (site, kit);
     # what a kit sends beyond it is acknowledged, counted and not stored. Rate 0: no limit; bytes rate 0: none on bytes
     gateway_kit_rate: float = Field(20.0, ge=0)  # messages a second, sustained ...
-    gateway_kit_burst: int = Field(20_000, ge=1)  # ... after a burst of this many
+    gateway_kit_burst: int = Field(5_000, ge=1)  # ... after a burst of this many
     gateway_kit_bytes_rate: int = Field(64 * 1024, ge=0)  # bytes a second, sustained ...
-    gateway_kit_burst_bytes: int = Field(16 * 1024 * 1024, ge=16 * 1024)  # ... after this many (≥ one message)
+    gateway_kit_burst_bytes: int = Field(5 * 1024 * 1024, ge=16 * 1024)  # ... after this many (≥ one message)
     # >1: `lauks gateway` runs this many worker processes in one shared subscription (group
     # LAUKS_GATEWAY_SHARE_GROUP, default lauks-gateway), instance <instance>-w<i>, HTTP port <port>+i
     gateway_workers: int = Field(1, ge=1, le=64)
