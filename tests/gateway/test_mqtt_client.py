@@ -69,8 +69,8 @@ async def test_a_wrong_password_is_reported_with_the_brokers_reason(
 
 class StandIn:
     """A scripted broker on loopback, for what a real Mosquitto cannot be made to do: it answers each
-    CONNECT with ``connack`` and, given ``suback_codes``, the SUBSCRIBE with those reason codes; sends
-    ``then``; then it reads, answering nothing, until the gateway hangs up."""
+    CONNECT with ``connack`` and, given ``suback_codes``, the SUBSCRIBE with those reason codes; a moment
+    later sends ``then``; then it reads, answering nothing, until the gateway hangs up."""
 
     def __init__(self, connack: bytes, suback_codes: bytes | None = None, then: bytes = b"") -> None:
         self.connack = connack
@@ -97,8 +97,11 @@ class StandIn:
             subscribe = await reader.read(1024)
             packet_id = subscribe[2:4]  # after the first byte and a one-byte length
             writer.write(bytes((0x90, 3 + len(self.suback_codes))) + packet_id + b"\x00" + self.suback_codes)
-        writer.write(self.then)
         await writer.drain()
+        if self.then:
+            await asyncio.sleep(0.2)  # the gateway is connected by now, not still reading its SUBACK
+            writer.write(self.then)
+            await writer.drain()
         while await reader.read(1024):  # PINGREQs and the like, unanswered
             pass
         writer.close()
