@@ -51,7 +51,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     for module in (quantities, sites, readings, datasets):
         app.include_router(module.router)
 
-    @app.get("/v1/health", tags=["health"], summary="Is the API up, and can it reach the readings store?")
+    @app.get("/v1/health", tags=["health"], responses=errors.responses(),
+             summary="Is the API up, and can it reach the readings store?")
     async def health(settings: SettingsDep) -> dict[str, object]:
         return {"api": "ok", "store": await app.state.influx.healthy(), "database": settings.influx_database}
 

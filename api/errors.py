@@ -7,7 +7,49 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+
+class ErrorOut(BaseModel):
+    """Every error the API gives."""
+
+    error: str = Field(description="a stable code for programs, e.g. unknown_site or too_many_requests")
+    message: str = Field(description="a sentence for a person, saying what to do")
+    problems: list[str] | None = Field(None, description="422 only: each part of the request that is not valid")
+
+
+MEANINGS = {
+    400: "The request fits the schema but cannot be answered as asked (a reversed or too long window, a time "
+         "zone or bucket size we do not know, a year outside 2000-2199): the message says what to change.",
+    401: "A staff token is needed, or the one sent is not known or was revoked.",
+    404: "No such site, kit, quantity or share code: the message says where the list is.",
+    409: "It exists already.",
+    410: "The share code has expired.",
+    422: "The request does not fit the schema (a missing or wrongly typed field, a null where none is allowed).",
+    429: "Too many requests from this address or token, or too many share codes that do not exist: wait for "
+         "Retry-After seconds.",
+    502: "The readings store refused the query.",
+    503: "The readings store is not answering: try again in a minute.",
+}
+_HEADERS = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
+    429: {"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"},
+                          "description": "seconds to wait before the next request"}},
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The error responses of an operation for its OpenAPI document; 429 is added to every one (the limit is
+    global)."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in sorted({*statuses, 429}):
+        entry: dict[str, Any] = {"model": ErrorOut, "description": MEANINGS[status]}
+        if status in _HEADERS:
+            entry["headers"] = _HEADERS[status]
+        out[status] = entry
+    return out
 
 
 class ApiError(Exception):
@@ -51,7 +93,23 @@ def install(app: FastAPI) -> None:
                                   problems=problems), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         message = str(error.detail) if error.status_code != 404 else "no such page: the API lives under /v1 (see /docs)"
+        headers = dict(getattr(error, "headers", None) or {})
+        if error.status_code == 405:
+            allowed = allowed_methods(app, request)
+            headers["Allow"] = ", ".join(allowed)
+            message = f"{request.method} is not a method of this path: use {', '.join(allowed)}"
         return JSONResponse(_body(f"http_{error.status_code}", message), status_code=error.status_code,
-                            headers=getattr(error, "headers", None))
+                            headers=headers)
+
+
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method of every route at the request's path: Starlette's 405 names only the first route's."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    return sorted(methods, key=lambda m: order.index(m) if m in order else len(order))

@@ -7,9 +7,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from lauks.topics import id_problem
+from lauks.topics import ID_PATTERN, id_problem
 
 Agg = Literal["mean", "min", "max", "median", "count", "sum"]
+# A site or kit name as the OpenAPI document states it; the validator below says what is wrong in a sentence.
+NAME_SCHEMA = {"pattern": ID_PATTERN, "minLength": 1, "maxLength": 32}
+Name = Annotated[str, Field(json_schema_extra=NAME_SCHEMA)]
 
 
 def _check_id(what: str, value: str) -> str:
@@ -54,7 +57,8 @@ class SiteEdit(Location):
 
 
 class SiteIn(SiteEdit):
-    name: str = Field(description="1-32 of a-z, 0-9 and '-'", examples=["riga-school-3"])
+    name: str = Field(description="1-32 of a-z, 0-9 and '-'", examples=["riga-school-3"],
+                      json_schema_extra=NAME_SCHEMA)
 
     @field_validator("name")
     @classmethod
@@ -95,7 +99,7 @@ class KitEdit(Location):
 
 
 class KitIn(KitEdit):
-    name: str = Field(description="1-32 of a-z, 0-9 and '-'", examples=["k01"])
+    name: str = Field(description="1-32 of a-z, 0-9 and '-'", examples=["k01"], json_schema_extra=NAME_SCHEMA)
 
     @field_validator("name")
     @classmethod
@@ -142,9 +146,9 @@ class DatasetIn(BaseModel):
     title: str = Field(min_length=1, max_length=200, examples=["Schoolyard temperature, spring 2025"])
     description: str = Field("", max_length=5000)
     licence: str = Field("CC-BY-4.0", max_length=64, description="SPDX id of the licence, e.g. CC-BY-4.0")
-    site: str
-    kits: list[str] | None = Field(None, max_length=100, description="default: every kit of the site")
-    quantities: list[str] = Field(min_length=1, max_length=30)
+    site: Name
+    kits: list[Name] | None = Field(None, max_length=100, description="default: every kit of the site")
+    quantities: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(min_length=1, max_length=30)
     start: str = Field(description="date (YYYY-MM-DD) or ISO 8601 time", examples=["2025-03-01"])
     end: str = Field(description="date (inclusive) or ISO 8601 time (exclusive)", examples=["2025-05-31"])
     every: str | None = Field(None, examples=["1h"])

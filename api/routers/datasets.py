@@ -12,7 +12,7 @@ from api import dataset as datasets
 from api import export, registry, sharecode, source, streaming
 from api.db import Dataset
 from api.deps import InfluxDep, SessionDep, SettingsDep, Staff, dataset_for_code
-from api.errors import ApiError
+from api.errors import ApiError, responses
 from api.frozen import Freezer
 from api.query import make_request, parse_quantities, parse_time, parse_zone, split_names
 from api.routers.readings import FILE_RESPONSES
@@ -36,7 +36,8 @@ def _out(dataset: Dataset) -> dict[str, Any]:
     }
 
 
-@router.post("", response_model=DatasetOut, status_code=201, summary="Publish a class dataset (staff)")
+@router.post("", response_model=DatasetOut, status_code=201, responses=responses(400, 401, 404, 422),
+             summary="Publish a class dataset (staff)")
 def create_dataset(body: DatasetIn, session: SessionDep, settings: SettingsDep, staff: Staff) -> dict[str, Any]:
     site = registry.get_site(session, body.site)
     zone = parse_zone(body.tz or site.timezone or settings.api_timezone)
@@ -55,12 +56,13 @@ def create_dataset(body: DatasetIn, session: SessionDep, settings: SettingsDep, 
     return _out(row)
 
 
-@router.get("", response_model=list[DatasetOut], summary="Every class dataset (staff)")
+@router.get("", response_model=list[DatasetOut], responses=responses(401), summary="Every class dataset (staff)")
 def list_datasets(session: SessionDep, _staff: Staff) -> list[dict[str, Any]]:
     return [_out(d) for d in session.scalars(select(Dataset).order_by(Dataset.created_at))]
 
 
-@router.get("/{code}", response_model=DatasetPreview, summary="What a share code holds, with its first rows")
+@router.get("/{code}", response_model=DatasetPreview, responses=responses(404, 410),
+            summary="What a share code holds, with its first rows")
 async def preview(code: str, request: Request, session: SessionDep, influx: InfluxDep,
                   settings: SettingsDep) -> dict[str, Any]:
     dataset = dataset_for_code(request, session, code)
@@ -103,21 +105,24 @@ async def _download(request: Request, code: str, fmt: Literal["csv", "json", "pa
         "Content-Disposition": f'attachment; filename="{datasets.file_name(dataset, fmt)}"'})
 
 
-@router.get("/{code}/data.csv", response_class=StreamingResponse, responses=FILE_RESPONSES,
+@router.get("/{code}/data.csv", response_class=StreamingResponse,
+            responses={**FILE_RESPONSES, **responses(404, 410, 422, 502, 503)},
             summary="The dataset as one tidy CSV")
 async def data_csv(code: str, request: Request, session: SessionDep, influx: InfluxDep, settings: SettingsDep,
                    decimal: Literal["point", "comma"] = Query("point")) -> StreamingResponse:
     return await _download(request, code, "csv", session, influx, settings, decimal)
 
 
-@router.get("/{code}/data.json", response_class=StreamingResponse, responses=FILE_RESPONSES,
+@router.get("/{code}/data.json", response_class=StreamingResponse,
+            responses={**FILE_RESPONSES, **responses(404, 410, 502, 503)},
             summary="The dataset as JSON")
 async def data_json(code: str, request: Request, session: SessionDep, influx: InfluxDep,
                     settings: SettingsDep) -> StreamingResponse:
     return await _download(request, code, "json", session, influx, settings)
 
 
-@router.get("/{code}/data.parquet", response_class=StreamingResponse, responses=FILE_RESPONSES,
+@router.get("/{code}/data.parquet", response_class=StreamingResponse,
+            responses={**FILE_RESPONSES, **responses(404, 410, 502, 503)},
             summary="The dataset as Parquet")
 async def data_parquet(code: str, request: Request, session: SessionDep, influx: InfluxDep, settings: SettingsDep
                        ) -> StreamingResponse:
@@ -125,7 +130,8 @@ async def data_parquet(code: str, request: Request, session: SessionDep, influx:
 
 
 @router.get("/{code}/dataset.zip", response_class=StreamingResponse,
-            responses={200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}},
+            responses={200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+                       **responses(404, 410, 502, 503)},
             summary="The dataset to keep: a CSV per kit, datapackage.json and a README")
 async def data_zip(code: str, request: Request, session: SessionDep, influx: InfluxDep,
                    settings: SettingsDep) -> StreamingResponse:

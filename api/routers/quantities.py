@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.errors import not_found
+from api.errors import not_found, responses
 from api.schemas import QuantityOut
 from lauks.catalog import CATALOG
 
@@ -17,12 +17,12 @@ def _out(name: str) -> QuantityOut:
                        description=q.description, default_agg=q.default_agg)
 
 
-@router.get("", response_model=list[QuantityOut], summary="Every quantity a kit can measure")
+@router.get("", response_model=list[QuantityOut], responses=responses(), summary="Every quantity a kit can measure")
 def list_quantities() -> list[QuantityOut]:
     return [_out(name) for name in CATALOG]
 
 
-@router.get("/{name}", response_model=QuantityOut, summary="One quantity")
+@router.get("/{name}", response_model=QuantityOut, responses=responses(404), summary="One quantity")
 def get_quantity(name: str) -> QuantityOut:
     if name not in CATALOG:
         raise not_found("quantity", f"quantity {name[:60]!r} is not in the catalog; the list is at /v1/quantities")

@@ -6,17 +6,30 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
+from pydantic import Field
 
 from api import registry, source, streaming
 from api.deps import InfluxDep, Reader, SessionDep, SettingsDep
-from api.errors import ApiError
-from api.query import ReadingsRequest, make_request, parse_quantities, parse_time, parse_zone, split_names
+from api.errors import ApiError, responses
+from api.query import (
+    AGGREGATES,
+    EVERY_CHOICES,
+    ReadingsRequest,
+    make_request,
+    parse_quantities,
+    parse_time,
+    parse_zone,
+    split_names,
+)
 from api.schemas import LatestValue
 from api.settings import ApiSettings
 from lauks.catalog import CATALOG
 from lauks.influx import InfluxError
 
 router = APIRouter(prefix="/v1/sites/{site}", tags=["readings"])
+
+# `kits=` (empty) names no kit: a 422, not "every kit"
+Names = Annotated[str, Field(min_length=1, max_length=2000)]
 
 FILE_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"description": "the rows, streamed", "content": {
@@ -40,18 +53,20 @@ def build_request(session: SessionDep, settings: ApiSettings, *, site: str, kits
                         layout=layout, max_raw_days=settings.api_max_raw_days)
 
 
-@router.get("/readings", response_class=StreamingResponse, responses=FILE_RESPONSES,
+@router.get("/readings", response_class=StreamingResponse,
+            responses={**FILE_RESPONSES, **responses(400, 401, 404, 422, 502, 503)},
             summary="Readings over a time window, raw or aggregated, as CSV, JSON or Parquet")
 async def readings(
     site: str, session: SessionDep, influx: InfluxDep, settings: SettingsDep, _reader: Reader,
     start: str = Query(description="a date (YYYY-MM-DD, local midnight) or an ISO 8601 time", examples=["2025-03-01"]),
     end: str = Query(description="a date (the whole day is included) or an ISO 8601 time (excluded)",
                      examples=["2025-03-31"]),
-    quantities: Annotated[list[str] | None, Query(description="comma-separated, e.g. temperature,humidity")] = None,
-    kits: Annotated[list[str] | None, Query(description="comma-separated; default: every kit of the site")] = None,
-    every: str | None = Query(None, description="bucket size 1m ... 1d that divides a day, e.g. 10m, 1h, 1d"),
+    quantities: Annotated[list[Names] | None, Query(description="comma-separated, e.g. temperature,humidity")] = None,
+    kits: Annotated[list[Names] | None, Query(description="comma-separated; default: every kit of the site")] = None,
+    every: str | None = Query(None, description="bucket size 1m ... 1d that divides a day, e.g. 10m, 1h, 1d",
+                              json_schema_extra={"enum": list(EVERY_CHOICES)}),
     agg: str | None = Query(None, description="mean, min, max, median, count or sum; default: rain sums, "
-                                              "the rest average"),
+                                              "the rest average", json_schema_extra={"enum": list(AGGREGATES)}),
     tz: str | None = Query(None, description="IANA time zone of dates and daily buckets; default: the site's"),
     layout: Literal["tidy", "wide"] = Query("tidy", description="tidy: time, kit, quantity, value, unit; "
                                                                 "wide: a column per kit and quantity"),
@@ -68,10 +83,11 @@ async def readings(
                                     decimal_comma=decimal == "comma", meta=meta)
 
 
-@router.get("/latest", response_model=list[LatestValue], summary="The newest value of each kit and quantity")
+@router.get("/latest", response_model=list[LatestValue], responses=responses(401, 404, 422, 503),
+            summary="The newest value of each kit and quantity")
 async def latest(site: str, session: SessionDep, influx: InfluxDep, settings: SettingsDep, _reader: Reader,
-                 quantities: Annotated[list[str] | None, Query(description="comma-separated; default: all")] = None,
-                 kits: Annotated[list[str] | None, Query(description="comma-separated; default: every kit")] = None,
+                 quantities: Annotated[list[Names] | None, Query(description="comma-separated; default: all")] = None,
+                 kits: Annotated[list[Names] | None, Query(description="comma-separated; default: every kit")] = None,
                  ) -> list[LatestValue]:
     registry.get_site(session, site)
     chosen = registry.check_kits(session, site, split_names(kits))

@@ -10,33 +10,36 @@ from fastapi import APIRouter, Query
 from api import registry, source
 from api.db import Kit
 from api.deps import InfluxDep, Reader, SessionDep, SettingsDep, Staff
+from api.errors import responses
 from api.schemas import KitEdit, KitIn, KitOut, KitStatus, SiteEdit, SiteIn, SiteOut
 from lauks.influx import InfluxError
 
 router = APIRouter(prefix="/v1/sites", tags=["sites and kits"])
 
 
-@router.get("", response_model=list[SiteOut], summary="The sites")
+@router.get("", response_model=list[SiteOut], responses=responses(401, 422), summary="The sites")
 def list_sites(session: SessionDep, _reader: Reader, include_retired: bool = False) -> list[Any]:
     return registry.list_sites(session, include_retired=include_retired)
 
 
-@router.post("", response_model=SiteOut, status_code=201, summary="Add a site (staff)")
+@router.post("", response_model=SiteOut, status_code=201, responses=responses(400, 401, 409, 422),
+             summary="Add a site (staff)")
 def add_site(body: SiteIn, session: SessionDep, _staff: Staff) -> Any:
     return registry.add_site(session, **body.model_dump(exclude_none=True))
 
 
-@router.get("/{site}", response_model=SiteOut, summary="One site")
+@router.get("/{site}", response_model=SiteOut, responses=responses(401, 404), summary="One site")
 def get_site(site: str, session: SessionDep, _reader: Reader) -> Any:
     return registry.get_site(session, site)
 
 
-@router.patch("/{site}", response_model=SiteOut, summary="Edit a site (staff)")
+@router.patch("/{site}", response_model=SiteOut, responses=responses(400, 401, 404, 422), summary="Edit a site (staff)")
 def edit_site(site: str, body: SiteEdit, session: SessionDep, _staff: Staff) -> Any:
     return registry.edit_site(session, site, **body.model_dump(exclude_unset=True))
 
 
-@router.delete("/{site}", response_model=SiteOut, summary="Retire a site (staff): its data stays readable")
+@router.delete("/{site}", response_model=SiteOut, responses=responses(401, 404),
+                summary="Retire a site (staff): its data stays readable")
 def retire_site(site: str, session: SessionDep, _staff: Staff) -> Any:
     return registry.retire_site(session, site)
 
@@ -73,31 +76,36 @@ async def _with_status(kits: list[Kit], site: str, influx: InfluxDep, settings: 
     return out
 
 
-@router.get("/{site}/kits", response_model=list[KitOut], summary="The kits of a site, with live status")
+@router.get("/{site}/kits", response_model=list[KitOut], responses=responses(401, 404, 422),
+            summary="The kits of a site, with live status")
 async def list_kits(site: str, session: SessionDep, influx: InfluxDep, settings: SettingsDep, _reader: Reader,
                     include_retired: bool = Query(False)) -> list[KitOut]:
     kits = registry.list_kits(session, site, include_retired=include_retired)
     return await _with_status(kits, site, influx, settings)
 
 
-@router.post("/{site}/kits", response_model=KitOut, status_code=201, summary="Register a kit (staff)")
+@router.post("/{site}/kits", response_model=KitOut, status_code=201, responses=responses(400, 401, 404, 409, 422),
+             summary="Register a kit (staff)")
 def add_kit(site: str, body: KitIn, session: SessionDep, _staff: Staff) -> Any:
     fields = body.model_dump(exclude_none=True)
     return registry.add_kit(session, site, fields.pop("name"), **fields)
 
 
-@router.get("/{site}/kits/{kit}", response_model=KitOut, summary="One kit, with live status")
+@router.get("/{site}/kits/{kit}", response_model=KitOut, responses=responses(401, 404),
+            summary="One kit, with live status")
 async def get_kit(site: str, kit: str, session: SessionDep, influx: InfluxDep, settings: SettingsDep,
                   _reader: Reader) -> KitOut:
     row = registry.get_kit(session, site, kit)
     return (await _with_status([row], site, influx, settings))[0]
 
 
-@router.patch("/{site}/kits/{kit}", response_model=KitOut, summary="Edit a kit (staff)")
+@router.patch("/{site}/kits/{kit}", response_model=KitOut, responses=responses(400, 401, 404, 422),
+              summary="Edit a kit (staff)")
 def edit_kit(site: str, kit: str, body: KitEdit, session: SessionDep, _staff: Staff) -> Any:
     return registry.edit_kit(session, site, kit, **body.model_dump(exclude_unset=True))
 
 
-@router.delete("/{site}/kits/{kit}", response_model=KitOut, summary="Retire a kit (staff): its data stays readable")
+@router.delete("/{site}/kits/{kit}", response_model=KitOut, responses=responses(401, 404),
+               summary="Retire a kit (staff): its data stays readable")
 def retire_kit(site: str, kit: str, session: SessionDep, _staff: Staff) -> Any:
     return registry.retire_kit(session, site, kit)
