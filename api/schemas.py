@@ -6,12 +6,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import JsonDict
 
 from lauks.topics import ID_PATTERN, id_problem
 
 Agg = Literal["mean", "min", "max", "median", "count", "sum"]
 # A site or kit name as the OpenAPI document states it; the validator below says what is wrong in a sentence.
-NAME_SCHEMA = {"pattern": ID_PATTERN, "minLength": 1, "maxLength": 32}
+NAME_SCHEMA: JsonDict = {"pattern": ID_PATTERN, "minLength": 1, "maxLength": 32}
 Name = Annotated[str, Field(json_schema_extra=NAME_SCHEMA)]
 
 
