@@ -150,8 +150,8 @@ class Gateway:
         waiting = self._oldest_commit_s()
         stalled = waiting > 2 * self.settings.gateway_write_stall_s
         if stalled:
-            detail["ingest_stalled"] = f"a batch has waited {waiting:.1f} s to become durable; its messages are not " \
-                                       "acknowledged"
+            detail["ingest_stalled"] = (f"a batch has waited {waiting:.1f} s to become durable; its messages are "
+                                        "not acknowledged")
         if self.source.session_lost_at is not None:
             at = datetime.fromtimestamp(self.source.session_lost_at, UTC).isoformat(timespec="seconds")
             detail["session_lost_at"] = at
@@ -372,6 +372,7 @@ class Gateway:
         for where in dict.fromkeys((self.spool.directory, self.settings.dedup_dir)):
             probe = where / ".disk-probe"
             try:
+                where.mkdir(parents=True, exist_ok=True)  # a folder a full disk kept from being made at start
                 fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 try:
                     os.write(fd, b"lauks\n")
