@@ -35,7 +35,7 @@ SHAPES = {
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # Linux: KiB
 
 
 def rss_mb() -> float:
@@ -49,9 +49,9 @@ def run_shape(kits: int, seqs_per_boot: int | None, messages: int, directory: Pa
     from gateway.settings import GatewaySettings
 
     s = GatewaySettings()
-    bounds = {"max_keys": s.gateway_dedup_max_keys, "max_age_s": s.gateway_dedup_max_age_s}
     before = rss_mb()
-    dedup = Dedup(directory, s.gateway_dedup_window, fsync=True, **bounds)
+    dedup = Dedup(directory, s.gateway_dedup_window, fsync=True, max_keys=s.gateway_dedup_max_keys,
+                  max_age_s=s.gateway_dedup_max_age_s)
     now_ms = 1_780_000_000_000
     started = time.perf_counter()
     for n in range(messages):
@@ -70,7 +70,8 @@ def run_shape(kits: int, seqs_per_boot: int | None, messages: int, directory: Pa
     log_mb = (directory / "keys.log").stat().st_size / 1e6
     del dedup
     started = time.perf_counter()
-    again = Dedup(directory, s.gateway_dedup_window, fsync=True, **bounds)
+    again = Dedup(directory, s.gateway_dedup_window, fsync=True, max_keys=s.gateway_dedup_max_keys,
+                  max_age_s=s.gateway_dedup_max_age_s)
     reload_s = time.perf_counter() - started
     return {"peak_rss_mb": peak, "rss_before_mb": before, "keys_held": held, "keys_log_mb": log_mb,
             "log_after_restart_mb": (directory / "keys.log").stat().st_size / 1e6, "reload_s": reload_s,
@@ -79,6 +80,8 @@ def run_shape(kits: int, seqs_per_boot: int | None, messages: int, directory: Pa
 
 def shapes(messages: int) -> None:
     for name, (kits, seqs) in SHAPES.items():
+        if seqs is not None:
+            messages = kits * seqs  # the budget shape: every kit's boot full
         with tempfile.TemporaryDirectory(prefix="lauks-bench-dedup-") as folder:
             out = subprocess.run([sys.executable, "-m", "bench.dedup", "--child", json.dumps([kits, seqs, messages]),
                                   folder], capture_output=True, text=True, check=True)
@@ -118,10 +121,11 @@ def gateway(messages: int) -> None:
         started = time.monotonic()
         publish_with_c_clients(s.broker.port, per_kit, s.directory)
         deadline = time.monotonic() + 600
-        received = 0.0
+        received = stored = 0.0
         while time.monotonic() < deadline:
-            received = metrics(s.http_port).get("lauks_gateway_messages_received_total", 0.0)
-            stored = metrics(s.http_port).get("lauks_gateway_stored_messages_total", 0.0)
+            figures = metrics(s.http_port)
+            received = figures.get("lauks_gateway_received_total", 0.0)
+            stored = figures.get("lauks_gateway_stored_messages_total", 0.0)
             if stored >= messages:
                 break
             time.sleep(0.2)

@@ -9,7 +9,10 @@ What is remembered, in RAM and in the log alike (docs/gateway.md, "Stored once")
 
 - per (site, kit, boot), the keys whose ``seq`` is within ``window`` of the highest one seen;
 - per (site, kit), the last ``BOOTS_PER_KIT`` boots seen (a kit resends from its current boot, or
-  the one message its previous boot left unacknowledged);
+  the one message its previous boot left unacknowledged), and whatever boot, the last
+  ``PROTECTED_KEYS`` keys received in all (more than the broker can hold waiting for our
+  acknowledgement, so everything it redelivers after a reconnect is known, even from a kit that
+  raises ``boot`` at every message);
 - keys received within ``max_age_s`` of the newest receipt time (not of the wall clock, so a gateway
   that was down for a week still recognises what the broker redelivers);
 - at most ``max_keys`` keys in all, a boot's table counted as ``TABLE_COST`` keys: beyond it the
@@ -35,7 +38,8 @@ from pathlib import Path
 
 Key = tuple[str, str, int, int]  # site, kit, boot, seq
 BOOTS_PER_KIT = 4
-TABLE_COST = 32  # bytes of a boot's table beyond its keys, in keys (measured by bench.dedup)
+PROTECTED_KEYS = 16_384  # > LAUKS_GATEWAY_MAX_INFLIGHT (4000): the most held unacknowledged at once
+TABLE_COST = 48  # a boot's table costs 320-430 bytes beyond its 8 bytes a key (measured with tracemalloc)
 COMPACT_MIN_BYTES = 8 * 1024 * 1024  # the log is rewritten once it has grown by this much or its live size
 COMPACT_RETRY_BYTES = 1024 * 1024  # after a failed rewrite (a full disk), try again this much later
 EXPIRE_EVERY_MS = 60_000
@@ -55,7 +59,7 @@ class _Boot:
     """The keys of one (site, kit, boot): ``values[seq - base]`` is ``(received_ms + 1) << 1 | committed``,
     0 for a seq not seen."""
 
-    __slots__ = ("base", "boot", "hi", "kit", "newest", "values")
+    __slots__ = ("base", "boot", "hi", "kit", "last", "newest", "values")
 
     def __init__(self, kit: tuple[str, str], boot: int) -> None:
         self.kit = kit
@@ -64,6 +68,7 @@ class _Boot:
         self.hi = -1
         self.values = array("q")
         self.newest = -1  # the latest receipt time of its keys
+        self.last = 0  # the number of keys received in all when it was last written to
 
 
 def encode_run(site: str, kit: str, boot: int, seq: int, received_ms: list[int]) -> bytes:
@@ -82,12 +87,16 @@ def decode_run(raw: bytes) -> tuple[str, str, int, int, list[int]] | None:
         return None
     parts = raw.split()
     try:
-        if len(parts) == 5:
+        if len(parts) == 6:  # one key: most appended lines
+            if zlib.crc32(raw[: raw.rindex(b" ")]) != int(parts[5], 16):
+                return None
             times = [int(parts[4])]
-        elif len(parts) >= 6:
+        elif len(parts) > 6:
             if zlib.crc32(raw[: raw.rindex(b" ")]) != int(parts[-1], 16):
                 return None
-            times = list(accumulate(int(p) for p in parts[4:-1]))
+            times = list(accumulate(map(int, parts[4:-1])))
+        elif len(parts) == 5:
+            times = [int(parts[4])]
         else:
             return None
         site, kit, boot, seq = parts[0].decode("ascii"), parts[1].decode("ascii"), int(parts[2]), int(parts[3])
@@ -113,10 +122,11 @@ class Dedup:
         self.compact_bytes = compact_bytes
         self.compaction_failures = 0
         self._slack = max(16, window // 8)  # a table's slots beyond its window, freed in one go
-        self._tables: dict[tuple[str, str, int], _Boot] = {}
         self._kits: dict[tuple[str, str], list[_Boot]] = {}  # each kit's boots, oldest first
+        self._count = 0  # tables
         self._slots = 0  # the length of every table's array
         self._now = 0  # the newest receipt time seen
+        self._received = 0  # keys recorded so far (their order, for PROTECTED_KEYS)
         self._expired_at = 0
         self._unwritten: list[tuple[Key, int]] = []
         self._directory = directory
@@ -158,7 +168,7 @@ class Dedup:
     def see(self, key: Key, now_ms: int) -> Seen:
         """Look a key up, recording it (with ``now_ms`` as its receipt time) if it is new."""
         site, kit, boot, seq = key
-        table = self._tables.get((site, kit, boot))
+        table = self._table(site, kit, boot)
         if table is None:
             table = self._new_table(site, kit, boot)
         elif table.hi - self.window < seq <= table.hi and seq >= table.base:
@@ -175,7 +185,7 @@ class Dedup:
     def commit(self, keys: list[Key]) -> None:
         """The points of these messages are durable: later copies are dropped without a write."""
         for site, kit, boot, seq in keys:
-            table = self._tables.get((site, kit, boot))
+            table = self._table(site, kit, boot)
             if table is not None and table.hi - self.window < seq <= table.hi and seq >= table.base:
                 index = seq - table.base
                 if table.values[index]:
@@ -183,19 +193,34 @@ class Dedup:
 
     def __len__(self) -> int:
         total = 0
-        for table in self._tables.values():
+        for table in self._all():
             live = table.values[max(0, table.hi - self.window + 1 - table.base):]
             total += len(live) - live.count(0)
         return total
+
+    def _table(self, site: str, kit: str, boot: int) -> _Boot | None:
+        boots = self._kits.get((site, kit))
+        if boots is None:
+            return None
+        if boots[-1].boot == boot:
+            return boots[-1]
+        for table in boots:
+            if table.boot == boot:
+                return table
+        return None
+
+    def _all(self) -> list[_Boot]:
+        return [table for boots in self._kits.values() for table in boots]
 
     def _new_table(self, site: str, kit: str, boot: int) -> _Boot:
         kit_key = (site, kit)
         boots = self._kits.get(kit_key)
         if boots is None:
             boots = self._kits[kit_key] = []
-        table = self._tables[(site, kit, boot)] = _Boot(kit_key, boot)
+        table = _Boot(kit_key, boot)
         boots.append(table)
-        if len(boots) > BOOTS_PER_KIT:
+        self._count += 1
+        while len(boots) > BOOTS_PER_KIT and self._received - boots[0].last >= PROTECTED_KEYS:
             self._drop(boots[0])
         return table
 
@@ -232,10 +257,12 @@ class Dedup:
         self._slots += len(values) - before
         if received_ms > table.newest:
             table.newest = received_ms
+        self._received += 1
+        table.last = self._received
         return True
 
     def _drop(self, table: _Boot) -> None:
-        del self._tables[(table.kit[0], table.kit[1], table.boot)]
+        self._count -= 1
         boots = self._kits[table.kit]
         boots.remove(table)
         if not boots:
@@ -243,7 +270,7 @@ class Dedup:
         self._slots -= len(table.values)
 
     def _cost(self) -> int:
-        return self._slots + TABLE_COST * len(self._tables)
+        return self._slots + TABLE_COST * self._count
 
     def _bound(self) -> None:
         if self._now - self._expired_at >= EXPIRE_EVERY_MS:
@@ -255,7 +282,7 @@ class Dedup:
         """Forget keys received more than ``max_age_s`` before the newest one."""
         self._expired_at = self._now
         cutoff = self._now - self.max_age_ms
-        for table in list(self._tables.values()):
+        for table in self._all():
             if table.newest < cutoff:
                 self._drop(table)
                 continue
@@ -271,12 +298,12 @@ class Dedup:
     def _shrink(self, target: int) -> None:
         """Bring the cost down to ``target``: superseded boots first, then a fair share of the current ones."""
         self._expire()
-        superseded = sorted((t for boots in self._kits.values() for t in boots[:-1]), key=lambda t: t.newest)
+        superseded = sorted((t for boots in self._kits.values() for t in boots[:-1]), key=lambda t: t.last)
         for table in superseded:
             if self._cost() <= target:
                 return
             self._drop(table)
-        current = sorted((boots[-1] for boots in self._kits.values()), key=lambda t: t.newest)
+        current = sorted((boots[-1] for boots in self._kits.values()), key=lambda t: t.last)
         excess = len(current) - target // (TABLE_COST + 1)
         if excess > 0:  # too many kits for one key each: the longest silent go
             for table in current[:excess]:
@@ -391,7 +418,7 @@ class Dedup:
                     damaged += 1
                     continue
                 site, kit, boot, seq, times = run
-                table = self._tables.get((site, kit, boot))
+                table = self._table(site, kit, boot)
                 if table is None:
                     table = self._new_table(site, kit, boot)
                 newest = max(times)
@@ -401,6 +428,8 @@ class Dedup:
                     table.values.extend([(ms + 1) << 1 for ms in times])  # the common case, a run going on
                     table.hi += len(times)
                     table.newest = max(table.newest, newest)
+                    self._received += len(times)
+                    table.last = self._received
                     self._slots += len(times)
                     if len(table.values) > self.window + self._slack:
                         cut = len(table.values) - self.window
@@ -417,21 +446,23 @@ class Dedup:
         self._expire()
 
     def _snapshot(self) -> bytes:
+        """Every key remembered, as runs, the least recently written boot first: a restart that reads
+        it back in that order knows which keys are the latest (``PROTECTED_KEYS``)."""
         lines = []
-        for (site, kit), boots in self._kits.items():
-            for table in boots:
-                values, base = table.values, table.base
-                index, end = max(0, table.hi - self.window + 1 - base), len(values)
-                while index < end:
-                    if not values[index]:
-                        index += 1
-                        continue
-                    stop = index
-                    while stop < end and values[stop]:
-                        stop += 1
-                    lines.append(encode_run(site, kit, table.boot, base + index,
-                                            [(v >> 1) - 1 for v in values[index:stop]]))
-                    index = stop
+        for table in sorted(self._all(), key=lambda t: t.last):
+            (site, kit), boot = table.kit, table.boot
+            values, base = table.values, table.base
+            index, end = max(0, table.hi - self.window + 1 - base), len(values)
+            while index < end:
+                if not values[index]:
+                    index += 1
+                    continue
+                stop = index
+                while stop < end and values[stop]:
+                    stop += 1
+                lines.append(encode_run(site, kit, boot, base + index,
+                                        [(v >> 1) - 1 for v in values[index:stop]]))
+                index = stop
         return b"".join(lines)
 
     def _try_compact(self) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway.dedup import BOOTS_PER_KIT, TABLE_COST, Dedup, decode_run
+from gateway.dedup import BOOTS_PER_KIT, PROTECTED_KEYS, TABLE_COST, Dedup, decode_run
 
 HOUR_MS = 3_600_000
 
@@ -23,12 +23,26 @@ def test_a_kit_raising_boot_at_every_message_keeps_only_its_last_boots(tmp_path:
     for boot in range(5000):
         dedup.see(("s", "k", boot, 0), 1000 + boot)
         dedup.persist()
-    assert len(dedup) == BOOTS_PER_KIT
+    assert len(dedup) == 5000  # all among the latest keys: what the broker may still redeliver
+    for seq in range(PROTECTED_KEYS):  # other kits' traffic moves them out of that
+        dedup.see(("s", "other", 1, seq), 9000)
+    dedup.see(("s", "k", 5000, 0), 9000)
+    dedup.close()
+    assert len(dedup) == BOOTS_PER_KIT + 4096
+    again = Dedup(tmp_path, fsync=False)
+    assert len(again) == BOOTS_PER_KIT + 4096
+    assert not again.see(("s", "k", 4997, 0), 5).new and again.see(("s", "k", 10, 0), 5).new
+    assert len(lines(tmp_path)) == BOOTS_PER_KIT + 1  # the start-up rewrite dropped the rest on disk too
+
+
+def test_what_the_broker_may_redeliver_is_known_after_a_restart_even_at_a_boot_a_message(tmp_path: Path) -> None:
+    dedup = Dedup(tmp_path, fsync=False, compact_bytes=4096)
+    for n in range(3 * 4000):  # three times the gateway's in-flight window, every message a boot of its own
+        dedup.see(("s", f"k{n % 3}", n, 0), 1000 + n)
+        dedup.persist()
     dedup.close()
     again = Dedup(tmp_path, fsync=False)
-    assert len(again) == BOOTS_PER_KIT
-    assert not again.see(("s", "k", 4999, 0), 5).new and again.see(("s", "k", 10, 0), 5).new
-    assert len(lines(tmp_path)) == BOOTS_PER_KIT  # the start-up rewrite dropped the rest on disk too
+    assert not any(again.see(("s", f"k{n % 3}", n, 0), 5).new for n in range(3 * 4000))
 
 
 def test_the_message_a_previous_boot_left_unacknowledged_is_still_recognised(tmp_path: Path) -> None:
@@ -170,21 +184,21 @@ def test_a_rewrite_on_a_full_disk_keeps_the_old_log_in_use(small_fs: Callable[..
 def test_the_state_opens_on_a_full_disk_and_writes_again_once_there_is_room(small_fs: Callable[..., Any]) -> None:
     fs = small_fs(256)
     where = fs.path / "dedup"
-    dedup = Dedup(where, fsync=False, compact_bytes=1 << 30)
-    for boot in range(1000):  # a log that the start-up rewrite would shrink to 4 lines
-        dedup.see(("s", "k", boot, 0), 1000 + boot)
+    dedup = Dedup(where, window=16, fsync=False, compact_bytes=1 << 30)
+    for seq in range(0, 2000, 2):  # a line each, all but 8 beyond the window: the rewrite would drop them
+        dedup.see(("s", "k", 1, seq), 1000)
         dedup.persist()
     dedup.close()
     with (where / "keys.log").open("ab") as file:
-        file.write(b"s k 999 1 20")  # torn by a crash
+        file.write(b"s k 1 2000 20")  # torn by a crash
     fs.fill()
-    again = Dedup(where)  # must not raise: the old log stays in use
+    again = Dedup(where, window=16)  # must not raise: the old log stays in use
     assert again.compaction_failures == 1
-    assert not again.see(("s", "k", 999, 0), 5).new
-    again.see(("s", "k", 999, 1), 3000)
+    assert not again.see(("s", "k", 1, 1998), 5).new
+    again.see(("s", "k", 1, 2000), 3000)
     fs.free()
     again.persist()
     again.close()
-    third = Dedup(where)
-    assert not third.see(("s", "k", 999, 1), 5).new and not third.see(("s", "k", 998, 0), 5).new
-    assert len(lines(where)) == BOOTS_PER_KIT  # rewritten now; (999, 1) joined the run of (999, 0)
+    third = Dedup(where, window=16)
+    assert third.see(("s", "k", 1, 2000), 5).received_ms == 3000 and not third.see(("s", "k", 1, 1986), 5).new
+    assert len(lines(where)) == 8  # rewritten now
