@@ -74,7 +74,12 @@ def main() -> None:
 
         # --- the gateway ---
         database = "bench"
-        s.start_gateway(database, LAUKS_GATEWAY_BATCH_POINTS=str(args.batch_points),
+        # each kit here sends thousands of messages a second, far past a kit's fair share (docs/gateway.md):
+        # bursts big enough that none is limited, while every message still goes through the bucket check
+        per_kit = args.messages // args.kits + 1
+        s.start_gateway(database, LAUKS_GATEWAY_KIT_BURST=str(2 * per_kit + 5000),
+                        LAUKS_GATEWAY_KIT_BURST_BYTES=str(max(5 << 20, 4096 * per_kit)),
+                        LAUKS_GATEWAY_BATCH_POINTS=str(args.batch_points),
                         LAUKS_GATEWAY_BATCH_MS=str(args.batch_ms), LAUKS_GATEWAY_MAX_INFLIGHT=str(args.max_inflight),
                         LAUKS_GATEWAY_CONCURRENT_WRITES=str(args.concurrent_writes),
                         LAUKS_GATEWAY_WORKERS=str(args.workers))
