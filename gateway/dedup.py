@@ -39,7 +39,7 @@ from pathlib import Path
 Key = tuple[str, str, int, int]  # site, kit, boot, seq
 BOOTS_PER_KIT = 4
 PROTECTED_KEYS = 16_384  # > LAUKS_GATEWAY_MAX_INFLIGHT (4000): the most held unacknowledged at once
-TABLE_COST = 48  # a boot's table costs 320-430 bytes beyond its 8 bytes a key (measured with tracemalloc)
+TABLE_COST = 64  # a boot's table costs 470-580 bytes beyond its 8 bytes a key (measured with tracemalloc)
 COMPACT_MIN_BYTES = 8 * 1024 * 1024  # the log is rewritten once it has grown by this much or its live size
 COMPACT_RETRY_BYTES = 1024 * 1024  # after a failed rewrite (a full disk), try again this much later
 EXPIRE_EVERY_MS = 60_000
@@ -122,8 +122,8 @@ class Dedup:
         self.compact_bytes = compact_bytes
         self.compaction_failures = 0
         self._slack = max(16, window // 8)  # a table's slots beyond its window, freed in one go
-        self._kits: dict[tuple[str, str], list[_Boot]] = {}  # each kit's boots, oldest first
-        self._count = 0  # tables
+        self._tables: dict[tuple[str, str, int], _Boot] = {}
+        self._kits: dict[tuple[str, str], list[_Boot]] = {}  # each kit's boots, least recently written first
         self._slots = 0  # the length of every table's array
         self._now = 0  # the newest receipt time seen
         self._received = 0  # keys recorded so far (their order, for PROTECTED_KEYS)
@@ -199,27 +199,18 @@ class Dedup:
         return total
 
     def _table(self, site: str, kit: str, boot: int) -> _Boot | None:
-        boots = self._kits.get((site, kit))
-        if boots is None:
-            return None
-        if boots[-1].boot == boot:
-            return boots[-1]
-        for table in boots:
-            if table.boot == boot:
-                return table
-        return None
+        return self._tables.get((site, kit, boot))
 
     def _all(self) -> list[_Boot]:
-        return [table for boots in self._kits.values() for table in boots]
+        return list(self._tables.values())
 
     def _new_table(self, site: str, kit: str, boot: int) -> _Boot:
         kit_key = (site, kit)
         boots = self._kits.get(kit_key)
         if boots is None:
             boots = self._kits[kit_key] = []
-        table = _Boot(kit_key, boot)
+        table = self._tables[(site, kit, boot)] = _Boot(kit_key, boot)
         boots.append(table)
-        self._count += 1
         while len(boots) > BOOTS_PER_KIT and self._received - boots[0].last >= PROTECTED_KEYS:
             self._drop(boots[0])
         return table
@@ -262,7 +253,7 @@ class Dedup:
         return True
 
     def _drop(self, table: _Boot) -> None:
-        self._count -= 1
+        del self._tables[(table.kit[0], table.kit[1], table.boot)]
         boots = self._kits[table.kit]
         boots.remove(table)
         if not boots:
@@ -270,7 +261,7 @@ class Dedup:
         self._slots -= len(table.values)
 
     def _cost(self) -> int:
-        return self._slots + TABLE_COST * self._count
+        return self._slots + TABLE_COST * len(self._tables)
 
     def _bound(self) -> None:
         if self._now - self._expired_at >= EXPIRE_EVERY_MS:

@@ -79,7 +79,7 @@ def test_the_age_counts_from_the_newest_receipt_so_a_long_stopped_gateway_still_
 
 
 def test_the_key_budget_drops_superseded_boots_first_then_keeps_each_kits_newest_keys(tmp_path: Path) -> None:
-    budget = 1000
+    budget = 2000
     dedup = Dedup(tmp_path, fsync=False, max_keys=budget)
     for seq in range(200):
         dedup.see(("s", "k0", 1, seq), seq)
@@ -89,7 +89,7 @@ def test_the_key_budget_drops_superseded_boots_first_then_keeps_each_kits_newest
     assert len(dedup) + TABLE_COST * 10 <= budget
     assert dedup.see(("s", "k0", 1, 199), 5).new  # the old boot went first
     for kit in range(10):
-        for seq in range(170, 200):  # the newest 30 of every kit stay
+        for seq in range(100, 200):  # the newest 100 of every kit stay (a fair share: (1750 - 10 * 64) / 10)
             assert not dedup.see(("s", f"k{kit}", 2, seq), 5).new
     dedup.close()
     assert len(Dedup(tmp_path, fsync=False, max_keys=budget)) <= budget
