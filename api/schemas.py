@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic.json_schema import JsonDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from lauks.topics import ID_PATTERN, id_problem
 
 Agg = Literal["mean", "min", "max", "median", "count", "sum"]
 # A site or kit name as the OpenAPI document states it; the validator below says what is wrong in a sentence.
-NAME_SCHEMA: JsonDict = {"pattern": ID_PATTERN, "minLength": 1, "maxLength": 32}
+NAME_SCHEMA: dict[str, Any] = {"pattern": ID_PATTERN, "minLength": 1, "maxLength": 32}
 Name = Annotated[str, Field(json_schema_extra=NAME_SCHEMA)]
 
 
@@ -35,6 +34,15 @@ def _kept(**constraints: Any) -> Any:
 
 # Strict: JSON `false` is not 0.0, nor "1.5" a number (ints are still fine).
 Number = Annotated[float, Field(strict=True)]
+
+
+def _a_time_not_a_number(value: Any) -> Any:
+    if isinstance(value, int | float):  # pydantic would take 0 as 1970-01-01
+        raise ValueError("a time is written like 2025-03-01T09:00:00+02:00, not as a number")
+    return value
+
+
+Moment = Annotated[datetime, BeforeValidator(_a_time_not_a_number)]
 
 
 class Location(BaseModel):
@@ -96,7 +104,7 @@ class KitEdit(Location):
 
     kit_type: str = _kept(min_length=1, max_length=64, examples=["weather"])
     description: str | None = Field(None, max_length=5000, description="null clears it")
-    deployed_since: datetime | None = None
+    deployed_since: Moment | None = None
 
 
 class KitIn(KitEdit):
@@ -155,7 +163,7 @@ class DatasetIn(BaseModel):
     every: str | None = Field(None, examples=["1h"])
     agg: Agg | None = None
     tz: str | None = Field(None, max_length=64, examples=["Europe/Riga"])
-    expires_at: datetime | None = Field(None, description="after this the code stops working")
+    expires_at: Moment | None = Field(None, description="after this the code stops working")
 
 
 class DatasetOut(BaseModel):
