@@ -76,9 +76,9 @@ def main() -> None:
         database = "bench"
         # each kit here sends thousands of messages a second, far past a kit's fair share (docs/gateway.md):
         # bursts big enough that none is limited, while every message still goes through the bucket check
-        per_kit = args.messages // args.kits + 1
-        s.start_gateway(database, LAUKS_GATEWAY_KIT_BURST=str(2 * per_kit + 5000),
-                        LAUKS_GATEWAY_KIT_BURST_BYTES=str(max(5 << 20, 4096 * per_kit)),
+        each = args.messages // args.kits + 1
+        s.start_gateway(database, LAUKS_GATEWAY_KIT_BURST=str(2 * each + 5000),
+                        LAUKS_GATEWAY_KIT_BURST_BYTES=str(max(5 << 20, 4096 * each)),
                         LAUKS_GATEWAY_BATCH_POINTS=str(args.batch_points),
                         LAUKS_GATEWAY_BATCH_MS=str(args.batch_ms), LAUKS_GATEWAY_MAX_INFLIGHT=str(args.max_inflight),
                         LAUKS_GATEWAY_CONCURRENT_WRITES=str(args.concurrent_writes),
