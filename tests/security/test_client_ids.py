@@ -53,6 +53,11 @@ def _health(port: int) -> dict[str, Any]:
         return {}
 
 
+def _metrics(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
+        return str(answer.read().decode())
+
+
 def _connects(log: Path) -> int:
     return log.read_text(errors="replace").count("connected to MQTT")
 
@@ -109,6 +114,7 @@ async def test_a_kit_using_the_gateways_client_id_cannot_take_its_session_and_no
         stored = await wait_for_count(influx, database, "SELECT count(temperature) FROM readings", sent, 30)
         assert stored == sent, f"{stored} of {sent} readings stored"
         assert all(h.get("ok") is True and h.get("mqtt_connected") is True for h in health), health
+        assert "lauks_gateway_mqtt_connected 1.0" in await asyncio.to_thread(_metrics, http_port)
         assert _connects(log) == 1, "the gateway was knocked off the broker:\n" + log.read_text()
         assert len(attempts) >= 10
         assert f"as {GATEWAY_USER}" in log.read_text()  # it logs the id it is known by
