@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,7 +10,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 
 class ErrorOut(BaseModel):
@@ -98,18 +98,29 @@ def install(app: FastAPI) -> None:
         headers = dict(getattr(error, "headers", None) or {})
         if error.status_code == 405:
             allowed = allowed_methods(app, request)
-            headers["Allow"] = ", ".join(allowed)
-            message = f"{request.method} is not a method of this path: use {', '.join(allowed)}"
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+            message = f"{request.method[:10]} is not a method of this path: use {headers.get('Allow', 'GET')}"
         return JSONResponse(_body(f"http_{error.status_code}", message), status_code=error.status_code,
                             headers=headers)
 
 
 def allowed_methods(app: FastAPI, request: Request) -> list[str]:
-    """Every method of every route at the request's path: Starlette's 405 names only the first route's."""
-    methods: set[str] = set()
-    for route in app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        if match != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-    return sorted(methods, key=lambda m: order.index(m) if m in order else len(order))
+    """Every method the OpenAPI document gives the request's path (with HEAD wherever GET is), not only the
+    first matching route's as Starlette's 405 says; for pages outside the document, Starlette's answer."""
+    if not hasattr(app.state, "path_methods"):
+        table = []
+        for template, operations in app.openapi().get("paths", {}).items():
+            pattern = re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$")
+            methods = {m.upper() for m in operations if m.upper() in _ORDER}
+            table.append((pattern, methods | ({"HEAD"} if "GET" in methods else set())))
+        app.state.path_methods = table
+    path = request.url.path
+    found: set[str] = set()
+    for pattern, methods in app.state.path_methods:
+        if pattern.match(path):
+            found |= methods
+    return sorted(found, key=_ORDER.index)
+
+
+_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]

@@ -118,3 +118,10 @@ def test_an_existing_world_readable_store_is_made_private(tmp_path: Path) -> Non
     make_engine(f"sqlite:///{database}").dispose()
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
     assert stat.S_IMODE(tmp_path.stat().st_mode) & 0o007 == 0
+
+
+async def test_a_method_the_path_does_not_have_is_a_405_naming_every_method_it_has(service: Api) -> None:
+    setup_site(service)
+    response = await service.client.put("/v1/sites/s", headers=service.staff)
+    assert response.status_code == 405 and response.headers["allow"] == "GET, HEAD, PATCH, DELETE"
+    assert "PATCH" in response.json()["message"]
