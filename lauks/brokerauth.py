@@ -98,6 +98,14 @@ def kit_username(site: str, kit: str) -> str:
     return f"{site}.{kit}"
 
 
+def client_id_problem(client_id: str) -> str | None:
+    """Why ``client_id`` cannot be a broker user's name (a line of the passwd and acl files), or None."""
+    if not client_id or len(client_id) > 128 or any(c.isspace() or c in ":#+/" or ord(c) < 32 for c in client_id):
+        return (f"{client_id!r} cannot be a broker user: give the client id as the broker's log shows it, 1-128 "
+                "characters without spaces, ':', '/', '#' or '+'")
+    return None
+
+
 def generate_password() -> str:
     return secrets.token_urlsafe(PASSWORD_BYTES)
 
@@ -216,6 +224,33 @@ class BrokerAuth:
         username = kit_username(site, kit)
         with self._locked() as registry:
             return registry["users"].pop(username, None) is not None
+
+    # --- sessions no one will resume -------------------------------------------------------------
+
+    def add_session_reset_user(self, username: str) -> str:
+        """A user with no rights named like an abandoned session's client id, so that a client can log in
+        as it (the broker binds ids to usernames) and end that session; its password. Remove it after."""
+        problem = client_id_problem(username)
+        if problem:
+            raise BrokerAuthError(problem)
+        password = generate_password()
+        with self._locked() as registry:
+            if username in registry["users"] or username in {name for name, _, _ in DERIVED_USERS}:
+                raise BrokerAuthError(f"{username} is a broker user already: log in as it to end its session")
+            registry["users"][username] = {"role": "session-reset", "hash": hash_password(password)}
+        return password
+
+    def remove_session_reset_user(self, username: str) -> None:
+        with self._locked() as registry:
+            if registry["users"].get(username, {}).get("role") == "session-reset":
+                del registry["users"][username]
+
+    def password_of(self, username: str) -> str | None:
+        """The kept password of a service user or of a user derived from one; None for anyone else."""
+        source = next((src for name, src, _ in DERIVED_USERS if name == username), username)
+        if source not in SERVICE_ROLES or not self.service_password_file(source).exists():
+            return None
+        return self.service_password(source)
 
     # --- services -------------------------------------------------------------------------------
 

@@ -39,6 +39,14 @@ def register(commands: argparse._SubParsersAction[Any], kit_commands: argparse._
     users = broker_commands.add_parser("users", help="list the broker's users and what each may do")
     _state_dir_option(users)
     users.set_defaults(func=_users)
+    drop = broker_commands.add_parser(
+        "drop-session", help="end a persistent session no client will resume (an old client id, a worker "
+        "no longer run), so the broker stops queueing messages for it")
+    drop.add_argument("client_id", help="the session's client id, as the broker's log shows it")
+    drop.add_argument("--host", default=None, help="the broker (default LAUKS_MQTT_HOST)")
+    drop.add_argument("--port", type=int, default=None, help="the broker's plain MQTT port (default LAUKS_MQTT_PORT)")
+    _state_dir_option(drop)
+    drop.set_defaults(func=_drop_session)
     broker.set_defaults(func=lambda args: _usage(broker))
 
     tls = commands.add_parser("tls", help="the school's own certificate authority for the broker's TLS listener")
@@ -106,7 +114,8 @@ def _users(args: argparse.Namespace) -> int:
             print(f"{name:32} kit {user['site']}/{user['kit']}")
         else:
             role = brokerauth.SERVICE_ROLES.get(name)
-            print(f"{name:32} {role.description if role else 'service'}")
+            kind = "no rights: made by `lauks broker drop-session`" if user["role"] == "session-reset" else "service"
+            print(f"{name:32} {role.description if role else kind}")
     if brokerauth.GATEWAY_USER in users:
         workers = (f"{brokerauth.gateway_worker_username(brokerauth.GATEWAY_USER, 0)} .. "
                    f"-w{brokerauth.GATEWAY_WORKER_USERS - 1}")
@@ -116,6 +125,107 @@ def _users(args: argparse.Namespace) -> int:
         print(f"{brokerauth.HEALTH_USER:32} the broker's health check: reads <root>/v1/healthcheck only, "
               f"with {brokerauth.STAFF_USER}'s password")
     return 0
+
+
+def _drop_session(args: argparse.Namespace) -> int:
+    """Log in as the session's client id with a clean session, which makes the broker discard it and
+    what it queued. The broker uses usernames as client ids, so that takes a user of that name: the
+    service user's own, or a temporary one without rights, removed again afterwards."""
+    from lauks.settings import Settings
+
+    settings = Settings()
+    host, port = args.host or settings.mqtt_host, args.port or settings.mqtt_port
+    state_dir = _state_dir(args)
+    auth = brokerauth.BrokerAuth(state_dir)
+    if not auth.registry_file.exists():
+        print(f"no broker users under {state_dir}: is this the right --state-dir?", file=sys.stderr)
+        return 1
+    user = auth.users().get(args.client_id)
+    if user and user["role"] == "kit":
+        print(f"{args.client_id} is a kit: kits connect with a clean session, so the broker keeps none for them",
+              file=sys.stderr)
+        return 1
+    if args.client_id in (brokerauth.GATEWAY_USER, brokerauth.API_USER):
+        print(f"{args.client_id} is the session of a running service: ending it would discard what the broker "
+              "holds for it", file=sys.stderr)
+        return 1
+    password = auth.password_of(args.client_id)
+    temporary = password is None
+    try:
+        if temporary:
+            password = auth.add_session_reset_user(args.client_id)
+            brokerauth.reload_broker(state_dir)
+        assert password is not None
+        ended = _end_session(host, port, args.client_id, password)
+    except (brokerauth.BrokerAuthError, OSError) as error:
+        print(f"lauks broker drop-session: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if temporary:
+            auth.remove_session_reset_user(args.client_id)
+            brokerauth.reload_broker(state_dir)
+    if ended is None:
+        print(f"the broker at {host}:{port} did not let {args.client_id} log in within 20 s (it reloads its users "
+              "within a few seconds; is this its --state-dir?)", file=sys.stderr)
+        return 1
+    print(f"session {args.client_id} ended: the broker had {'a' if ended else 'no'} session for it "
+          "and keeps none now")
+    return 0
+
+
+def _end_session(host: str, port: int, client_id: str, password: str, timeout_s: float = 20.0) -> bool | None:
+    """Connect as ``client_id`` with a clean session until the broker lets us in (it may still be
+    reloading its users); whether it had a session for that id, None if it never let us in."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        # First without a clean session, only to learn whether there is one; then clean, which ends it.
+        probe = _connect_once(host, port, client_id, password, clean=False)
+        if probe is not None and _connect_once(host, port, client_id, password, clean=True) is not None:
+            return probe
+        time.sleep(0.3)
+    return None
+
+
+def _connect_once(host: str, port: int, client_id: str, password: str, *, clean: bool) -> bool | None:
+    """One MQTT 3.1.1 connection: the CONNACK's session-present flag, or None if refused."""
+    import socket
+    import struct
+
+    def text(value: str) -> bytes:
+        raw = value.encode()
+        return struct.pack(">H", len(raw)) + raw
+
+    flags = 0xC0 | (0x02 if clean else 0)  # user name, password, clean session
+    body = text("MQTT") + bytes([4, flags]) + struct.pack(">H", 30) + text(client_id) + text(client_id) + text(password)
+    packet = bytes([0x10]) + _varint(len(body)) + body
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(packet)
+        connack = _read_exactly(sock, 4)
+        sock.sendall(b"\xe0\x00")  # DISCONNECT
+    if connack[0] != 0x20 or connack[3] != 0:
+        return None
+    return bool(connack[2] & 0x01)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value % 128, value // 128
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _read_exactly(sock: Any, count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        if not chunk:
+            raise OSError("the broker closed the connection before its CONNACK")
+        data += chunk
+    return data
 
 
 def _tls_init(args: argparse.Namespace) -> int:

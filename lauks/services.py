@@ -197,10 +197,11 @@ BROKER_LIMITS = (
     # The contract's 16 KiB readings limit plus room for the topic and properties; a bigger packet gets
     # its sender disconnected (not acknowledged, so a kit keeps the message).
     "max_packet_size 32768",
-    # Sessions nobody comes back for (an old client id, a worker no longer run) stop collecting copies.
-    "persistent_client_expiration 14d",
     # The last line before the kernel's OOM killer, which would lose everything since the last autosave.
     "memory_limit 1073741824",
+    # No persistent_client_expiration: after a server is off for longer, the gateway's session would be
+    # gone at boot and the kits' first readings would reach no one. Sessions no one will resume are
+    # dropped by hand: `lauks broker drop-session` (docs/deploy.md).
 )
 
 
