@@ -136,11 +136,12 @@ class Dedup:
         self._appended = 0  # bytes appended since the last rewrite
         self._compact_at = compact_bytes
         self._dir_dirty = False  # a new file whose name is not yet durable
+        self._new_folders: list[Path] = []  # folders created whose names are not yet durable
         if directory is None:
             return
         self._path = directory / "keys.log"
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            self._make_directory()
         except OSError as error:
             if error.errno not in NO_SPACE:
                 raise self._folder_error(error) from error
@@ -375,7 +376,7 @@ class Dedup:
             return
         assert self._path is not None and self._directory is not None
         try:
-            self._directory.mkdir(parents=True, exist_ok=True)
+            self._make_directory()
         except OSError as error:
             raise self._folder_error(error) from error
         created = not self._path.exists()
@@ -384,13 +385,24 @@ class Dedup:
             self._log_end = 0
             self._dir_dirty = True
 
-    def _sync_directory(self) -> None:
+    def _make_directory(self) -> None:
         assert self._directory is not None
-        fd = os.open(self._directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        missing = [p for p in (self._directory, *self._directory.parents) if not p.exists()]
+        self._directory.mkdir(parents=True, exist_ok=True)
+        if missing:
+            self._new_folders += missing
+            self._dir_dirty = True
+
+    def _sync_directory(self) -> None:
+        """Make the folder's entries durable, and the folder's own name if it was just created."""
+        assert self._directory is not None
+        for folder in [self._directory, *(p.parent for p in self._new_folders)]:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self._new_folders = []
 
     def _load(self) -> None:
         assert self._path is not None

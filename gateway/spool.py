@@ -153,6 +153,7 @@ class Spool:
         self._write_fd: int | None = None
         self._write_end = 0  # where the write segment's last whole record ends
         self._dir_dirty = False  # a new file whose name is not yet durable
+        self._new_folders: list[Path] = []  # folders created whose names are not yet durable
         self._segments: list[int] = []  # segment files that may hold records, ascending
         self._doomed: list[int] = []  # replayed segments whose deletion failed: retried
         self.cursor = (0, 0)
@@ -165,7 +166,11 @@ class Spool:
 
     def _make_directory(self, at_start: bool = False) -> bool:
         try:
+            missing = [p for p in (self.directory, *self.directory.parents) if not p.exists()]
             self.directory.mkdir(parents=True, exist_ok=True)
+            if missing:
+                self._new_folders += missing
+                self._dir_dirty = True
             return True
         except OSError as error:
             if at_start and error.errno in NO_SPACE:
@@ -287,11 +292,14 @@ class Spool:
             self._write_segment += 1
 
     def _sync_directory(self) -> None:
-        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        """Make the folder's entries durable, and the folder's own name if it was just created."""
+        for folder in [self.directory, *(p.parent for p in self._new_folders)]:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self._new_folders = []
 
     # --- replaying ------------------------------------------------------------------------------
 

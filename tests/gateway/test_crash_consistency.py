@@ -5,9 +5,9 @@ It is run once to count the calls that change the disk (create, mkdir, write, pw
 fdatasync, ftruncate, truncate, rename, unlink), then once per call N with a fault at call N:
 
 - ``kill``: the process dies at call N (a write at N lands a third); whatever reached the files stays.
-- ``power``: as ``kill``, and every byte not fsynced since it was written is lost too: each file
-  goes back to its content at its last fsync (a file never fsynced becomes empty). Renames, unlinks
-  and creations are taken as durable at once (the model does not roll the namespace back).
+- ``power``: as ``kill``, and what was not made durable is lost too: each file goes back to its
+  content at its last fsync (a file never fsynced becomes empty), and every create, mkdir, rename
+  and unlink not followed by an fsync of its folder is undone.
 - ``enospc``: call N fails with ENOSPC (a write lands a third first); calls that need no space
   (unlink, truncate) are not failed. The scenario retries the failed operation once, as the gateway
   does, and goes on; ``enospc-kill`` instead dies right after the retry returned (what a failed
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ class Disk:
         self.fds: dict[int, str] = {}
         self.dirty: set[int] = set()  # inodes written since their last fsync
         self.durable: dict[int, bytes] = {}  # inode -> its content at its last fsync
+        self.pending: list[tuple[str, str, Any]] = []  # (folder, kind, what to undo) not yet made durable
         self.faulted = ""
 
     def mine(self, path: Any) -> bool:
@@ -83,12 +85,27 @@ class Disk:
     def inode(self, fd: int) -> int:
         return os.fstat(fd).st_ino
 
+    def durable_content(self, path: str) -> bytes:
+        ino = os.stat(path).st_ino
+        if ino in self.dirty:
+            return self.durable.get(ino, b"")
+        with open(path, "rb") as file:
+            return file.read()
+
+    def note(self, kind: str, path: Any, undo: Any) -> None:
+        folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+        if folder.startswith(self.root):  # the test made the root itself
+            self.pending.append((folder, kind, undo))
+
     # --- the wrapped calls --------------------------------------------------------------------
 
     def open(self, path: Any, flags: int, mode: int = 0o777, **kw: Any) -> int:
-        if self.mine(path) and flags & os.O_CREAT and not os.path.exists(path) and self.step("create"):
+        created = self.mine(path) and flags & os.O_CREAT and not os.path.exists(path)
+        if created and self.step("create"):
             raise self.fault("create")
         fd: int = REAL["open"](path, flags, mode, **kw)
+        if created:
+            self.note("create", path, os.path.abspath(os.fspath(path)))
         if self.mine(path):
             self.fds[fd] = os.fspath(path)
             if flags & os.O_TRUNC:
@@ -122,7 +139,10 @@ class Disk:
             return
         if self.step(kind):
             raise self.fault(kind)
-        if not os.path.isdir(self.fds[fd]):  # no real fsync: the model keeps what it made durable
+        folder = os.path.abspath(self.fds[fd])
+        if os.path.isdir(folder):
+            self.pending = [entry for entry in self.pending if entry[0] != folder]
+        else:  # no real fsync: the model keeps what it made durable
             ino = self.inode(fd)
             with open(f"/proc/self/fd/{fd}", "rb") as file:
                 self.durable[ino] = file.read()
@@ -149,8 +169,16 @@ class Disk:
         REAL["truncate"](path, length)
 
     def _namespace(self, kind: str, *paths: Any, **kw: Any) -> None:
-        if self.mine(paths[0]) and (kind != "unlink" or os.path.exists(paths[0])) and self.step(kind):
+        mine = self.mine(paths[0]) and (kind != "unlink" or os.path.exists(paths[0]))
+        if mine and self.step(kind):
             raise self.fault(kind)
+        if mine:
+            names = [os.path.abspath(os.fspath(p)) for p in paths]
+            if kind == "unlink":
+                self.note(kind, names[0], (names[0], self.durable_content(names[0])))
+            else:
+                old = self.durable_content(names[1]) if os.path.exists(names[1]) else None
+                self.note(kind, names[1], (names[0], self.durable_content(names[0]), names[1], old))
         REAL[kind](*paths, **kw)
 
     def replace(self, src: Any, dst: Any, **kw: Any) -> None:
@@ -163,12 +191,16 @@ class Disk:
         self._namespace("unlink", path, **kw)
 
     def mkdir(self, path: Any, mode: int = 0o777, **kw: Any) -> None:
-        if self.mine(path) and not os.path.exists(path) and self.step("mkdir"):
+        created = self.mine(path) and not os.path.exists(path)
+        if created and self.step("mkdir"):
             raise self.fault("mkdir")
         REAL["mkdir"](path, mode, **kw)
+        if created:
+            self.note("mkdir", path, os.path.abspath(os.fspath(path)))
 
     def power_cut(self) -> None:
-        """Every file back to what its last fsync made durable."""
+        """Every file back to what its last fsync made durable, then every change of a folder not
+        followed by an fsync of that folder undone, the latest first."""
         for folder, _, names in os.walk(self.root):
             for name in names:
                 path = os.path.join(folder, name)
@@ -176,6 +208,20 @@ class Disk:
                 if ino in self.dirty:
                     with open(path, "wb") as file:
                         file.write(self.durable.get(ino, b""))
+        for _, kind, undo in reversed(self.pending):
+            if kind == "create" and os.path.isfile(undo):
+                REAL["unlink"](undo)
+            elif kind == "mkdir":
+                shutil.rmtree(undo, ignore_errors=True)
+            elif kind == "unlink":
+                Path(undo[0]).write_bytes(undo[1])
+            elif kind in ("replace", "rename"):
+                source, content, target, old = undo
+                Path(source).write_bytes(content)
+                if old is None:
+                    Path(target).unlink(missing_ok=True)
+                else:
+                    Path(target).write_bytes(old)
 
     def forget_fds(self) -> None:
         for fd in list(self.fds):
