@@ -5,14 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from lauks.topics import ID_PATTERN, id_problem
 
 Agg = Literal["mean", "min", "max", "median", "count", "sum"]
 # A site or kit name as the OpenAPI document states it; the validator below says what is wrong in a sentence.
 NAME_SCHEMA: dict[str, Any] = {"pattern": ID_PATTERN, "minLength": 1, "maxLength": 32}
-Name = Annotated[str, Field(json_schema_extra=NAME_SCHEMA)]
+
+
+
+def _a_name(value: str) -> str:
+    problem = id_problem("site or kit", value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+Name = Annotated[str, AfterValidator(_a_name), Field(json_schema_extra=NAME_SCHEMA)]
 
 
 def _check_id(what: str, value: str) -> str:

@@ -125,3 +125,19 @@ async def test_a_method_the_path_does_not_have_is_a_405_naming_every_method_it_h
     response = await service.client.put("/v1/sites/s", headers=service.staff)
     assert response.status_code == 405 and response.headers["allow"] == "GET, HEAD, PATCH, DELETE"
     assert "PATCH" in response.json()["message"]
+
+
+@pytest.mark.parametrize("kits", [[""], ["K1"], ["k1", "no such"]])
+async def test_a_dataset_naming_an_empty_or_malformed_kit_is_a_422_not_every_kit(service: Api,
+                                                                               kits: list[str]) -> None:
+    setup_site(service)
+    response = await service.post("/v1/datasets", json={"title": "Rain", "site": "s", "quantities": ["rain"],
+                                                        "start": "2025-04-01", "end": "2025-04-02", "kits": kits})
+    assert response.status_code == 422 and "not allowed" in response.json()["message"], response.text
+
+
+async def test_an_empty_kits_parameter_is_a_422_not_every_kit(service: Api) -> None:
+    setup_site(service)
+    response = await service.get("/v1/sites/s/readings", params={"start": "2025-03-01", "end": "2025-03-02",
+                                                                  "quantities": "rain", "kits": ""})
+    assert response.status_code == 422 and "kits" in response.json()["message"], response.text
