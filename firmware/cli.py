@@ -130,7 +130,7 @@ def _simulate(args: argparse.Namespace) -> int:
         name, _, at_text = args.dead_sensor.partition(":")
         faults.dead_sensor, faults.dead_at = name, float(at_text or 0)
     # The kits' flash: each holds a copy of its config.json, with the kit's broker password.
-    state = private_dir(args.state_dir or (settings.state_dir / "sim-kits"))
+    state = private_dir(args.state_dir or (settings.state_dir / "sim-kits"), tighten_existing=not args.state_dir)
     kits: list[SimKit] = []
     if args.config_dir:
         for n, path in enumerate(sorted(args.config_dir.rglob("config.json"))):

@@ -14,7 +14,7 @@ from firmware.device_path import DEVICE_DIR, device_files
 from firmware.sim.runner import kit_config
 from lauks import brokerauth
 from lauks.contract import KitConfig
-from lauks.privatefile import write_private
+from lauks.privatefile import private_dir, write_private
 from lauks.topics import Topics, id_problem
 
 
@@ -45,8 +45,10 @@ def add_kit(site: str, kit: str, kit_type: str, out_dir: Path | None, state_dir:
     cfg["broker"]["tls"] = tls
     if wifi:
         cfg["wifi"] = [{"ssid": ssid, "password": pw} for ssid, pw in wifi]
-    # it holds the kit's broker password: created 0600 (in a 0700 folder), never readable by others
-    write_private(path, json.dumps(cfg, indent=2) + "\n", private_folder=True)
+    # it holds the kit's broker password: created 0600, never readable by others, in a folder made 0700
+    # (one given with --out-dir that exists already keeps its mode)
+    private_dir(folder, tighten_existing=out_dir is None)
+    write_private(path, json.dumps(cfg, indent=2) + "\n")
     # Recorded in the metadata store too, so the API and `lauks kit list` know the kit at once.
     register_kit(site, kit, kit_type, state_dir=state_dir)
     return path

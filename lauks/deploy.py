@@ -91,7 +91,7 @@ def init_deployment(env_file: Path, state_dir: Path, hosts: list[str], *, force:
     except TlsError as error:
         raise DeployError(f"lauks deploy init: {error}") from error
     values = {name: random_secret() for name in SECRET_NAMES}
-    private_dir(state_dir)  # the broker's users and the CA's key
+    private_dir(state_dir, tighten_existing=False)  # the broker's users and the CA's key (their folders: 0700)
     auth = BrokerAuth(state_dir)
     auth.ensure_service_users({user: values[name] for user, name in MQTT_SECRETS.items()})
     try:

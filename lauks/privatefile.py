@@ -18,13 +18,16 @@ PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
 
 
-def private_dir(path: Path) -> Path:
-    """Create ``path`` (and missing parents) with mode 0700, or take an existing folder's group and
-    other bits away."""
+def private_dir(path: Path, *, tighten_existing: bool = True) -> Path:
+    """Create ``path`` (and missing parents) with mode 0700. An existing folder loses its group and
+    other bits only with ``tighten_existing``: right for the folders Lauks keeps its secrets in, wrong
+    for one a person named (``--out-dir ~`` must not lock up their home folder)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
+    try:
         os.mkdir(path, PRIVATE_DIR)  # the umask can only take bits away from 0700
-    tighten(path, PRIVATE_DIR)
+    except FileExistsError:
+        if tighten_existing:
+            tighten(path, PRIVATE_DIR)
     return path
 
 
@@ -38,13 +41,10 @@ def tighten(path: Path, mode: int = PRIVATE_FILE) -> None:
         os.chmod(path, mode)
 
 
-def write_private(path: Path, data: str | bytes, *, private_folder: bool = False) -> Path:
-    """Write ``data`` to ``path`` as a 0600 file, atomically. With ``private_folder`` the folder is
-    made (or tightened to) 0700 too; otherwise it is created with the default mode if missing."""
-    if private_folder:
-        private_dir(path.parent)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+def write_private(path: Path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` as a 0600 file, atomically (a missing folder is created with the default
+    mode: make it with ``private_dir`` first where it holds secrets)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

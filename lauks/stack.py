@@ -158,7 +158,9 @@ async def _create_database(url: str, name: str) -> None:
 
 
 def up(state_dir: Path, available: set[str], kits: int = 3) -> int:
-    private_dir(state_dir)  # it holds the broker's users, kits' passwords and the API's database
+    # it holds the broker's users, kits' passwords and the API's database; a folder named with --state-dir
+    # that exists already keeps its mode (the secrets' own folders inside it are made private)
+    private_dir(state_dir, tighten_existing=False)
     logs = state_dir / "logs"
     ports = choose_ports()
     env_values = stack_env(state_dir, ports)

@@ -107,12 +107,14 @@ def test_files_an_older_version_left_readable_are_tightened(tmp_path: Path, monk
              *auth.dir.glob("*.password")]
     for path in loose:
         path.chmod(0o644)
-    for folder in (state, auth.dir, kit_dir):
+    for folder in (auth.dir, state / "tls"):
         folder.chmod(0o755)
+    kit_dir.chmod(0o755)  # named with --out-dir: its mode is the person's choice, only the file is tightened
 
     assert main([*add, "--force"]) == 0  # any change to the broker's users tightens all of their files
     assert main([*init, "--force"]) == 0
     for path in loose:
         assert mode(path) == 0o600, f"{path} is still {mode(path):o}"
-    for folder in (state, auth.dir, kit_dir):
+    for folder in (auth.dir, state / "tls"):
         assert mode(folder) == 0o700, f"{folder} is still {mode(folder):o}"
+    assert mode(kit_dir) == 0o755
