@@ -178,3 +178,21 @@ def test_kit_configure_publishes_through_a_broker_that_binds_ids(tmp_path: Path,
     topic, payload = kit.next_message()
     assert topic == topics.config("s1", "k1") and json.loads(payload)["interval_s"] == 300
     kit.close()
+
+
+def test_each_worker_gets_its_own_broker_user_and_more_workers_than_users_are_refused(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from gateway.cli import run_gateway, worker_env
+    from gateway.settings import GatewaySettings
+    from lauks.brokerauth import GATEWAY_WORKER_USERS
+
+    config = GatewaySettings(mqtt_username=GATEWAY_USER, gateway_instance="gw", gateway_workers=2)
+    env = worker_env(config, 1)
+    assert env["LAUKS_MQTT_USERNAME"] == f"{GATEWAY_USER}-w1" == env["LAUKS_GATEWAY_CLIENT_ID"]
+    assert "LAUKS_MQTT_USERNAME" not in worker_env(GatewaySettings(gateway_instance="gw"), 1)  # no users: no change
+    monkeypatch.setenv("LAUKS_MQTT_USERNAME", GATEWAY_USER)
+    monkeypatch.setenv("LAUKS_GATEWAY_WORKERS", str(GATEWAY_WORKER_USERS + 1))
+    assert run_gateway(argparse.Namespace(log_level="INFO")) == 2
+    assert f"the broker has users for {GATEWAY_WORKER_USERS} workers" in capsys.readouterr().err
