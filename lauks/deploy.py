@@ -22,9 +22,9 @@ SECRET_NAMES = (
     "INFLUXDB_GATEWAY_PASSWORD",  # InfluxDB user lauks_gateway: all rights on database lauks
     "INFLUXDB_READER_PASSWORD",  # InfluxDB user lauks_reader: reads lauks (the API and Grafana)
     "GRAFANA_ADMIN_PASSWORD",
-    "LAUKS_GATEWAY_MQTT_PASSWORD",  # broker user lauks-gateway
+    "LAUKS_GATEWAY_MQTT_PASSWORD",  # broker user lauks-gateway (and its workers' lauks-gateway-w<i>)
     "LAUKS_API_MQTT_PASSWORD",  # broker user lauks-api
-    "LAUKS_STAFF_MQTT_PASSWORD",  # broker user lauks-staff (and the broker's own health check)
+    "LAUKS_STAFF_MQTT_PASSWORD",  # broker user lauks-staff (and lauks-health, the broker's own health check)
 )
 MQTT_SECRETS = {GATEWAY_USER: "LAUKS_GATEWAY_MQTT_PASSWORD", API_USER: "LAUKS_API_MQTT_PASSWORD",
                 STAFF_USER: "LAUKS_STAFF_MQTT_PASSWORD"}
