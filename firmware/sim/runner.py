@@ -15,6 +15,7 @@ from typing import Any
 from firmware.device_path import use_device_code
 from firmware.sim.board import ESP32_RTC_START, Faults, SimBoard, SimDeepSleep, SimReboot, SimStop
 from firmware.sim.world import Clock, Weather
+from lauks.privatefile import write_private
 
 use_device_code()
 from lauks_kit.app import Kit  # noqa: E402
@@ -100,7 +101,7 @@ class Simulation:
 
     def _run_kit(self, sim: SimKit) -> None:
         sim.root.mkdir(parents=True, exist_ok=True)
-        (sim.root / "config.json").write_text(json.dumps(sim.config, indent=2))
+        write_private(sim.root / "config.json", json.dumps(sim.config, indent=2))  # it holds the kit's password
         first_start = self.clock.now()
         rtc: dict[str, Any] = {}
         woke = False

@@ -88,6 +88,8 @@ def test_weather_and_environment_kits_publish_what_the_gateway_accepts(
     assert {"water_temperature", "soil_temperature", "soil_moisture", "pm2_5", "pm10", "co2", "battery"} <= env
     status = [s for s in inbox.of("status", "w1") if s["state"] == "online"][-1]
     assert status["state"] == "online" and status["failed_sensors"] == [] and status["interval_s"] == 10
+    # each simulated kit's copy of its config.json holds its broker password: the owner's alone
+    assert {(kit.root / "config.json").stat().st_mode & 0o777 for kit in kits} == {0o600}
 
 
 def test_a_retained_config_changes_the_interval_without_reflashing(
