@@ -312,7 +312,7 @@ class Gateway:
                     await asyncio.wait_for(self.influx.write(db, body), self.settings.gateway_write_stall_s)
                     self.stats.write_latency_ms.append((time.monotonic() - started) * 1000)
                     self._influx_answered()
-                    self._disk_recovered("spool")  # no batch needs the spool now
+                    self._disk_recovered("spool", "InfluxDB takes the batches again: none needs the spool now")
                     return
                 except TimeoutError:
                     self._influx_down(f"a write went unanswered for {self.settings.gateway_write_stall_s:.1f} s")
@@ -359,11 +359,11 @@ class Gateway:
         log.error("CANNOT WRITE TO DISK: %s failed (%s); %s. %s. Retrying every few seconds (for %.0f s so far, "
                   "attempt %d)", doing, error, influx, meaning, now - since, attempt + 1)
 
-    def _disk_recovered(self, what: str) -> None:
+    def _disk_recovered(self, what: str, how: str = "the disk takes writes again") -> None:
         if self.disk_failures.pop(what, None) is not None:
             since = self._disk_failing_since.pop(what, time.monotonic())
             self._disk_logged_at.pop(what, None)
-            log.warning("the disk takes writes again (%s) after %.0f s", DISK_WRITES[what][0].split(" in ")[0],
+            log.warning("%s (%s failed for %.0f s)", how, DISK_WRITES[what][0].split(" in ")[0],
                         time.monotonic() - since)
 
     def _probe_disk(self, attempt: int = 0) -> bool:
