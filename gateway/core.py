@@ -131,11 +131,22 @@ class KitLimits:
     dead_letters: int = 10  # raw payloads kept of the rate-limited messages per kit ...
     dead_letter_window_s: float = 600.0  # ... in this long
     max_kits: int = 10_000  # buckets held at most (the broker's ACL lets only registered kits publish)
+    # What the broker kept while the gateway was away (stopped, disconnected, or not reading) arrives in one
+    # rush when it is back, as fast as the gateway reads: no kit's doing. Each second away lets every kit send
+    # this much more than its share during the catch-up (a kit reporting every minute sends 1/60 of it).
+    backlog_per_s: float = 1.0
+    backlog_bytes_per_s: float = 4096.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> KitLimits:
         return cls(settings.gateway_kit_rate, settings.gateway_kit_burst, settings.gateway_kit_bytes_rate,
-                   settings.gateway_kit_burst_bytes)
+                   settings.gateway_kit_burst_bytes, backlog_per_s=settings.gateway_kit_backlog_rate,
+                   backlog_bytes_per_s=settings.gateway_kit_backlog_bytes_rate)
+
+
+BACKLOG_MAX_AWAY_S = 14 * 86400  # an absence counted at most this long
+BACKLOG_MIN_CATCH_UP_S = 600.0  # the extra allowance lasts at least this long after the return ...
+BACKLOG_MAX_CATCH_UP_S = 86400.0  # ... as long as the absence, at most a day
 
 
 class KitBuckets:
@@ -154,10 +165,24 @@ class KitBuckets:
         self.burst_bytes = float(limits.burst_bytes) if limits.bytes_per_s else math.inf
         self.full_after_s = max(self.burst / self.rate, limits.burst_bytes / limits.bytes_per_s
                                 if limits.bytes_per_s else 0.0)
-        # (site, kit) -> [messages, bytes, last_s, unreported, last_notice_s, kept, kept_since_s]
+        # (site, kit) -> [messages, bytes, last_s, unreported, last_notice_s, kept, kept_since_s, backlog]
         self._kits: dict[tuple[str, str], list[float]] = {}
         self.unreported: set[tuple[str, str]] = set()  # kits with limited messages not yet in a notice
         self.evictions = 0
+        # the catch-up allowance after an absence: (messages, bytes) for each kit, once, until ``_backlog_until``
+        self._backlog = 0  # which absence (0: none yet); a bucket's last field says which it was given
+        self._backlog_extra = (0.0, 0.0)
+        self._backlog_until = -math.inf
+
+    def allow_backlog(self, away_s: float, now_s: float) -> None:
+        """The gateway was away (or not reading) for ``away_s``: for a while, every kit may send what the
+        broker kept for it meanwhile on top of its share. A newer absence replaces an older one's allowance."""
+        away_s = min(max(away_s, 0.0), BACKLOG_MAX_AWAY_S)
+        if away_s <= 0:
+            return
+        self._backlog += 1
+        self._backlog_extra = (away_s * self.limits.backlog_per_s, away_s * self.limits.backlog_bytes_per_s)
+        self._backlog_until = now_s + min(max(BACKLOG_MIN_CATCH_UP_S, away_s), BACKLOG_MAX_CATCH_UP_S)
 
     def __len__(self) -> int:
         return len(self._kits)
@@ -168,13 +193,21 @@ class KitBuckets:
         if entry is None:
             if len(self._kits) >= self.limits.max_kits:
                 self._evict(now_s)
-            entry = self._kits[key] = [self.burst, self.burst_bytes, now_s, 0, -math.inf, 0, -math.inf]
+            entry = self._kits[key] = [self.burst, self.burst_bytes, now_s, 0, -math.inf, 0, -math.inf, 0]
         else:
             elapsed = now_s - entry[2]
             if elapsed > 0:  # a clock that steps back refills nothing
-                entry[0] = min(self.burst, entry[0] + elapsed * self.rate)
-                entry[1] = min(self.burst_bytes, entry[1] + elapsed * self.byte_rate)
+                # a bucket over its burst holds a catch-up allowance: it is spent, not refilled, and goes
+                # when the catch-up is over
+                if entry[0] < self.burst or now_s >= self._backlog_until:
+                    entry[0] = min(self.burst, entry[0] + elapsed * self.rate)
+                if entry[1] < self.burst_bytes or now_s >= self._backlog_until:
+                    entry[1] = min(self.burst_bytes, entry[1] + elapsed * self.byte_rate)
                 entry[2] = now_s
+        if entry[7] != self._backlog and now_s < self._backlog_until:
+            entry[7] = self._backlog
+            entry[0] += self._backlog_extra[0]
+            entry[1] += self._backlog_extra[1]
         if entry[0] >= 1 and entry[1] >= size:
             entry[0] -= 1
             entry[1] -= size

@@ -208,6 +208,7 @@ class MqttSource:
         self.on_connect = on_connect  # called with session_present after each successful connect
         self.sessions_lost = 0
         self.session_lost_at: float | None = None  # Unix time of the last loss
+        self.lost_at: float | None = None  # monotonic time the last connection was lost
         self._acks_soon: list[Ack] = []
         self._stop = asyncio.Event()
 
@@ -277,6 +278,7 @@ class MqttSource:
             self._session(connection.session_present)
             await self._keep_alive(connection)
             self.connected = False
+            self.lost_at = time.monotonic()  # what the broker queues from now on arrives in one rush at the reconnect
             if self._stop.is_set():
                 return
             log.warning("lost the MQTT connection; reconnecting")

@@ -56,16 +56,31 @@ DISK_WRITES = {
 }
 
 
+BACKLOG_AFTER_S = 5.0  # an absence shorter than this leaves no backlog the kits' bursts cannot take
+
+
+def _modified(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
 class Gateway:
     def __init__(self, settings: GatewaySettings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.clock = clock  # Unix seconds; tests replay the golden messages at their own time
         s = settings
         self.topics = s.topics
-        self.dedup = Dedup(s.dedup_dir, s.gateway_dedup_window, fsync=s.gateway_fsync)
+        last_key_written = _modified(s.dedup_dir / "keys.log")  # before the start-up rewrite touches it
+        self.dedup = Dedup(s.dedup_dir, s.gateway_dedup_window, fsync=s.gateway_fsync,
+                           max_keys=s.gateway_dedup_max_keys, max_age_s=s.gateway_dedup_max_age_s)
         self.spool = Spool(s.spool_dir, fsync=s.gateway_fsync)
         self.dead_letters = DeadLetters(s.dead_letter_dir, s.gateway_dead_letter_bytes)
         self.ingest = Ingest(self.topics, self.dedup, limits=KitLimits.from_settings(s))
+        if last_key_written is not None:  # the broker kept what arrived since the last run's last message
+            self._allow_backlog(self.clock() - last_key_written, "the gateway was stopped")
+        self._held_since: float | None = None  # monotonic: since when reading is paused (the window is full)
         self.stats = self.ingest.stats
         # a batch is also due at a share of the in-flight window, so that one fills while the others are
         # written: the broker sends no more than the window until we acknowledge
@@ -169,9 +184,22 @@ class Gateway:
         except (OSError, UnicodeDecodeError):
             return False
 
+    def _allow_backlog(self, away_s: float, why: str) -> None:
+        """What the broker kept for us while we were away comes in one rush: no kit's fair share is spent on
+        it (docs/gateway.md, "Fair share per kit")."""
+        buckets = self.ingest.buckets
+        if buckets is None or away_s < BACKLOG_AFTER_S:
+            return
+        buckets.allow_backlog(away_s, self.clock())
+        log.info("%s for %.0f s: for the catch-up, each kit may send up to %.0f messages more than its fair share",
+                 why, away_s, away_s * buckets.limits.backlog_per_s)
+
     def _connected(self, session_present: bool) -> None:
         """After each connect: leave the marker that says the broker holds a session for us (a hint, not
         state: a torn or missing one only means a lost session at the next start goes unnoticed)."""
+        lost_at = self.source.lost_at
+        if session_present and lost_at is not None:
+            self._allow_backlog(time.monotonic() - lost_at, "the gateway was disconnected from the broker")
         if self._marker_matches():
             return
         try:
@@ -215,6 +243,8 @@ class Gateway:
         self.inflight += 1
         if self.inflight >= self._hold_at:
             self.source.hold(True)  # resumed by _commit once a batch is durable
+            if self._held_since is None:
+                self._held_since = time.monotonic()
         starts = self.batcher.empty
         if self.batcher.add(outcome.lines, outcome, time.monotonic()) or starts:
             self._wake.set()  # a new batch has a deadline, a full one is due now
@@ -287,6 +317,9 @@ class Gateway:
         self.inflight -= len(messages)
         if self.inflight < self._resume_at:
             self.source.hold(False)
+            if self._held_since is not None:  # a long pause (a full disk, a hung InfluxDB) left a backlog
+                self._allow_backlog(time.monotonic() - self._held_since, "the gateway had stopped reading")
+                self._held_since = None
 
     async def _make_durable(self, batch: Batch) -> None:
         """Returns once the batch is in InfluxDB or the spool (or refused as bad data); retries a full disk

@@ -44,6 +44,10 @@ class GatewaySettings(Settings):
     gateway_kit_burst: int = Field(5_000, ge=1)  # ... after a burst of this many
     gateway_kit_bytes_rate: int = Field(64 * 1024, ge=0)  # bytes a second, sustained ...
     gateway_kit_burst_bytes: int = Field(5 * 1024 * 1024, ge=16 * 1024)  # ... after this many (≥ one message)
+    # after the gateway was away (stopped, disconnected, not reading), each second of it lets every kit send
+    # this much more during the catch-up: the broker's backlog is no kit's doing (docs/gateway.md)
+    gateway_kit_backlog_rate: float = Field(1.0, ge=0)  # messages per second away
+    gateway_kit_backlog_bytes_rate: float = Field(4096.0, ge=0)  # bytes per second away
     # >1: `lauks gateway` runs this many worker processes in one shared subscription (group
     # LAUKS_GATEWAY_SHARE_GROUP, default lauks-gateway), instance <instance>-w<i>, HTTP port <port>+i
     gateway_workers: int = Field(1, ge=1, le=64)

@@ -197,6 +197,31 @@ def test_the_default_share_lets_a_full_firmware_ring_and_a_weekend_of_backlog_th
     assert ingest.stats.by_reason == {}
 
 
+def test_after_an_absence_the_broker_s_backlog_of_every_kit_goes_through_beyond_the_burst() -> None:
+    buckets = KitBuckets(SMALL)  # burst 5, backlog allowance 1 message per second away
+    assert buckets.take(("s", "old"), 10, NOW - 100)
+    buckets.allow_backlog(30.0, NOW)  # away 30 s: each kit may send 30 more than its share, once
+    for kit in ("old", "new"):  # a kit known before the absence and one seen first after it
+        sent = [buckets.take(("s", kit), 10, NOW + i * 0.001) for i in range(40)]
+        assert sent == [True] * 35 + [False] * 5, kit
+
+
+def test_a_catch_up_allowance_is_given_once_and_ends_with_the_catch_up() -> None:
+    buckets = KitBuckets(SMALL)
+    buckets.allow_backlog(30.0, NOW)
+    assert [buckets.take(("s", "k"), 10, NOW) for _ in range(3)] == [True] * 3  # 32 left of 35
+    # long after the catch-up (at least 10 minutes) what is left of it is gone: the burst again
+    later = NOW + 601
+    assert [buckets.take(("s", "k"), 10, later) for _ in range(6)] == [True] * 5 + [False]
+    assert sum(buckets.take(("s", "new"), 10, later) for _ in range(10)) == 5  # a new kit starts at the burst
+
+
+def test_an_absence_too_short_or_negative_gives_nothing() -> None:
+    buckets = KitBuckets(SMALL)
+    buckets.allow_backlog(-5.0, NOW)
+    assert sum(buckets.take(("s", "k"), 10, NOW) for _ in range(10)) == 5
+
+
 def test_rate_limited_is_a_reason_with_a_sentence() -> None:
     scope, sentence = REASONS[Reason.RATE_LIMITED]
     assert scope == "message" and "20 messages" in sentence

@@ -110,3 +110,36 @@ async def test_a_flooding_kit_is_limited_while_every_well_behaved_reading_is_sto
         quiet_listener.loop_stop()
         gateway.send_signal(signal.SIGTERM)
         assert gateway.wait(30) == 0, log.read_text()[-3000:]
+
+
+async def test_what_the_broker_kept_while_the_gateway_was_stopped_is_stored_beyond_any_kit_s_burst(
+        tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, influx: InfluxClient, database: str,
+        topics: Topics) -> None:
+    # a kit within its share (10 a second) while the gateway is stopped: at the restart its 40 messages come
+    # in one rush, four times its burst, and none of them may be taken for a flood
+    http_port = free_port()
+    config = settings(tmp_path, mosquitto.port, influxd.url, database, topics, gateway_http_port=http_port,
+                      gateway_kit_rate=10.0, gateway_kit_burst=10, gateway_kit_backlog_rate=10.0)
+    log = tmp_path / "gateway.log"
+    publisher = Publisher(mosquitto.port)
+    try:
+        gateway = start_child(config, log)
+        assert await until(lambda: "connected to MQTT" in log.read_text(), 20), log.read_text()
+        publisher.publish(topics.readings("back", "k1"), readings("k1", 1, 0))
+        assert await wait_for_count(influx, database, "SELECT count(temperature) FROM readings", 1) == 1
+        gateway.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(gateway.wait, 30) == 0, log.read_text()[-3000:]
+
+        backlog = [(topics.readings("back", "k1"), readings("k1", 1, seq)) for seq in range(1, 41)]
+        await asyncio.to_thread(publish_all, publisher, backlog, 10.0)
+        await asyncio.to_thread(publisher.wait_acked, 1 + len(backlog), 30)
+
+        gateway = start_child(config, log)
+        stored = await wait_for_count(influx, database, "SELECT count(temperature) FROM readings", 41)
+        assert stored == 41, log.read_text()[-3000:]
+        assert metric(http_port, 'lauks_gateway_rejections_total{reason="rate_limited"}') == 0
+        assert "for the catch-up, each kit may send" in log.read_text()
+        gateway.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(gateway.wait, 30) == 0, log.read_text()[-3000:]
+    finally:
+        publisher.close()
