@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from itertools import accumulate, pairwise
 from pathlib import Path
 
+from gateway.durable import append_or_cut_back, sync_folders
+
 Key = tuple[str, str, int, int]  # site, kit, boot, seq
 BOOTS_PER_KIT = 4
 PROTECTED_KEYS = 16_384  # > LAUKS_GATEWAY_MAX_INFLIGHT (4000): the most held unacknowledged at once
@@ -332,23 +334,8 @@ class Dedup:
         assert self._fd is not None
         data = self._encode(self._unwritten)
         fd, start = self._fd, self._log_end
-        try:
-            if os.lseek(fd, 0, os.SEEK_END) != start:
-                os.ftruncate(fd, start)  # what a failed write left behind
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            if self.fsync:
-                os.fdatasync(fd)
-                if self._dir_dirty:
-                    self._sync_directory()
-            self._dir_dirty = False
-        except OSError:
-            try:
-                os.ftruncate(fd, start)
-            except OSError:
-                pass  # cut again before the next write
-            raise
+        append_or_cut_back(fd, start, data, self.fsync, self._sync_directory if self._dir_dirty else None)
+        self._dir_dirty = False
         self._log_end = start + len(data)
         self._appended += len(data)
         self._unwritten.clear()
@@ -396,12 +383,7 @@ class Dedup:
     def _sync_directory(self) -> None:
         """Make the folder's entries durable, and the folder's own name if it was just created."""
         assert self._directory is not None
-        for folder in [self._directory, *(p.parent for p in self._new_folders)]:
-            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        sync_folders([self._directory, *(p.parent for p in self._new_folders)])
         self._new_folders = []
 
     def _load(self) -> None:

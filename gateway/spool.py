@@ -27,6 +27,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.durable import append_or_cut_back, sync_folders
+
 SEGMENT_BYTES = 32 * 1024 * 1024
 SLOT_BYTES = 64
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
@@ -266,23 +268,8 @@ class Spool:
             if not self._segments or self._segments[-1] != self._write_segment:
                 self._segments.append(self._write_segment)
         fd, start = self._write_fd, self._write_end
-        try:
-            if os.lseek(fd, 0, os.SEEK_END) != start:
-                os.ftruncate(fd, start)  # what a failed append left behind
-            view = memoryview(record)
-            while view:
-                view = view[os.write(fd, view):]
-            if self.fsync:
-                os.fdatasync(fd)
-                if self._dir_dirty:
-                    self._sync_directory()
-            self._dir_dirty = False
-        except OSError:
-            try:
-                os.ftruncate(fd, start)
-            except OSError:
-                pass  # cut again before the next append
-            raise
+        append_or_cut_back(fd, start, record, self.fsync, self._sync_directory if self._dir_dirty else None)
+        self._dir_dirty = False
         self._write_end = start + len(record)
         self.depth_points += points
         self.depth_records += 1
@@ -293,12 +280,7 @@ class Spool:
 
     def _sync_directory(self) -> None:
         """Make the folder's entries durable, and the folder's own name if it was just created."""
-        for folder in [self.directory, *(p.parent for p in self._new_folders)]:
-            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        sync_folders([self.directory, *(p.parent for p in self._new_folders)])
         self._new_folders = []
 
     # --- replaying ------------------------------------------------------------------------------

@@ -67,20 +67,6 @@ def test_a_copy_re_dated_after_a_restart_lands_on_the_very_same_millisecond(tmp_
     assert again.lines[0] == first.lines[0]
 
 
-def test_the_dedup_log_survives_a_restart_and_stays_bounded(tmp_path: Path) -> None:
-    dedup = Dedup(tmp_path, window=16, fsync=False)
-    for seq in range(100):
-        dedup.see(("s", "k", 1, seq), 1000 + seq)
-    dedup.close()
-    again = Dedup(tmp_path, window=16, fsync=False)
-    assert len(again) == 16
-    assert again.see(("s", "k", 1, 99), 5).received_ms == 1099
-    assert again.see(("s", "k", 1, 10), 5).new  # forgotten: outside the window
-    # the rewrite at start-up keeps only the window: one line for the run of its 16 consecutive keys
-    assert len((tmp_path / "keys.log").read_text().splitlines()) == 1
-    assert len(Dedup(tmp_path, window=16, fsync=False)) == 16
-
-
 def test_a_line_cut_off_by_a_crash_is_ignored(tmp_path: Path) -> None:
     (tmp_path / "keys.log").write_bytes(b"s k 1 1 1000\ns k 1 2 10")
     dedup = Dedup(tmp_path, fsync=False)
