@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import json
 import multiprocessing
-import re
 import socket
 import sys
 import threading
@@ -36,7 +35,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.gateway_common import Publisher, Stack, influx_count, rss_mb, stack
+from bench.gateway_common import Publisher, Stack, influx_count, metrics, rss_mb, stack
 from gateway.settings import GatewaySettings
 from lauks.services import BROKER_LIMITS
 
@@ -46,14 +45,7 @@ LIMITED = 'lauks_gateway_rejections_total{reason="rate_limited"}'
 
 def counters(port: int) -> dict[str, float]:
     """Every sample of the gateway's /metrics, labelled ones included, by their full text."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        match = re.fullmatch(r"([a-z0-9_]+(?:\{[^}]*\})?) ([-0-9.e+]+)", line)
-        if match:
-            out[match.group(1)] = float(match.group(2))
-    return out
+    return metrics(port, labelled=True)
 
 
 def flood_lines(kit: str, target_bytes: int, start_seq: int, count: int) -> bytes:

@@ -82,14 +82,16 @@ def stack() -> Iterator[Stack]:
             store.stop()
 
 
-def metrics(port: int) -> dict[str, float]:
+def metrics(port: int, labelled: bool = False) -> dict[str, float]:
+    """The gateway's /metrics samples by name; with ``labelled``, labelled ones too, by their full text
+    (``lauks_gateway_rejections_total{reason="rate_limited"}``)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
     out: dict[str, float] = {}
     for line in text.splitlines():
         match = re.fullmatch(r"([a-z0-9_]+)(\{[^}]*\})? ([-0-9.e+]+)", line)
-        if match and not match.group(2):
-            out[match.group(1)] = float(match.group(3))
+        if match and (labelled or not match.group(2)):
+            out[match.group(1) + (match.group(2) or "")] = float(match.group(3))
     return out
 
 
