@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Lauks runs on (Mosquitto, its clients, InfluxDB 1.x) if any is missing.
+# Installs the Debian packages Lauks runs on (Mosquitto, its clients, InfluxDB 1.x, Node.js) and tests with
+# (strace) if any is missing.
 # Fast when everything is there: it only looks.
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -9,6 +10,8 @@ command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
 command -v influxd >/dev/null || missing+=(influxdb)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+command -v strace >/dev/null || missing+=(strace)  # the secret-file tests watch how files are created
+command -v openssl >/dev/null || missing+=(openssl)  # lauks tls init
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "installing Debian packages: ${missing[*]}"
