@@ -11,7 +11,7 @@ from api import errors
 from api.db import open_store
 from api.deps import SettingsDep, rate_limit
 from api.frozen import Freezer
-from api.ratelimit import RateLimiter
+from api.ratelimit import OpenedCodes, RateLimiter
 from api.routers import datasets, quantities, readings, sites
 from api.settings import ApiSettings
 from lauks.influx import InfluxError
@@ -47,6 +47,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.limiter = RateLimiter(settings.api_rate_limit_per_minute, settings.api_rate_burst)
     app.state.freezer = Freezer(settings.datasets_dir)
     app.state.code_failures = RateLimiter(settings.api_code_failures_per_minute, settings.api_code_failure_burst)
+    app.state.opened_codes = OpenedCodes()
     errors.install(app)
     for module in (quantities, sites, readings, datasets):
         app.include_router(module.router)

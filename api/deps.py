@@ -9,10 +9,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from api import registry
+from api import registry, sharecode
 from api.db import Dataset, StaffToken
 from api.errors import ApiError
-from api.ratelimit import RateLimiter, address_key, client_address
+from api.ratelimit import OpenedCodes, RateLimiter, address_key, client_address
 from api.settings import ApiSettings
 from lauks.influx import InfluxClient
 
@@ -74,21 +74,26 @@ def dataset_for_code(request: Request, session: Session, typed: str) -> Dataset:
     """The dataset of a share code, within the address's budget of codes not found.
 
     Every lookup waits while the budget is spent, the right code too: otherwise a 429 would say "wrong" and a
-    200 "right", and guessing would go on at the full request rate.
+    200 "right", and guessing would go on at the full request rate. Only a code already found from this
+    address (``OpenedCodes``) goes on being served: the rest of a class keeps its dataset.
     """
     failures: RateLimiter = request.app.state.code_failures
+    opened: OpenedCodes = request.app.state.opened_codes
     key = address_key(client_of(request))
-    wait = failures.wait(key)
+    code = sharecode.normalise(typed)
+    wait = 0.0 if code is not None and (key, code) in opened else failures.wait(key)  # a code found from here
     if wait:
         raise ApiError(429, "too_many_wrong_codes", "too many share codes that do not exist were tried from here: "
                                                     f"wait {RateLimiter.retry_after(wait)} s, then check the code "
                                                     "for typos", headers={"Retry-After": RateLimiter.retry_after(wait)})
     try:
-        return registry.dataset_by_code(session, typed)
+        dataset = registry.dataset_by_code(session, typed)
     except ApiError as error:
         if error.status == 404:
             failures.take(key)
         raise
+    opened.remember(key, dataset.code)
+    return dataset
 
 
 def _staff(session: Session, credentials: HTTPAuthorizationCredentials | None) -> StaffToken | None:

@@ -64,6 +64,28 @@ class RateLimiter:
         return str(max(1, math.ceil(wait)))
 
 
+class OpenedCodes:
+    """The share codes each address has opened lately. A class behind one school address shares one budget
+    of wrong codes; a pupil mistyping (or a prankster guessing) must not lock the others out of the code
+    they already use. Only codes that were found are kept, so this tells a guesser nothing new."""
+
+    def __init__(self, keep_s: float = 12 * 3600, max_entries: int = 100_000) -> None:
+        self.keep_s = keep_s
+        self.max_entries = max_entries
+        self._opened: dict[tuple[str, str], float] = {}  # (address key, code) -> when last opened; oldest first
+
+    def __contains__(self, item: tuple[str, str]) -> bool:
+        when = self._opened.get(item)
+        return when is not None and time.monotonic() - when < self.keep_s
+
+    def remember(self, key: str, code: str) -> None:
+        item = (key, code)
+        self._opened.pop(item, None)  # to the end: the least recently opened are forgotten first
+        self._opened[item] = time.monotonic()
+        while len(self._opened) > self.max_entries:
+            del self._opened[next(iter(self._opened))]
+
+
 def address_key(host: str) -> str:
     """The bucket of a client address: an IPv4 address, or the /64 an IPv6 host gets (it has all of it)."""
     try:

@@ -87,6 +87,22 @@ def test_the_right_code_works_from_another_address_and_after_the_wait(limited: t
         assert guesser.get(f"/v1/datasets/{code}").status_code == 200
 
 
+def test_a_class_behind_one_address_keeps_its_code_while_a_classmate_guesses(limited: tuple[str, str, str]) -> None:
+    url, token, code = limited
+    other = httpx.post(f"{url}/v1/datasets", headers={"Authorization": f"Bearer {token}"}, json={
+        "title": "Wind", "site": "school", "quantities": ["wind_speed"], "start": "2025-04-01", "end": "2025-04-02"})
+    assert other.status_code == 201, other.text
+    with from_address(url, "127.0.0.6") as school:
+        assert school.get(f"/v1/datasets/{code}").status_code == 200  # the class opens its dataset
+        for _ in range(10):  # someone at the same school address guesses until the budget is spent
+            school.get(f"/v1/datasets/{sharecode.display(sharecode.new_code())}")
+        assert school.get(f"/v1/datasets/{sharecode.display(sharecode.new_code())}").status_code == 429
+        # the code the class already opened goes on working, typed either way; a code not opened from here waits
+        assert school.get(f"/v1/datasets/{code.lower()}").status_code == 200
+        assert school.get(f"/v1/datasets/{code}/data.csv").status_code == 200
+        assert school.get(f"/v1/datasets/{other.json()['code']}").status_code == 429
+
+
 async def test_the_scheme_spelling_of_a_valid_token_does_not_give_it_more_buckets(
         tmp_path: Path, influxd: Influxd, database: str) -> None:
     settings = api_settings_for(tmp_path, influxd.url, database, api_rate_limit_per_minute=6, api_rate_burst=4)
