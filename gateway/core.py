@@ -29,6 +29,12 @@ from lauks.contract import (
 from lauks.lineprotocol import LineProtocolError, line, readings_lines
 from lauks.topics import Kind, KitTopic, Topics
 
+# rejected payloads kept per kit in the dead-letter log: a kit with a broken sensor rejected at every reading
+# of a 1-minute interval keeps 10 in 10 minutes; one sending only garbage, 20 a second, would fill the 2 x
+# 16 MiB log with its own in minutes
+DEAD_LETTERS_PER_KIT = 200
+DEAD_LETTER_WINDOW_S = 600.0
+DEAD_LETTER_KITS = 10_000  # kits whose budget is tracked before finished windows are forgotten
 LATE_MS = 5 * 60 * 1000  # a sample older than this when received is backfill after an outage
 SEEN_EVERY_MS = 10_000  # at most one ``seen`` point per kit this often
 
@@ -54,6 +60,7 @@ class Stats:
     replayed: int = 0  # points replayed from the spool into InfluxDB
     write_errors: int = 0
     refused_points: int = 0  # points InfluxDB refused as bad data (4xx); never retried
+    dead_letters_skipped: int = 0  # rejected payloads not kept: the kit had used its dead-letter budget
     by_reason: dict[str, int] = field(default_factory=dict)
     write_latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2048))
 
@@ -276,6 +283,7 @@ class Ingest:
         self.buckets = KitBuckets(limits) if limits is not None and limits.per_s > 0 else None
         self._last_status: dict[tuple[str, str], bytes] = {}
         self._last_rejection_ms: dict[tuple[str, str], int] = {}
+        self._dead_letter_budget: dict[tuple[str, str], list[float]] = {}  # kit -> [kept, window start (s)]
         self._topic_cache: dict[str, KitTopic | None] = {}  # a kit always publishes on the same topics
 
     def message(self, topic: str, payload: bytes, now_s: float, retained: bool = False) -> Outcome:
@@ -415,8 +423,24 @@ class Ingest:
         outcome.rejections = rejections
         outcome.notice_topic = self.topics.rejected(site, kit)
         outcome.notice = rejected_notice(boot, seq, rejections)
-        outcome.dead_letter = True
+        outcome.dead_letter = self._may_keep_dead_letter((site, kit), now_ms / 1000)
         return outcome
+
+    def _may_keep_dead_letter(self, kit: tuple[str, str], now_s: float) -> bool:
+        """At most ``DEAD_LETTERS_PER_KIT`` rejected payloads per kit in ``DEAD_LETTER_WINDOW_S``: a kit sending
+        nothing but bad messages within its share must not push every other kit's out of the bounded log.
+        The rejections are still counted, stored in InfluxDB and sent to the kit."""
+        budget = self._dead_letter_budget.get(kit)
+        if budget is None or now_s - budget[1] >= DEAD_LETTER_WINDOW_S or now_s < budget[1]:
+            if len(self._dead_letter_budget) >= DEAD_LETTER_KITS:  # forget the windows that are over
+                self._dead_letter_budget = {k: b for k, b in self._dead_letter_budget.items()
+                                            if now_s - b[1] < DEAD_LETTER_WINDOW_S}
+            budget = self._dead_letter_budget[kit] = [0, now_s]
+        if budget[0] >= DEAD_LETTERS_PER_KIT:
+            self.stats.dead_letters_skipped += 1
+            return False
+        budget[0] += 1
+        return True
 
     def stored(self, outcome: Outcome) -> None:
         """Count an outcome whose points are now durable."""

@@ -35,6 +35,8 @@ class StatsCollector(Collector):
             ("replayed_points", s.replayed, "points replayed from the spool"),
             ("write_errors", s.write_errors, "failed InfluxDB writes"),
             ("refused_points", s.refused_points, "points InfluxDB refused as bad data"),
+            ("dead_letters_skipped", s.dead_letters_skipped,
+             "rejected payloads not kept in the dead-letter log: their kit had used its budget"),
         ):
             yield CounterMetricFamily(f"lauks_gateway_{name}", text, value=value)
         for name, (level, text) in (self.counters() if self.counters else {}).items():

@@ -6,7 +6,7 @@ import json
 
 import orjson
 
-from gateway.core import Ingest, KitBuckets, KitLimits, Outcome
+from gateway.core import DEAD_LETTER_WINDOW_S, DEAD_LETTERS_PER_KIT, Ingest, KitBuckets, KitLimits, Outcome
 from gateway.dedup import Dedup
 from lauks.contract import REASONS, Reason
 from lauks.topics import Topics
@@ -225,3 +225,15 @@ def test_an_absence_too_short_or_negative_gives_nothing() -> None:
 def test_rate_limited_is_a_reason_with_a_sentence() -> None:
     scope, sentence = REASONS[Reason.RATE_LIMITED]
     assert scope == "message" and "20 messages" in sentence
+
+
+def test_a_kit_sending_only_bad_messages_keeps_a_bounded_number_of_dead_letters() -> None:
+    ingest = core(None)
+    bad = [ingest.message(TOPICS.readings("s", "noisy"), b"not json", NOW + i * 0.01) for i in range(500)]
+    assert sum(o.dead_letter for o in bad) == DEAD_LETTERS_PER_KIT
+    assert all(o.notice is not None and o.lines for o in bad)  # still each counted, stored and told to the kit
+    assert ingest.stats.by_reason["not_json"] == 500
+    assert ingest.stats.dead_letters_skipped == 500 - DEAD_LETTERS_PER_KIT
+    # another kit's bad message is kept all the same, and the noisy kit's again once the window is over
+    assert ingest.message(TOPICS.readings("s", "other"), b"not json", NOW + 6).dead_letter
+    assert ingest.message(TOPICS.readings("s", "noisy"), b"not json", NOW + DEAD_LETTER_WINDOW_S + 1).dead_letter
