@@ -14,10 +14,11 @@ RUN groupadd --system --gid 10001 lauks \
 WORKDIR /app
 # The project's metadata first, so that a code change does not reinstall the dependencies.
 COPY pyproject.toml README.md ./
-RUN mkdir -p lauks gateway api firmware dashboards bench \
- && for p in lauks gateway api firmware dashboards bench; do touch "$p/__init__.py"; done \
+RUN mkdir -p lauks metastore gateway api firmware dashboards bench \
+ && for p in lauks metastore gateway api firmware dashboards bench; do touch "$p/__init__.py"; done \
  && pip install . && pip uninstall -y lauks
 COPY lauks ./lauks
+COPY metastore ./metastore
 COPY gateway ./gateway
 COPY api ./api
 COPY firmware ./firmware

@@ -8,13 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from api import errors
-from api.db import open_store
 from api.deps import SettingsDep, rate_limit
 from api.frozen import Freezer
 from api.ratelimit import OpenedCodes, RateLimiter
 from api.routers import datasets, quantities, readings, sites
 from api.settings import ApiSettings
 from lauks.influx import InfluxError
+from metastore.db import open_store
 
 DESCRIPTION = """Datasets for classes from the Lauks sensor kits.
 

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 
 def _session() -> Session:
-    from api.db import open_store
     from api.settings import ApiSettings
+    from metastore.db import open_store
 
     return open_store(ApiSettings().database_url)()  # type: ignore[no-any-return]
 
@@ -51,7 +51,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _token_create(session: Session, args: argparse.Namespace) -> int:
-    from api import registry
+    from metastore import registry
 
     token = registry.create_token(session, args.name)
     print(token)
@@ -74,7 +74,7 @@ KIT_OPTIONS = ("kit_type", "description", "latitude", "longitude", "elevation_m"
 
 
 def _site_add(session: Session, args: argparse.Namespace) -> int:
-    from api import registry
+    from metastore import registry
 
     site = registry.add_site(session, args.name, **_changes(args, SITE_OPTIONS))
     print(f"added site {site.name}")
@@ -82,7 +82,7 @@ def _site_add(session: Session, args: argparse.Namespace) -> int:
 
 
 def _site_edit(session: Session, args: argparse.Namespace) -> int:
-    from api import registry
+    from metastore import registry
 
     registry.edit_site(session, args.name, **_changes(args, SITE_OPTIONS))
     print(f"edited site {args.name}")
@@ -90,7 +90,7 @@ def _site_edit(session: Session, args: argparse.Namespace) -> int:
 
 
 def _site_retire(session: Session, args: argparse.Namespace) -> int:
-    from api import registry
+    from metastore import registry
 
     registry.retire_site(session, args.name)
     print(f"retired site {args.name} (its data stays readable)")
@@ -98,7 +98,7 @@ def _site_retire(session: Session, args: argparse.Namespace) -> int:
 
 
 def _site_list(session: Session, args: argparse.Namespace) -> int:
-    from api import registry
+    from metastore import registry
 
     for site in registry.list_sites(session, include_retired=args.all):
         where = f"{site.latitude},{site.longitude}" if site.latitude is not None else "-"
@@ -108,7 +108,7 @@ def _site_list(session: Session, args: argparse.Namespace) -> int:
 
 
 def _kit_register(session: Session, args: argparse.Namespace) -> int:
-    from api import registry
+    from metastore import registry
 
     registry.add_kit(session, args.site, args.name, **_changes(args, KIT_OPTIONS))
     print(f"registered kit {args.name} at site {args.site}")
@@ -116,7 +116,7 @@ def _kit_register(session: Session, args: argparse.Namespace) -> int:
 
 
 def _kit_edit(session: Session, args: argparse.Namespace) -> int:
-    from api import registry
+    from metastore import registry
 
     registry.edit_kit(session, args.site, args.name, **_changes(args, KIT_OPTIONS))
     print(f"edited kit {args.name} at site {args.site}")
@@ -124,7 +124,7 @@ def _kit_edit(session: Session, args: argparse.Namespace) -> int:
 
 
 def _kit_retire(session: Session, args: argparse.Namespace) -> int:
-    from api import registry
+    from metastore import registry
 
     registry.retire_kit(session, args.site, args.name)
     print(f"retired kit {args.name} at site {args.site} (its data stays readable)")
@@ -132,7 +132,7 @@ def _kit_retire(session: Session, args: argparse.Namespace) -> int:
 
 
 def _kit_list(session: Session, args: argparse.Namespace) -> int:
-    from api import registry
+    from metastore import registry
 
     for kit in registry.list_kits(session, args.site, include_retired=args.all):
         retired = " (retired)" if kit.retired_at else ""

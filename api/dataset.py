@@ -14,12 +14,13 @@ from typing import Any
 
 import orjson
 
-from api import sharecode, streaming
-from api.db import Dataset, now
+from api import streaming
 from api.export import Format
 from api.query import ReadingsRequest, aggregate_statement, make_request, parse_zone, raw_statement, slices
 from lauks.catalog import CATALOG
 from lauks.influx import InfluxClient
+from metastore import sharecode
+from metastore.db import Dataset, now
 
 
 def is_frozen(dataset: Dataset, at: datetime | None = None) -> bool:

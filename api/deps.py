@@ -9,12 +9,12 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from api import registry, sharecode
-from api.db import Dataset, StaffToken
 from api.errors import ApiError
 from api.ratelimit import OpenedCodes, RateLimiter, address_key, client_address
 from api.settings import ApiSettings
 from lauks.influx import InfluxClient
+from metastore import registry, sharecode
+from metastore.db import Dataset, StaffToken
 
 _bearer = HTTPBearer(auto_error=False, description="a staff token, created with `lauks token create --name NAME`")
 

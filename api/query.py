@@ -13,9 +13,9 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from api.errors import ApiError, bad_request
-from api.zones import zone_problem
 from lauks import influxql
 from lauks.catalog import CATALOG, QUANTITY_NAMES
+from lauks.zones import zone_problem
 
 Layout = Literal["tidy", "wide"]
 AGGREGATES = {"mean": "MEAN", "min": "MIN", "max": "MAX", "median": "MEDIAN", "count": "COUNT", "sum": "SUM"}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from api.zones import zone_problem
 from lauks.settings import Settings
+from lauks.zones import zone_problem
 
 
 class ApiSettings(Settings):

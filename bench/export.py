@@ -28,10 +28,10 @@ import httpx
 import orjson
 import psutil  # type: ignore[import-untyped]
 
-from api.registry import register_kit
 from lauks import influxql
 from lauks.influx import InfluxClient
 from lauks.services import Influxd, free_port
+from metastore.registry import register_kit
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2025, 1, 1, tzinfo=UTC)

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from api.registry import register_kit
 from firmware.device_path import DEVICE_DIR, device_files
 from firmware.sim.runner import kit_config
 from lauks import brokerauth
 from lauks.contract import KitConfig
 from lauks.privatefile import private_dir, write_private
 from lauks.topics import Topics, id_problem
+from metastore.registry import register_kit
 
 
 class ToolError(Exception):

@@ -108,7 +108,7 @@ def prepare_users(state_dir: Path, ports: StackPorts, kits: int) -> StackUsers:
     services = auth.ensure_service_users()
     hand = auth.add_kit(DEMO_SITE, HAND_KIT)
     write_private(state_dir / f"{DEMO_SITE}.{HAND_KIT}.password", hand + "\n")
-    registry: Any = importlib.import_module("api.registry")
+    registry: Any = importlib.import_module("metastore.registry")
     registry.register_kit(DEMO_SITE, HAND_KIT, "weather", state_dir=state_dir)  # so the API knows the hand kit
     return StackUsers(auth, services, hand, _write_kit_configs(auth, ports, kits) if kits > 0 else None)
 

@@ -9,8 +9,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from api import dataset as datasets
-from api import export, registry, sharecode, source, streaming
-from api.db import Dataset
+from api import export, source, streaming
 from api.deps import InfluxDep, SessionDep, SettingsDep, Staff, dataset_for_code
 from api.errors import ApiError, responses
 from api.frozen import Freezer
@@ -18,6 +17,8 @@ from api.query import make_request, parse_quantities, parse_time, parse_zone, sp
 from api.routers.readings import FILE_RESPONSES
 from api.schemas import DatasetIn, DatasetOut, DatasetPreview
 from lauks.influx import InfluxError
+from metastore import registry, sharecode
+from metastore.db import Dataset
 
 router = APIRouter(prefix="/v1/datasets", tags=["class datasets"])
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 
-from api import registry, source, streaming
+from api import source, streaming
 from api.deps import InfluxDep, Reader, SessionDep, SettingsDep
 from api.errors import ApiError, responses
 from api.query import (
@@ -25,6 +25,7 @@ from api.schemas import LatestValue
 from api.settings import ApiSettings
 from lauks.catalog import CATALOG
 from lauks.influx import InfluxError
+from metastore import registry
 
 router = APIRouter(prefix="/v1/sites/{site}", tags=["readings"])
 

@@ -7,12 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from api import registry, source
-from api.db import Kit
+from api import source
 from api.deps import InfluxDep, Reader, SessionDep, SettingsDep, Staff
 from api.errors import responses
 from api.schemas import KitEdit, KitIn, KitOut, KitStatus, SiteEdit, SiteIn, SiteOut
 from lauks.influx import InfluxError
+from metastore import registry
+from metastore.db import Kit
 
 router = APIRouter(prefix="/v1/sites", tags=["sites and kits"])
 

@@ -20,12 +20,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from api import registry
 from api.app import create_app
 from api.settings import ApiSettings
 from lauks import lineprotocol
 from lauks.influx import InfluxClient
 from lauks.services import Influxd, free_port
+from metastore import registry
 
 
 @dataclass

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from api_fixtures import Api, api_settings_for, point, running, service
 
-from api import sharecode
 from api.ratelimit import RateLimiter
 from api.routers.sites import status_of
 from lauks import lineprotocol
 from lauks.services import Influxd
+from metastore import sharecode
 
 __all__ = ["service"]
 

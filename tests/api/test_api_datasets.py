@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 from api_fixtures import Api, point, service
 
-from api import sharecode
-from api.db import Dataset
+from metastore import sharecode
+from metastore.db import Dataset
 
 __all__ = ["service"]
 

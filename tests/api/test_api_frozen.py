@@ -13,10 +13,10 @@ from api_fixtures import api_process, lauks, point, process_env, staff_token
 
 from api import streaming
 from api.dataset import request_of
-from api.db import Dataset, open_store
 from api.frozen import FileOps, Freezer
 from lauks.influx import InfluxClient
 from lauks.services import Influxd
+from metastore.db import Dataset, open_store
 
 CONTENT = [bytes([65 + i]) * 10_000 for i in range(20)]  # 200 kB in 20 chunks
 WHOLE = b"".join(CONTENT)

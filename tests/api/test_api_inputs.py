@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from api_fixtures import Api, service
 
-from api.db import make_engine
+from metastore.db import make_engine
 
 __all__ = ["service"]
 

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from api_fixtures import api_process, api_settings_for, lauks, process_env, running, staff_token
 
-from api import sharecode
 from api.ratelimit import RateLimiter, address_key, client_address
 from lauks.services import Influxd
+from metastore import sharecode
 
 # `lauks api` with its limits low enough to meet within a test
 LIMITS = {"RATE_LIMIT_PER_MINUTE": "600", "RATE_BURST": "50", "CODE_FAILURES_PER_MINUTE": "60",

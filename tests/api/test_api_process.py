@@ -53,7 +53,7 @@ def test_cli_edits_retires_and_lists_sites_and_kits(env: dict[str, str]) -> None
 
 
 def test_register_kit_function_records_the_kit_and_its_site(env: dict[str, str]) -> None:
-    code = ("from api.registry import register_kit; "
+    code = ("from metastore.registry import register_kit; "
             "register_kit('field-3', 'k9', 'river', description='by the bridge');"
             "register_kit('field-3', 'k9', 'river', description='moved')")
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)

@@ -1,7 +1,7 @@
 """The relational store of metadata: sites, kits, staff tokens and class datasets (SQLAlchemy 2).
 
 SQLite by default; PostgreSQL by changing ``LAUKS_API_DATABASE_URL``. The schema is created and
-upgraded by Alembic (``api/migrations``), never by ``create_all``, so both paths stay one.
+upgraded by Alembic (``metastore/migrations``), never by ``create_all``, so both paths stay one.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""Alembic environment: runs on the connection ``api.db.migrate`` hands in, or on sqlalchemy.url."""
+"""Alembic environment: runs on the connection ``metastore.db.migrate`` hands in, or on sqlalchemy.url."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from api.db import Base
+from metastore.db import Base
 
 config = context.config
 target_metadata = Base.metadata

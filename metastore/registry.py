@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import sharecode
-from api.db import Dataset, Kit, Site, StaffToken, now, open_store
 from api.errors import ApiError, bad_request, not_found
-from api.zones import zone_problem
 from lauks.topics import id_problem
+from lauks.zones import zone_problem
+from metastore import sharecode
+from metastore.db import Dataset, Kit, Site, StaffToken, now, open_store
 
 SITE_FIELDS = ("title", "description", "latitude", "longitude", "elevation_m", "timezone")
 KIT_FIELDS = ("kit_type", "description", "latitude", "longitude", "elevation_m", "deployed_since")

@@ -1,1 +1,0 @@
-"""Alembic migrations of the API's store (run by api.db.migrate)."""

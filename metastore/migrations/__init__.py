@@ -1,0 +1,1 @@
+"""Alembic migrations of the API's store (run by metastore.db.migrate)."""
