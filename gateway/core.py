@@ -13,7 +13,7 @@ import math
 import random
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from gateway.dedup import Dedup, Key
 from lauks.contract import (
@@ -28,6 +28,11 @@ from lauks.contract import (
 )
 from lauks.lineprotocol import LineProtocolError, line, readings_lines
 from lauks.topics import Kind, KitTopic, Topics
+
+if TYPE_CHECKING:
+    from gateway.settings import GatewaySettings
+
+T = TypeVar("T")  # what the shell gets back with a batch once it is durable (its messages' acks)
 
 # rejected payloads kept per kit in the dead-letter log: a kit with a broken sensor rejected at every reading
 # of a 1-minute interval keeps 10 in 10 minutes; one sending only garbage, 20 a second, would fill the 2 x
@@ -58,7 +63,8 @@ class Stats:
     ignored: int = 0  # messages on topics that are not ours
     spooled: int = 0  # points written to the spool
     replayed: int = 0  # points replayed from the spool into InfluxDB
-    write_errors: int = 0
+    write_errors: int = 0  # writes InfluxDB failed, refused or left unanswered (the points were kept)
+    processing_errors: int = 0  # a bug in our code while handling a message or building a batch
     refused_points: int = 0  # points InfluxDB refused as bad data (4xx); never retried
     dead_letters_skipped: int = 0  # rejected payloads not kept: the kit had used its dead-letter budget
     by_reason: dict[str, int] = field(default_factory=dict)
@@ -84,7 +90,18 @@ class Outcome:
     duplicate: bool = False
     drop: bool = False  # nothing to write (a copy already stored, or not our topic): acknowledge at once
     samples: int = 0
-    ack: Any = None  # the shell's token to acknowledge the message once its points are durable
+
+
+@dataclass(slots=True)
+class KitSeen:
+    """One kit's activity since its last ``seen`` point."""
+
+    boot: int
+    fw: str | None
+    samples: int = 0
+    late: int = 0  # samples older than ``LATE_MS`` when received (backfill)
+    last_emit_ms: int = 0
+    pending: bool = False  # activity not yet in a ``seen`` point
 
 
 class KitActivity:
@@ -92,36 +109,35 @@ class KitActivity:
 
     def __init__(self, every_ms: int = SEEN_EVERY_MS) -> None:
         self.every_ms = every_ms
-        # (site, kit) -> [samples, late, boot, fw, last_emit_ms, pending]
-        self._kits: dict[tuple[str, str], list[Any]] = {}
+        self._kits: dict[tuple[str, str], KitSeen] = {}
 
     def note(self, site: str, kit: str, boot: int, fw: str | None, samples: int, late: int,
              now_ms: int) -> str | None:
         entry = self._kits.get((site, kit))
         if entry is None:
-            entry = self._kits[(site, kit)] = [0, 0, boot, fw, -self.every_ms, False]
-        entry[0] += samples
-        entry[1] += late
-        entry[2] = boot
-        entry[3] = fw if fw is not None else entry[3]
-        entry[5] = True
-        if now_ms - entry[4] >= self.every_ms:
+            entry = self._kits[(site, kit)] = KitSeen(boot, fw, last_emit_ms=-self.every_ms)
+        entry.samples += samples
+        entry.late += late
+        entry.boot = boot
+        entry.fw = fw if fw is not None else entry.fw
+        entry.pending = True
+        if now_ms - entry.last_emit_ms >= self.every_ms:
             return self._emit(site, kit, entry, now_ms)
         return None
 
     def sweep(self, now_ms: int, force: bool = False) -> list[str]:
         """``seen`` points of kits with activity not yet reported and due (or all of them, ``force``)."""
         return [self._emit(site, kit, entry, now_ms) for (site, kit), entry in self._kits.items()
-                if entry[5] and (force or now_ms - entry[4] >= self.every_ms)]
+                if entry.pending and (force or now_ms - entry.last_emit_ms >= self.every_ms)]
 
     @staticmethod
-    def _emit(site: str, kit: str, entry: list[Any], now_ms: int) -> str:
-        fields: dict[str, int | str] = {"seen": 1, "samples": entry[0], "late": entry[1], "boot": entry[2]}
-        if entry[3] is not None:
-            fields["fw"] = entry[3]
-        entry[0] = entry[1] = 0
-        entry[4] = now_ms
-        entry[5] = False
+    def _emit(site: str, kit: str, entry: KitSeen, now_ms: int) -> str:
+        fields: dict[str, int | str] = {"seen": 1, "samples": entry.samples, "late": entry.late, "boot": entry.boot}
+        if entry.fw is not None:
+            fields["fw"] = entry.fw
+        entry.samples = entry.late = 0
+        entry.last_emit_ms = now_ms
+        entry.pending = False
         return line("kit_status", {"site": site, "kit": kit}, fields, now_ms)
 
 
@@ -145,7 +161,7 @@ class KitLimits:
     backlog_bytes_per_s: float = 4096.0
 
     @classmethod
-    def from_settings(cls, settings: Any) -> KitLimits:
+    def from_settings(cls, settings: GatewaySettings) -> KitLimits:
         return cls(settings.gateway_kit_rate, settings.gateway_kit_burst, settings.gateway_kit_bytes_rate,
                    settings.gateway_kit_burst_bytes, backlog_per_s=settings.gateway_kit_backlog_rate,
                    backlog_bytes_per_s=settings.gateway_kit_backlog_bytes_rate)
@@ -459,16 +475,19 @@ class Ingest:
 
 
 @dataclass(slots=True)
-class Batch:
+class Batch(Generic[T]):
+    """Lines to write in one request, and the tokens to hand back once they are durable."""
+
     lines: list[str] = field(default_factory=list)
-    tokens: list[Any] = field(default_factory=list)  # whatever the shell needs back when the batch is durable
+    tokens: list[T] = field(default_factory=list)
+    messages: int = 0  # messages added (a message with no token counts too)
     started: float = 0.0
 
     def body(self) -> bytes:
         return ("\n".join(self.lines) + "\n").encode()
 
 
-class Batcher:
+class Batcher(Generic[T]):
     """Groups lines into batches: a batch is due at ``max_points`` lines, ``max_messages`` messages or
     ``max_delay_s`` after its first, whichever comes first."""
 
@@ -476,35 +495,37 @@ class Batcher:
         self.max_points = max_points
         self.max_delay_s = max_delay_s
         self.max_messages = max_messages or max_points
-        self.current = Batch()
+        self.current: Batch[T] = Batch()
 
     @property
     def empty(self) -> bool:
-        return not self.current.tokens and not self.current.lines
+        return not self.current.messages and not self.current.lines
 
     @property
     def full(self) -> bool:
-        return len(self.current.lines) >= self.max_points or len(self.current.tokens) >= self.max_messages
+        return len(self.current.lines) >= self.max_points or self.current.messages >= self.max_messages
 
-    def add(self, lines: list[str], token: Any, now: float) -> bool:
-        """Add a message's lines; True if the batch is now full."""
-        if not self.current.tokens and not self.current.lines:
+    def add(self, lines: list[str], token: T | None, now: float) -> bool:
+        """Add a message's lines and its token (None: nothing to hand back); True if the batch is now full."""
+        if self.empty:
             self.current.started = now
         self.current.lines.extend(lines)
-        self.current.tokens.append(token)
+        self.current.messages += 1
+        if token is not None:
+            self.current.tokens.append(token)
         return self.full
 
     def due_at(self) -> float | None:
-        if not self.current.tokens and not self.current.lines:
+        if self.empty:
             return None
         return self.current.started + self.max_delay_s
 
-    def take(self) -> Batch | None:
-        if not self.current.tokens and not self.current.lines:
+    def take(self) -> Batch[T] | None:
+        if self.empty:
             return None
         batch, self.current = self.current, Batch()
         return batch
 
 
-__all__ = ["Batch", "Batcher", "Ingest", "KitActivity", "KitBuckets", "KitLimits", "Outcome", "Readings", "Stats",
-           "backoff"]
+__all__ = ["Batch", "Batcher", "Ingest", "KitActivity", "KitBuckets", "KitLimits", "KitSeen", "Outcome", "Readings",
+           "Stats", "backoff"]

@@ -84,7 +84,7 @@ class Gateway:
         self.stats = self.ingest.stats
         # a batch is also due at a share of the in-flight window, so that one fills while the others are
         # written: the broker sends no more than the window until we acknowledge
-        self.batcher = Batcher(s.gateway_batch_points, s.gateway_batch_ms / 1000,
+        self.batcher: Batcher[tuple[Outcome, Ack | None]] = Batcher(s.gateway_batch_points, s.gateway_batch_ms / 1000,
                                max_messages=max(1, s.gateway_max_inflight // (s.gateway_concurrent_writes + 1)))
         self.influx = ThreadedWriter(s)
         if s.gateway_share_group:
@@ -239,14 +239,13 @@ class Gateway:
             if ack is not None:
                 self.source.acknowledge_soon(ack)
             return
-        outcome.ack = ack
         self.inflight += 1
         if self.inflight >= self._hold_at:
             self.source.hold(True)  # resumed by _commit once a batch is durable
             if self._held_since is None:
                 self._held_since = time.monotonic()
         starts = self.batcher.empty
-        if self.batcher.add(outcome.lines, outcome, time.monotonic()) or starts:
+        if self.batcher.add(outcome.lines, (outcome, ack), time.monotonic()) or starts:
             self._wake.set()  # a new batch has a deadline, a full one is due now
 
     async def _flush_loop(self) -> None:
@@ -295,7 +294,7 @@ class Gateway:
         if failures:
             raise failures[0]  # a bug in committing: let the task group stop the gateway loudly
 
-    async def _commit(self, batch: Batch) -> None:
+    async def _commit(self, batch: Batch[tuple[Outcome, Ack | None]]) -> None:
         """Make a batch durable (InfluxDB, else the spool), then release its messages' acknowledgements."""
         token = next(self._commit_ids)
         self._committing[token] = time.monotonic()
@@ -305,23 +304,22 @@ class Gateway:
             del self._committing[token]
         keys = []
         acks = []
-        messages = [token for token in batch.tokens if isinstance(token, Outcome)]
-        for outcome in messages:
+        for outcome, ack in batch.tokens:
             if outcome.key is not None:
                 keys.append(outcome.key)
-            if outcome.ack is not None:
-                acks.append(outcome.ack)
+            if ack is not None:
+                acks.append(ack)
             self.ingest.stored(outcome)
         self.dedup.commit(keys)
         self.source.acknowledge(acks)
-        self.inflight -= len(messages)
+        self.inflight -= len(batch.tokens)
         if self.inflight < self._resume_at:
             self.source.hold(False)
             if self._held_since is not None:  # a long pause (a full disk, a hung InfluxDB) left a backlog
                 self._allow_backlog(time.monotonic() - self._held_since, "the gateway had stopped reading")
                 self._held_since = None
 
-    async def _make_durable(self, batch: Batch) -> None:
+    async def _make_durable(self, batch: Batch[tuple[Outcome, Ack | None]]) -> None:
         """Returns once the batch is in InfluxDB or the spool (or refused as bad data); retries a full disk
         for ever, with backoff (shutdown cancels it: then nothing of the batch is acknowledged)."""
         db = self.settings.influx_database

@@ -138,7 +138,7 @@ def test_seen_points_come_at_most_every_ten_seconds_and_count_backfill() -> None
 
 
 def test_a_batch_is_due_at_its_size_or_its_age() -> None:
-    batcher = Batcher(max_points=3, max_delay_s=0.5)
+    batcher: Batcher[int] = Batcher(max_points=3, max_delay_s=0.5)
     assert batcher.due_at() is None
     assert not batcher.add(["a"], 1, now=10.0)
     assert batcher.due_at() == 10.5
@@ -146,6 +146,15 @@ def test_a_batch_is_due_at_its_size_or_its_age() -> None:
     batch = batcher.take()
     assert batch is not None and batch.lines == ["a", "b", "c"] and batch.tokens == [1, 2]
     assert batcher.take() is None
+
+
+def test_a_message_without_a_token_still_counts_towards_a_full_batch() -> None:
+    batcher: Batcher[int] = Batcher(max_points=100, max_delay_s=0.5, max_messages=2)
+    assert not batcher.add(["a"], None, now=1.0)
+    assert batcher.due_at() == 1.5
+    assert batcher.add(["b"], 7, now=1.1)
+    batch = batcher.take()
+    assert batch is not None and batch.tokens == [7] and batch.messages == 2
 
 
 def test_backoff_grows_is_capped_and_randomised() -> None:
