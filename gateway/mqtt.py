@@ -4,9 +4,16 @@ Why our own: the gateway is CPU-bound, and gmqtt (measured best of the libraries
 bench/gateway_clients.py) spends about as long per message as our whole validation does: a
 property dictionary, a task and a future per message. Here each PUBLISH is read in
 ``data_received`` and handed straight to the gateway's synchronous handler with an ``Ack`` token;
-the gateway calls ``acknowledge`` with the tokens of a batch once its points are durable, and all
-their PUBACKs leave in one write. A token from a connection that has since dropped is not sent:
-the broker delivers that message again in the next session, and de-duplication takes it from there.
+the gateway calls ``acknowledge`` with the tokens of a batch once its points are durable. PUBACKs
+leave in the order their PUBLISHes came (MQTT 5, 4.6), whatever order the batches become durable
+in: a token acknowledged early waits behind the earlier-received ones, and each write sends as many
+as are due. A token from a connection that has since dropped is not sent: the broker delivers that
+message again in the next session, and de-duplication takes it from there.
+
+At-least-once or nothing: a broker whose CONNACK says its maximum QoS is 0, or whose SUBACK grants
+QoS 0 where we asked for 1, is refused like a wrong password (logged, ``mqtt_refused`` in /healthz,
+tried again with backoff); no message of such a subscription reaches the gateway. The protocol
+subset is written down in docs/gateway.md, "MQTT protocol subset".
 
 Session: MQTT 5, clean start off and a session that never expires, so the broker keeps what we have
 not acknowledged; ``receive_maximum`` caps how many unacknowledged messages it sends us. One loop
@@ -22,6 +29,7 @@ import asyncio
 import logging
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +42,8 @@ log = logging.getLogger("lauks.gateway.mqtt")
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 CONNECT_TIMEOUT_S = 15.0
 SUBACK_TIMEOUT_S = 15.0
+UNSUBACK_TIMEOUT_S = 5.0
+SUBSCRIBE_QOS = 1  # at least once; the gateway neither needs nor speaks QoS 2
 MAX_PACKET_BYTES = 1024 * 1024  # far above the contract's 16 KiB: the core rejects big payloads with a reason
 
 # the gateway's handler: (topic, payload, retained, ack) -> None; ack is None for a QoS 0 message
@@ -41,7 +51,7 @@ Handler = Callable[[str, bytes, bool, "Ack | None"], None]
 
 
 class MqttRefused(Exception):
-    """The broker said no (CONNACK or SUBACK with an error reason)."""
+    """The broker said no (CONNACK or SUBACK with an error reason), or offers less than at-least-once."""
 
 
 class Connection(asyncio.Protocol):
@@ -53,16 +63,24 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         loop = asyncio.get_running_loop()
         self.connack: asyncio.Future[wire.Connack] = loop.create_future()
+        # SUBACKs and UNSUBACKs awaited, by packet identifier: their reason codes
         self.subacks: dict[int, asyncio.Future[list[int]]] = {}
         self.lost: asyncio.Future[None] = loop.create_future()
         self.open = False
         self.pong_due = False  # a PINGREQ is out and its PINGRESP has not come back
         self.paused = False  # not reading: the gateway holds as many messages as it allows itself
+        # PUBLISHes go to the handler only once the subscription is granted as asked: before that (a kept
+        # session delivers at once after the CONNACK) they wait in the backlog, and a refusal drops them
+        self.delivering = False
         self._backlog: list[tuple[int, bytes]] = []  # packets read before a pause, handled after it
         self.keepalive_s = keepalive_s  # ours, until the broker's CONNACK says otherwise
         self.server_receive_maximum = 65535  # how many of our own QoS 1 publishes may be unacknowledged
+        self.maximum_qos = 2  # the broker's CONNACK Maximum QoS (absent: 2)
         self.session_present = False  # the broker's CONNACK said it still held our session
         self.outgoing: set[int] = set()  # packet ids of our QoS 1 publishes not yet acknowledged
+        # every QoS 1 message received and not yet acknowledged, in receive order; the front ones whose
+        # token is ready go out (MQTT 5, 4.6: PUBACKs in the order the PUBLISHes came)
+        self.unacked: deque[Ack] = deque()
         self._next_id = 0
 
     # --- asyncio.Protocol ---------------------------------------------------------------------------
@@ -74,6 +92,8 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.open = False
+        self.unacked.clear()  # never sent: the broker delivers these again in the next session
+        self._backlog = []
         if not self.lost.done():
             self.lost.set_result(None)
         waiters: list[asyncio.Future[Any]] = [self.connack, *self.subacks.values()]
@@ -87,7 +107,7 @@ class Connection(asyncio.Protocol):
         except wire.ProtocolError as error:
             self._violation(error)
             return
-        if self._backlog:
+        if self._backlog and self.delivering and not self.paused:
             packets, self._backlog = self._backlog + packets, []
         self._handle(packets)
 
@@ -96,8 +116,13 @@ class Connection(asyncio.Protocol):
             for index, (first, body) in enumerate(packets):
                 if first >> 4 == wire.PUBLISH:
                     if self.paused:  # the rest waits for ``pause(False)``
-                        self._backlog = packets[index:]
+                        self._backlog += packets[index:]
                         return
+                    if not self.delivering:
+                        # before the SUBACK is checked: PUBLISHes wait for ``deliver``; the SUBACK itself (and
+                        # any other control packet) must still be read
+                        self._backlog.append((first, body))
+                        continue
                     self._publish(first, body)
                 else:
                     self._control(first >> 4, body)
@@ -117,11 +142,19 @@ class Connection(asyncio.Protocol):
         message = wire.parse_publish(first, body)
         if message.qos == 2:
             raise wire.ProtocolError("QoS 2 PUBLISH on a QoS 1 subscription")
-        ack = Ack(self, message.packet_id) if message.packet_id is not None else None
+        ack = None
+        if message.packet_id is not None:
+            ack = Ack(self, message.packet_id)
+            self.unacked.append(ack)
         try:
             self.handler(message.topic, message.payload, message.retain, ack)
-        except Exception:  # the handler's own bug: keep the connection; the message waits for the next session
-            log.exception("the handler failed on a message on %s", message.topic)
+        except Exception:
+            # the handler's own bug (the gateway's handler contains its own): this message is not acknowledged,
+            # and as PUBACKs go in receive order it would hold back every later one. Drop the connection:
+            # it and the messages after it come again in the next session.
+            log.exception("the handler failed on a message on %s: dropping the connection, so that the broker "
+                          "delivers it again", message.topic)
+            self.close()
 
     def _control(self, kind: int, body: bytes) -> None:
         if kind == wire.PUBACK:
@@ -132,10 +165,11 @@ class Connection(asyncio.Protocol):
         elif kind == wire.CONNACK:
             connack = wire.parse_connack(body)
             self.server_receive_maximum = int(connack.properties.get("receive_maximum", 65535))
+            self.maximum_qos = int(connack.properties.get("maximum_qos", 2))
             if not self.connack.done():
                 self.connack.set_result(connack)
-        elif kind == wire.SUBACK:
-            packet_id, codes, _ = wire.parse_suback(body)
+        elif kind in (wire.SUBACK, wire.UNSUBACK):
+            packet_id, codes, _ = wire.parse_suback(body) if kind == wire.SUBACK else wire.parse_unsuback(body)
             waiter = self.subacks.pop(packet_id, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(codes)
@@ -171,10 +205,27 @@ class Connection(asyncio.Protocol):
                 if self._backlog:
                     asyncio.get_running_loop().call_soon(self._resume_backlog)
 
+    def deliver(self) -> None:
+        """The subscription is granted as asked: hand the PUBLISHes to the handler from now on."""
+        self.delivering = True
+        if self._backlog:
+            asyncio.get_running_loop().call_soon(self._resume_backlog)
+
     def _resume_backlog(self) -> None:
-        if self._backlog and not self.paused and self.open:
+        if self._backlog and not self.paused and self.delivering and self.open:
             packets, self._backlog = self._backlog, []
             self._handle(packets)
+
+    def send_acks_due(self) -> None:
+        """Send, in one write, the PUBACKs at the front of the receive order whose tokens are ready."""
+        unacked = self.unacked
+        if not unacked or not unacked[0].ready or not self.open:
+            return
+        packet_ids = []
+        popleft = unacked.popleft
+        while unacked and unacked[0].ready:
+            packet_ids.append(popleft().packet_id)
+        self.send(wire.puback_packets(packet_ids))
 
     def close(self) -> None:
         self.open = False
@@ -183,13 +234,15 @@ class Connection(asyncio.Protocol):
 
 
 class Ack:
-    """What the gateway hands back to acknowledge one QoS 1 message."""
+    """What the gateway hands back to acknowledge one QoS 1 message. ``ready``: the gateway has
+    acknowledged it; its PUBACK leaves once every message received before it on its connection is ready."""
 
-    __slots__ = ("connection", "packet_id")
+    __slots__ = ("connection", "packet_id", "ready")
 
     def __init__(self, connection: Connection, packet_id: int) -> None:
         self.connection = connection
         self.packet_id = packet_id
+        self.ready = False
 
 
 class MqttSource:
@@ -237,20 +290,56 @@ class MqttSource:
                 detail = connack.properties.get("reason_string")
                 raise MqttRefused(f"the broker refused the connection: {wire.reason_text(connack.reason)}"
                                   + (f" ({detail})" if detail else ""))
-            packet_id = connection.packet_id()
-            waiter: asyncio.Future[list[int]] = loop.create_future()
-            connection.subacks[packet_id] = waiter
-            connection.send(wire.subscribe_packet(packet_id, self.filters, qos=1))
-            codes = await asyncio.wait_for(waiter, SUBACK_TIMEOUT_S)
+            if connection.maximum_qos < SUBSCRIBE_QOS:
+                raise MqttRefused(
+                    f"the broker's maximum QoS is {connection.maximum_qos} (CONNACK Maximum QoS): it cannot deliver "
+                    "readings at least once, so the gateway could lose them without anyone knowing; allow QoS 1 on "
+                    "the broker (Mosquitto: remove max_qos from the listener, or set it to 1 or 2)")
+            codes = await self._request(connection, wire.subscribe_packet, self.filters, SUBACK_TIMEOUT_S, "SUBACK")
+            refused = [f"{f}: {wire.reason_text(code)}" for f, code in zip(self.filters, codes, strict=True)
+                       if code >= 0x80]
+            if refused:
+                raise MqttRefused("the broker refused the subscription " + "; ".join(refused))
+            downgraded = [f for f, code in zip(self.filters, codes, strict=True) if code < SUBSCRIBE_QOS]
+            if downgraded:
+                await self._take_back(connection, downgraded)
+                raise MqttRefused(
+                    f"the broker granted only QoS 0 on {', '.join(downgraded)} where the gateway asked for QoS "
+                    f"{SUBSCRIBE_QOS}: at QoS 0 a reading lost on the way is lost for good, so the gateway does not "
+                    "take it (a broker's ACL or plugin, or a max_qos setting, downgraded the subscription)")
         except BaseException:
             connection.close()
             raise
-        refused = [f"{f}: {wire.reason_text(code)}" for f, code in zip(self.filters, codes, strict=False)
-                   if code >= 0x80]
-        if refused:
-            connection.close()
-            raise MqttRefused("the broker refused the subscription " + "; ".join(refused))
         return connection
+
+    @staticmethod
+    async def _request(connection: Connection, build: Callable[[int, list[str]], bytes], filters: list[str],
+                       timeout_s: float, answer: str) -> list[int]:
+        """Send a SUBSCRIBE or UNSUBSCRIBE; the reason codes of its answer, one per filter."""
+        packet_id = connection.packet_id()
+        waiter: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        connection.subacks[packet_id] = waiter
+        connection.send(build(packet_id, filters))
+        try:
+            codes = await asyncio.wait_for(waiter, timeout_s)
+        finally:
+            connection.subacks.pop(packet_id, None)
+        if len(codes) != len(filters):
+            raise wire.ProtocolError(f"{answer} with {len(codes)} reason codes for {len(filters)} topic filters")
+        return codes
+
+    async def _take_back(self, connection: Connection, filters: list[str]) -> None:
+        """Unsubscribe ``filters``: the session must not keep a QoS 0 subscription, or the broker would go on
+        queueing (and, at the next connect, deliver) messages of it at QoS 0."""
+        try:
+            codes = await self._request(connection, wire.unsubscribe_packet, filters, UNSUBACK_TIMEOUT_S, "UNSUBACK")
+        except (TimeoutError, ConnectionError) as error:
+            log.warning("could not take back the QoS 0 subscription to %s (%r): the broker's session may keep it "
+                        "until the next connect", ", ".join(filters), error)
+            return
+        failed = [f"{f}: {wire.reason_text(code)}" for f, code in zip(filters, codes, strict=True) if code >= 0x80]
+        if failed:
+            log.warning("the broker would not take back the QoS 0 subscription: %s", "; ".join(failed))
 
     async def run(self) -> None:
         """Connect, subscribe, keep the connection alive until it drops, and again, until ``stop``."""
@@ -262,9 +351,12 @@ class MqttSource:
             except (OSError, TimeoutError, ConnectionError, MqttRefused, wire.ProtocolError, ssl.SSLError) as error:
                 delay = backoff(attempt, 0.5, s.gateway_reconnect_max_s)
                 attempt += 1
-                self.refusal = str(error) if isinstance(error, MqttRefused) else None
-                log.warning("cannot connect to MQTT at %s:%s (%s); trying again in %.1f s", s.mqtt_host, s.mqtt_port,
-                            error if isinstance(error, MqttRefused) else repr(error), delay)
+                refused = isinstance(error, MqttRefused)
+                self.refusal = str(error) if refused else None
+                # a refusal needs a person (a password, an ACL, the broker's QoS); a broker not up yet may not
+                log.log(logging.ERROR if refused else logging.WARNING,
+                        "cannot connect to MQTT at %s:%s (%s); trying again in %.1f s", s.mqtt_host, s.mqtt_port,
+                        error if refused else repr(error), delay)
                 await self._sleep_unless_stopped(delay)
                 continue
             attempt = 0
@@ -276,6 +368,7 @@ class MqttSource:
                      s.client_id, "the broker kept our session" if connection.session_present else "a new session",
                      ", ".join(self.filters))
             self._session(connection.session_present)
+            connection.deliver()
             await self._keep_alive(connection)
             self.connected = False
             self.lost_at = time.monotonic()  # what the broker queues from now on arrives in one rush at the reconnect
@@ -332,19 +425,19 @@ class MqttSource:
 
     @staticmethod
     def acknowledge(acks: list[Ack]) -> None:
-        """Send the PUBACKs of ``acks``, one write per connection; those of a closed connection are
-        dropped (the broker sends those messages again)."""
+        """Acknowledge ``acks``: each PUBACK leaves once all the messages received before it on its connection
+        are acknowledged too, in receive order, one write per connection. Those of a closed connection are
+        never sent (the broker sends those messages again)."""
         if not acks:
             return
         connection = acks[0].connection
-        if all(ack.connection is connection for ack in acks):
-            connection.send(wire.puback_packets([ack.packet_id for ack in acks]))
-            return
-        by_connection: dict[int, tuple[Connection, list[int]]] = {}
         for ack in acks:
-            by_connection.setdefault(id(ack.connection), (ack.connection, []))[1].append(ack.packet_id)
-        for connection, packet_ids in by_connection.values():
-            connection.send(wire.puback_packets(packet_ids))
+            ack.ready = True
+        if all(ack.connection is connection for ack in acks):
+            connection.send_acks_due()
+            return
+        for other in {id(ack.connection): ack.connection for ack in acks}.values():
+            other.send_acks_due()
 
     def acknowledge_soon(self, ack: Ack) -> None:
         """Acknowledge at the end of this event-loop turn, in one write with the others of the turn
@@ -365,12 +458,12 @@ class MqttSource:
             self.connection.pause(paused)
 
     def publish(self, topic: str, payload: bytes) -> None:
-        """Best effort (a rejection notice): QoS 1 while the broker has room for it, else QoS 0;
-        skipped while not connected."""
+        """Best effort (a rejection notice): QoS 1 while the broker has room for it (and its maximum QoS
+        allows it), else QoS 0; skipped while not connected."""
         connection = self.connection
         if connection is None or not connection.open or not self.connected:
             return
-        if len(connection.outgoing) < connection.server_receive_maximum:
+        if connection.maximum_qos >= 1 and len(connection.outgoing) < connection.server_receive_maximum:
             packet_id = connection.packet_id()
             connection.outgoing.add(packet_id)
             connection.send(wire.publish_packet(topic, payload, qos=1, packet_id=packet_id))

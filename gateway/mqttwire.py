@@ -1,8 +1,9 @@
 """MQTT 5 on the wire: the few packets the gateway sends and reads, as pure functions.
 
 The gateway is a subscriber that acknowledges by hand, and the whole of what it needs from MQTT 5
-is: CONNECT (persistent session, receive maximum), SUBSCRIBE, PUBLISH both ways at QoS 0 and 1,
-PUBACK both ways, PINGREQ/PINGRESP and DISCONNECT. ``PacketReader`` splits a byte stream into
+is: CONNECT (persistent session, receive maximum), SUBSCRIBE (and UNSUBSCRIBE, to take back a
+subscription granted at too low a QoS), PUBLISH both ways at QoS 0 and 1, PUBACK both ways,
+PINGREQ/PINGRESP and DISCONNECT (docs/gateway.md, "MQTT protocol subset"). ``PacketReader`` splits a byte stream into
 packets; ``parse_publish`` reads an incoming PUBLISH; the ``*_packet`` functions build outgoing
 ones. No I/O here; ``gateway.mqtt`` moves the bytes. Spec: MQTT Version 5.0 (OASIS, 2019).
 """
@@ -39,7 +40,7 @@ PROPERTY_TYPES: dict[int, tuple[str, int]] = {
 
 # reason codes a person may see in the log (spec 2.4)
 REASONS: dict[int, str] = {
-    0x00: "success", 0x04: "disconnect with will message", 0x80: "unspecified error",
+    0x00: "success", 0x04: "disconnect with will message", 0x11: "no subscription existed", 0x80: "unspecified error",
     0x81: "malformed packet", 0x82: "protocol error", 0x83: "implementation specific error",
     0x84: "unsupported protocol version", 0x85: "client identifier not valid",
     0x86: "bad user name or password", 0x87: "not authorized", 0x88: "server unavailable",
@@ -111,6 +112,11 @@ def connect_packet(client_id: str, *, keepalive_s: int, clean_start: bool, sessi
 def subscribe_packet(packet_id: int, filters: list[str], qos: int = 1) -> bytes:
     body = struct.pack(">H", packet_id) + b"\x00" + b"".join(text(f) + bytes((qos,)) for f in filters)
     return _packet(SUBSCRIBE << 4 | 0x02, body)
+
+
+def unsubscribe_packet(packet_id: int, filters: list[str]) -> bytes:
+    body = struct.pack(">H", packet_id) + b"\x00" + b"".join(text(f) for f in filters)
+    return _packet(UNSUBSCRIBE << 4 | 0x02, body)
 
 
 def publish_packet(topic: str, payload: bytes, qos: int = 0, packet_id: int | None = None,
@@ -291,12 +297,20 @@ def parse_connack(body: bytes) -> Connack:
     return Connack(bool(body[0] & 0x01), body[1], properties)
 
 
-def parse_suback(body: bytes) -> tuple[int, list[int], dict[str, Any]]:
+def parse_suback(body: bytes, kind: str = "SUBACK") -> tuple[int, list[int], dict[str, Any]]:
+    """A SUBACK's (or, alike, an UNSUBACK's) packet identifier, reason codes (one per filter) and properties.
+    In a SUBACK a code below 0x80 is the QoS granted."""
     if len(body) < 3:
-        raise ProtocolError("SUBACK too short")
+        raise ProtocolError(f"{kind} too short")
     packet_id = body[0] << 8 | body[1]
     properties, index = parse_properties(body, 2)
+    if index == len(body):
+        raise ProtocolError(f"{kind} without a reason code")
     return packet_id, list(body[index:]), properties
+
+
+def parse_unsuback(body: bytes) -> tuple[int, list[int], dict[str, Any]]:
+    return parse_suback(body, "UNSUBACK")
 
 
 def parse_puback(body: bytes) -> tuple[int, int]:

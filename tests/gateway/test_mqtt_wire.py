@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import struct
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -64,6 +65,17 @@ def test_subscribe_asks_for_qos_1_on_every_filter() -> None:
     assert (first, body[index]) == (b"lauks/v1/+/+/readings", 1)
     second, index = wire._read_binary(body, index + 1)
     assert (second, body[index], index + 1) == (b"$share/g/lauks/v1/+/+/status", 1, len(body))
+
+
+def test_unsubscribe_names_each_filter_with_no_options() -> None:
+    packet = wire.unsubscribe_packet(9, ["lauks/v1/+/+/readings", "lauks/v1/+/+/status"])
+    assert packet[0] == 0xA2  # UNSUBSCRIBE has fixed flags 0010, like SUBSCRIBE
+    _, body_at = wire.read_varint(packet, 1) or (0, 0)
+    body = packet[body_at:]
+    assert body[:3] == b"\x00\x09\x00"  # packet identifier, no properties
+    first, index = wire._read_binary(body, 3)
+    second, index = wire._read_binary(body, index)
+    assert (first, second, index) == (b"lauks/v1/+/+/readings", b"lauks/v1/+/+/status", len(body))
 
 
 def test_pubacks_are_four_bytes_each_in_order() -> None:
@@ -133,13 +145,22 @@ def test_connack_with_properties() -> None:
     assert wire.reason_text(0x86) == "bad user name or password (0x86)"
 
 
-def test_suback_puback_and_disconnect() -> None:
+def test_suback_unsuback_puback_and_disconnect() -> None:
     assert wire.parse_suback(b"\x00\x07\x00\x01\x87") == (7, [1, 0x87], {})
+    assert wire.parse_suback(b"\x00\x07\x00\x00") == (7, [0], {})  # granted QoS 0
+    assert wire.parse_unsuback(b"\x00\x08\x00\x00\x11") == (8, [0, 0x11], {})
+    assert wire.reason_text(0x11) == "no subscription existed (0x11)"
     assert wire.parse_puback(b"\x00\x05") == (5, 0)
     assert wire.parse_puback(b"\x00\x05\x10") == (5, 0x10)
     reason = b"\x1f" + wire.text("bye")
     assert wire.parse_disconnect(b"\x8b" + wire.varint(len(reason)) + reason) == (0x8B, {"reason_string": "bye"})
     assert wire.parse_disconnect(b"") == (0, {})
+
+
+@pytest.mark.parametrize("parse", [wire.parse_suback, wire.parse_unsuback])
+def test_a_suback_or_unsuback_without_a_reason_code_is_a_protocol_error(parse: Callable[[bytes], object]) -> None:
+    with pytest.raises(wire.ProtocolError, match="without a reason code"):
+        parse(b"\x00\x07\x00")
 
 
 @pytest.mark.parametrize("block", [b"\x05\x7f\x00\x00\x00\x00", b"\x03\x21\x00", b"\x09", b"\x02\x21\x00",
@@ -160,7 +181,8 @@ def test_any_bytes_as_properties_give_properties_or_a_protocol_error(block: byte
 
 @given(st.binary(max_size=64), st.integers(0, 15))
 def test_any_bytes_as_a_control_packet_give_a_value_or_a_protocol_error(body: bytes, flags: int) -> None:
-    for parse in (wire.parse_connack, wire.parse_suback, wire.parse_puback, wire.parse_disconnect):
+    for parse in (wire.parse_connack, wire.parse_suback, wire.parse_unsuback, wire.parse_puback,
+                  wire.parse_disconnect):
         try:
             parse(body)
         except wire.ProtocolError:
