@@ -14,8 +14,8 @@ RUN groupadd --system --gid 10001 lauks \
 WORKDIR /app
 # The project's metadata first, so that a code change does not reinstall the dependencies.
 COPY pyproject.toml README.md ./
-RUN mkdir -p lauks metastore gateway api firmware dashboards bench \
- && for p in lauks metastore gateway api firmware dashboards bench; do touch "$p/__init__.py"; done \
+RUN mkdir -p lauks metastore gateway api firmware dashboards bench stack \
+ && for p in lauks metastore gateway api firmware dashboards bench stack; do touch "$p/__init__.py"; done \
  && pip install . && pip uninstall -y lauks
 COPY lauks ./lauks
 COPY metastore ./metastore
@@ -24,7 +24,8 @@ COPY api ./api
 COPY firmware ./firmware
 COPY dashboards ./dashboards
 COPY bench ./bench
-RUN pip install --no-deps . && python -m lauks --help > /dev/null
+COPY stack ./stack
+RUN pip install --no-deps . && lauks --help > /dev/null
 
 USER lauks
 ENV LAUKS_ENVIRONMENT=production \

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lauks.brokerauth import STAFF_USER, BrokerAuth
 from lauks.settings import Settings
 
 
@@ -68,21 +69,24 @@ def _fail(message: str) -> int:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from firmware.tools import ToolError, add_kit
+    from firmware.tools import ToolError, add_kit, lan_address, loopback_warning
 
-    settings = Settings()
+    settings = Settings()  # beside `lauks up`, its broker port and state (stack/cli.py follows .lauks/stack.env)
     wifi = []
     for item in args.wifi:
         ssid, sep, password = item.partition(":")
         if not ssid or not sep:
             return _fail(f"--wifi {item!r}: write it as SSID:PASSWORD")
         wifi.append((ssid, password))
+    host = args.broker_host or settings.mqtt_host
     try:
         path = add_kit(args.site, args.kit, args.kit_type, args.out_dir, settings.state_dir,
-                       args.broker_host or settings.mqtt_host, args.broker_port or settings.mqtt_port, wifi,
-                       args.interval, args.tls, args.force)
+                       host, args.broker_port or settings.mqtt_port, wifi, args.interval, args.tls, args.force)
     except ToolError as e:
         return _fail(str(e))
+    warning = loopback_warning(host, lan_address())  # a real kit: simulated ones are written by `lauks up`
+    if warning:
+        print(f"lauks kit: {warning}", file=sys.stderr)
     print(f"wrote {path}; kit {args.site}/{args.kit} registered (lauks kit edit adds its location)")
     if not wifi:
         print("  it lists a placeholder Wi-Fi network: edit 'wifi' in it, or run again with --wifi SSID:PASSWORD")
@@ -114,8 +118,9 @@ def _flash(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     import json
 
+    from firmware.kitconfig import kit_config
     from firmware.sim.board import Faults
-    from firmware.sim.runner import SimKit, Simulation, kit_config
+    from firmware.sim.runner import SimKit, Simulation
     from lauks.privatefile import private_dir
 
     settings = Settings()
@@ -143,6 +148,10 @@ def _simulate(args: argparse.Namespace) -> int:
             return _fail("--kits must be 1 to 500")
         username = settings.mqtt_username
         password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        if not username and BrokerAuth(settings.state_dir).registry_file.exists():
+            return _fail(f"the broker of {settings.state_dir} has a user per kit and refuses kits without one: "
+                         f"simulate kits added with 'lauks kit add' with --config-dir (`lauks up` writes its own "
+                         f"under {settings.state_dir / 'kits'})")
         if username and args.kits > 1:
             return _fail(f"{args.kits} kits cannot share the broker user {username}: the broker keeps one session "
                          "per user, so they would knock each other off. Give each kit its own user with "
@@ -179,10 +188,15 @@ def _configure(args: argparse.Namespace) -> int:
     from firmware.tools import ToolError, configure
 
     settings = Settings()
+    username = settings.mqtt_username
+    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
     try:
+        if username is None:  # a staff tool: staff's broker user where the state holds the broker's users
+            auth = BrokerAuth(settings.state_dir)
+            if auth.service_password_file(STAFF_USER).exists():
+                username, password = STAFF_USER, auth.service_password(STAFF_USER)
         topic = configure(args.site, args.kit, args.interval, settings.mqtt_host, settings.mqtt_port,
-                          settings.topics, settings.mqtt_username,
-                          settings.mqtt_password.get_secret_value() if settings.mqtt_password else None)
+                          settings.topics, username, password)
     except (ToolError, ValueError) as e:
         return _fail(str(e))
     print(f"published interval {args.interval} s on {topic} (retained); the kit applies it when it next listens")

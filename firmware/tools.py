@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import shlex
+import shutil
+import socket
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from firmware.device_path import DEVICE_DIR, device_files
-from firmware.sim.runner import kit_config
+from firmware.kitconfig import KIT_TYPES, kit_config
 from lauks import brokerauth
 from lauks.contract import KitConfig
 from lauks.privatefile import private_dir, write_private
@@ -33,7 +37,7 @@ def add_kit(site: str, kit: str, kit_type: str, out_dir: Path | None, state_dir:
         problem = id_problem(what, value)
         if problem:
             raise ToolError(problem)
-    if kit_type not in ("weather", "environment"):
+    if kit_type not in KIT_TYPES:
         raise ToolError(f"kit type {kit_type!r} is not known: use weather or environment")
     folder = out_dir if out_dir is not None else Path("kits") / site / kit
     path = folder / "config.json"
@@ -41,10 +45,7 @@ def add_kit(site: str, kit: str, kit_type: str, out_dir: Path | None, state_dir:
         raise ToolError(f"{path} already exists: pass --force to replace it (the kit then needs flashing again)")
     password = brokerauth.add_kit_credentials(state_dir, site, kit)
     username = broker_username(site, kit)
-    cfg = kit_config(site, kit, kit_type, host, port, username, password, interval_s)
-    cfg["broker"]["tls"] = tls
-    if wifi:
-        cfg["wifi"] = [{"ssid": ssid, "password": pw} for ssid, pw in wifi]
+    cfg = kit_config(site, kit, kit_type, host, port, username, password, interval_s, tls=tls, wifi=wifi)
     # it holds the kit's broker password: created 0600, never readable by others, in a folder made 0700
     # (one given with --out-dir that exists already keeps its mode)
     private_dir(folder, tighten_existing=out_dir is None)
@@ -52,6 +53,49 @@ def add_kit(site: str, kit: str, kit_type: str, out_dir: Path | None, state_dir:
     # Recorded in the metadata store too, so the API and `lauks kit list` know the kit at once.
     register_kit(site, kit, kit_type, state_dir=state_dir)
     return path
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names the machine it is used on: on a kit, the kit itself."""
+    if host.lower().rstrip(".") in ("localhost", "localhost.localdomain", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def lan_address() -> str | None:
+    """This machine's address on its network (the interface of its default route), or None without one.
+    Connecting a UDP socket sends nothing; it only makes the kernel choose the interface."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("192.0.2.1", 1883))  # TEST-NET-1: never reached, only routed
+            address = str(sock.getsockname()[0])
+        except OSError:
+            return None
+    return None if is_loopback(address) or address == "0.0.0.0" else address
+
+
+def loopback_warning(host: str, lan: str | None) -> str | None:
+    """The warning for a real kit given a loopback broker host, naming ``lan`` (this machine's LAN address)."""
+    if not is_loopback(host):
+        return None
+    instead = (f"this machine is {lan} on its network: pass --broker-host {lan} (or its name)" if lan else
+               "pass --broker-host with this machine's address on the kits' network (`ip -4 addr` shows it)")
+    return (f"warning: the kit will look for the broker at {host}, which on the kit is the kit itself, so it "
+            f"will never connect; {instead}, then add the kit again with --force")
+
+
+def mpremote_program() -> str:
+    """mpremote from this interpreter's environment (installed with Lauks), else from PATH."""
+    beside = Path(sys.executable).parent / "mpremote"  # the venv's bin, whether or not it is on PATH
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("mpremote")
+    if found is None:
+        raise ToolError("mpremote is not installed: run `make deps` (it installs Lauks and mpremote into .venv)")
+    return found
 
 
 @dataclass(frozen=True)
@@ -62,12 +106,12 @@ class FlashPlan:
         return "\n".join(shlex.join(c) for c in self.commands)
 
 
-def flash_plan(port: str, config: Path, mip: list[str], mpremote: str = "mpremote",
+def flash_plan(port: str, config: Path, mip: list[str], mpremote: str | None = None,
                ca: Path | None = None) -> FlashPlan:
     """The mpremote commands that put the firmware and the kit's config.json onto an ESP32."""
     if not config.is_file():
         raise ToolError(f"no config at {config}: write one with 'lauks kit add <site> <kit> --type ...'")
-    base = [mpremote, "connect", port]
+    base = [mpremote or mpremote_program(), "connect", port]
     commands: list[list[str]] = []
     folders = sorted({p.parent.relative_to(DEVICE_DIR) for p in device_files()} - {Path(".")})
     for folder in folders:
@@ -129,13 +173,14 @@ def configure(site: str, kit: str, interval_s: int, host: str, port: int, topics
               username: str | None = None, password: str | None = None, timeout_s: float = 10.0) -> str:
     """Publish the kit's retained config and wait for the broker's PUBACK; returns the topic."""
     import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
 
     try:
         payload = configure_payload(interval_s)
     except ValueError:
         raise ToolError(f"interval {interval_s} s is not allowed: use 10 to 86400 seconds") from None
     topic = topics.config(site, kit)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"lauks-configure-{site}-{kit}")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"lauks-configure-{site}-{kit}")
     if username:
         client.username_pw_set(username, password)
     try:

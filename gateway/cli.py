@@ -10,10 +10,13 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lauks.brokerauth import GATEWAY_WORKER_USERS, gateway_worker_username
 from lauks.services import die_with_parent
+
+if TYPE_CHECKING:
+    from gateway.settings import GatewaySettings
 
 log = logging.getLogger("lauks.gateway")
 
@@ -52,7 +55,7 @@ def run_gateway(args: argparse.Namespace) -> int:
     return asyncio.run(_main(settings))
 
 
-async def _main(settings: Any) -> int:
+async def _main(settings: GatewaySettings) -> int:
     from gateway.service import Gateway
 
     stop = asyncio.Event()
@@ -64,7 +67,7 @@ async def _main(settings: Any) -> int:
     return 0
 
 
-def worker_env(settings: Any, index: int) -> dict[str, str]:
+def worker_env(settings: GatewaySettings, index: int) -> dict[str, str]:
     """The environment of worker ``index``: its own instance, client id, state and port; one share group.
 
     With a username, each worker logs in as ``<username>-w<index>`` (lauks.brokerauth makes those users,
@@ -88,7 +91,7 @@ def worker_env(settings: Any, index: int) -> dict[str, str]:
     return env
 
 
-def supervise(settings: Any, log_level: str) -> int:
+def supervise(settings: GatewaySettings, log_level: str) -> int:
     """Run ``gateway_workers`` gateways in one shared subscription; restart one that dies; SIGTERM stops all."""
     stopping = False
 
@@ -98,7 +101,7 @@ def supervise(settings: Any, log_level: str) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    command = [sys.executable, "-m", "lauks", "gateway", "--log-level", log_level]
+    command = [sys.executable, "-m", "stack", "gateway", "--log-level", log_level]
     # Workers die with the supervisor, however it dies, so a killed supervisor leaves no orphan gateways.
     workers = [subprocess.Popen(command, env=worker_env(settings, i), preexec_fn=die_with_parent)
                for i in range(settings.gateway_workers)]

@@ -1,30 +1,22 @@
-"""``lauks up``: the whole stack on this machine, for development and for a first look.
+"""The local stack's description: the ports and settings ``lauks up`` chose, in ``<state dir>/stack.env``.
 
-Mosquitto and InfluxDB with their state under ./.lauks/, then every Lauks service that exists
-(gateway, API, simulated kits) as child processes. Ctrl-C or SIGTERM stops all of them; children
-are also told by the kernel to stop if this process dies, so nothing is left behind.
+``lauks up`` (stack/up.py) writes the file when it starts and removes it when it stops; every other
+command run beside it reads it, so ``lauks kit add`` writes the broker port the stack really uses
+and ``lauks kit simulate`` talks to the stack's broker, not to whatever else listens on 1883.
 """
 
 from __future__ import annotations
 
-import asyncio
-import importlib
 import os
-import signal
-import sys
-import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from lauks import brokerauth
-from lauks.influx import InfluxClient
-from lauks.privatefile import private_dir, write_private
-from lauks.services import Child, Influxd, Mosquitto, free_port, port_is_free
+from lauks.services import free_port, port_is_free
 
-DEMO_SITE = "demo"
-HAND_KIT = "k01"  # the kit whose credentials the banner prints, for publishing by hand
-SERVICE_USERS = {"gateway": brokerauth.GATEWAY_USER, "api": brokerauth.API_USER}
+STACK_ENV = "stack.env"
+DEFAULT_STATE_DIR = Path(".lauks")  # Settings.state_dir's default, where `make run` keeps the stack
+_PID_PREFIX = "# pid "
 
 
 @dataclass(frozen=True)
@@ -63,154 +55,50 @@ def stack_env(state_dir: Path, ports: StackPorts) -> dict[str, str]:
     }
 
 
-def service_commands(available: set[str], kits: int, kit_config_dir: Path | None = None) -> list[tuple[str, list[str]]]:
-    """The Lauks services to start, those whose commands exist in this build. With ``kit_config_dir``
-    the simulated kits are the ones whose config.json (with their own broker password) is there."""
-    me = [sys.executable, "-m", "lauks"]
-    simulate = ["--config-dir", str(kit_config_dir)] if kit_config_dir else ["--kits", str(kits)]
-    wanted = [
-        ("gateway", [*me, "gateway"]),
-        ("api", [*me, "api"]),
-        ("kits", [*me, "kit", "simulate", *simulate]),
-    ]
-    return [(name, argv) for name, argv in wanted if argv[3] in available and
-            (name != "kits" or "kit simulate" in available)]
+def write_stack_env(state_dir: Path, values: dict[str, str], pid: int) -> Path:
+    """``stack.env``: the values as KEY=VALUE lines (a shell can source it), and the pid of ``lauks up``."""
+    path = state_dir / STACK_ENV
+    lines = ["# written by `lauks up`, removed when it stops; other lauks commands run beside it read it\n",
+             f"{_PID_PREFIX}{pid}\n", *(f"{key}={value}\n" for key, value in values.items())]
+    path.write_text("".join(lines))
+    return path
 
 
-@dataclass(frozen=True)
-class StackUsers:
-    """The broker users of the local stack: the same per-kit and per-service users as production."""
-
-    auth: brokerauth.BrokerAuth
-    services: dict[str, str]  # username -> password
-    hand_kit_password: str
-    kit_config_dir: Path | None  # the simulated kits' config.json files, None when no kit is simulated
-
-
-def _write_kit_configs(auth: brokerauth.BrokerAuth, ports: StackPorts, kits: int) -> Path:
-    """config.json per simulated kit, written by the same code as ``lauks kit add`` (new passwords)."""
-    tools: Any = importlib.import_module("firmware.tools")  # imported by name: mypy checks lauks/ strictly alone
-    state_dir = auth.state_dir
-    folder = private_dir(state_dir / "kits")  # every config.json in it holds a kit's password
-    for old in folder.rglob("config.json"):
-        old.unlink()
-    for site, kit in auth.kits():  # the previous run's simulated kits
-        if site == DEMO_SITE and kit.startswith("sim"):
-            auth.revoke_kit(site, kit)
-    for n in range(1, kits + 1):
-        tools.add_kit(DEMO_SITE, f"sim{n:02d}", "weather" if n % 2 else "environment",
-                      folder / DEMO_SITE / f"sim{n:02d}", state_dir, "127.0.0.1", ports.mqtt, [], 60, False, True)
-    return folder
-
-
-def prepare_users(state_dir: Path, ports: StackPorts, kits: int) -> StackUsers:
-    auth = brokerauth.BrokerAuth(state_dir, root=os.environ.get("LAUKS_TOPIC_ROOT", "lauks"))
-    services = auth.ensure_service_users()
-    hand = auth.add_kit(DEMO_SITE, HAND_KIT)
-    write_private(state_dir / f"{DEMO_SITE}.{HAND_KIT}.password", hand + "\n")
-    registry: Any = importlib.import_module("metastore.registry")
-    registry.register_kit(DEMO_SITE, HAND_KIT, "weather", state_dir=state_dir)  # so the API knows the hand kit
-    return StackUsers(auth, services, hand, _write_kit_configs(auth, ports, kits) if kits > 0 else None)
-
-
-def service_env(name: str, base: dict[str, str], users: StackUsers) -> dict[str, str]:
-    """A service's environment: the stack's, plus its own broker user."""
-    env = dict(base)
-    username = SERVICE_USERS.get(name)
-    if username:
-        env["LAUKS_MQTT_USERNAME"] = username
-        env["LAUKS_MQTT_PASSWORD"] = users.services[username]
-    return env
-
-
-def _banner(ports: StackPorts, state_dir: Path, started: list[str], hand_kit_password: str = "") -> str:
-    mq, ix = ports.mqtt, ports.influx
-    lines = [
-        "",
-        "Lauks is up. Ctrl-C stops everything.",
-        f"  MQTT broker   127.0.0.1:{mq}",
-        f"  InfluxDB      http://127.0.0.1:{ix}  (database 'lauks')",
-    ]
-    if "api" in started:
-        lines.append(f"  API           http://127.0.0.1:{ports.api}/docs")
-    if "gateway" in started:
-        lines.append(f"  gateway       http://127.0.0.1:{ports.gateway_http}/metrics and /healthz")
-    lines += [
-        f"  logs          {state_dir}/logs/",
-        "",
-        f"Publish a reading as kit {DEMO_SITE}/{HAND_KIT} (every kit has its own user; the password is also in "
-        f"{state_dir}/{DEMO_SITE}.{HAND_KIT}.password):",
-        f"  mosquitto_pub -h 127.0.0.1 -p {mq} -u {DEMO_SITE}.{HAND_KIT} -P {hand_kit_password} -q 1 "
-        f"-t lauks/v1/{DEMO_SITE}/{HAND_KIT}/readings \\",
-        "    -m '{\"v\":1,\"kit\":\"k01\",\"boot\":1,\"seq\":'$(date +%s)',\"samples\":[{\"age\":0,"
-        "\"temperature\":21.5}]}'",
-        "Query it:",
-        f"  curl -s 'http://127.0.0.1:{ix}/query?db=lauks&pretty=true' "
-        "--data-urlencode 'q=SELECT * FROM readings ORDER BY time DESC LIMIT 5'",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-async def _create_database(url: str, name: str) -> None:
-    async with InfluxClient(url) as client:
-        await client.create_database(name)
-
-
-def up(state_dir: Path, available: set[str], kits: int = 3) -> int:
-    # it holds the broker's users, kits' passwords and the API's database; a folder named with --state-dir
-    # that exists already keeps its mode (the secrets' own folders inside it are made private)
-    private_dir(state_dir, tighten_existing=False)
-    logs = state_dir / "logs"
-    ports = choose_ports()
-    env_values = stack_env(state_dir, ports)
-    (state_dir / "stack.env").write_text("".join(f"{k}={v}\n" for k, v in env_values.items()))
-
-    stopping = False
-
-    def _stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-
+def _alive(pid: int) -> bool:
     try:
-        users = prepare_users(state_dir, ports, kits)
-    except brokerauth.BrokerAuthError as error:
-        print(f"cannot set up the broker's users: {error}", file=sys.stderr)
-        return 1
-    broker = Mosquitto(state_dir / "mosquitto", ports.mqtt, password_file=users.auth.password_file,
-                       acl_file=users.auth.acl_file)
-    store = Influxd(state_dir / "influxdb", ports.influx)
-    children: list[Child] = []
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def read_running_stack(state_dir: Path) -> dict[str, str] | None:
+    """The settings of the stack whose ``stack.env`` is in ``state_dir``, if its ``lauks up`` still runs;
+    None when there is no file, or it was left by one that was killed."""
     try:
-        print(f"starting Mosquitto on 127.0.0.1:{ports.mqtt} and InfluxDB on 127.0.0.1:{ports.influx} ...",
-              flush=True)
-        broker.start()
-        store.start()
-        asyncio.run(_create_database(store.url, "lauks"))
-        env = dict(os.environ, **env_values)
-        for name, argv in service_commands(available, kits, users.kit_config_dir):
-            if name == "kits" and kits <= 0:
-                continue
-            child = Child(name, argv, logs / f"{name}.log", env=service_env(name, env, users))
-            child.start()
-            children.append(child)
-        print(_banner(ports, state_dir, [c.name for c in children], users.hand_kit_password), flush=True)
-        while not stopping:
-            watched = [c for c in (broker.child, store.child) if c is not None] + children
-            for child in watched:
-                if not child.running:
-                    print(f"{child.name} stopped unexpectedly; its log ends with:\n{child.log_tail()}",
-                          file=sys.stderr, flush=True)
-                    return 1
-            time.sleep(0.3)
-        return 0
-    finally:
-        print("stopping ...", flush=True)
-        for child in reversed(children):  # services first, so the gateway can flush into InfluxDB
-            child.stop()
-        store.stop()
-        broker.stop()
-        print("stopped.", flush=True)
+        text = (state_dir / STACK_ENV).read_text()
+    except OSError:
+        return None
+    values: dict[str, str] = {}
+    pid = None
+    for line in text.splitlines():
+        if line.startswith(_PID_PREFIX) and line[len(_PID_PREFIX):].strip().isdigit():
+            pid = int(line[len(_PID_PREFIX):])
+        elif line.strip() and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip()
+    if pid is None or not _alive(pid):
+        return None
+    return values
+
+
+def follow_running_stack(environ: MutableMapping[str, str]) -> dict[str, str]:
+    """Fill in from the running stack's ``stack.env`` (under ``$LAUKS_STATE_DIR``, or ./.lauks) every setting
+    the environment does not set itself; what was filled in."""
+    state_dir = Path(environ.get("LAUKS_STATE_DIR") or DEFAULT_STATE_DIR)
+    values = read_running_stack(state_dir) or {}
+    added = {key: value for key, value in values.items() if key not in environ}
+    environ.update(added)
+    return added

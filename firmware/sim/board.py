@@ -15,10 +15,10 @@ from firmware.sim.world import Clock, Weather
 
 use_device_code()
 from lauks_kit.drivers.factory import make_drivers  # noqa: E402
+from lauks_kit.drivers.vane import LADDER  # noqa: E402
 
 ESP32_RTC_START = 946_684_800  # a kit's RTC after power-on reads 2000-01-01 until NTP sets it
-VANE = {deg: ohms for deg, ohms in
-        __import__("lauks_kit.drivers.vane", fromlist=["LADDER"]).LADDER}
+VANE = dict(LADDER)  # the wind vane's resistance (ohms) at each of its 16 directions (degrees)
 
 
 class SimReboot(Exception):
@@ -84,7 +84,7 @@ class SimBoard:
         self.rtc = rtc  # survives deep sleep (the runner keeps it), lost on reboot
         self.woke = woke
         self.rng = random.Random(weather.seed)
-        self.power_on = rtc.setdefault("power_on", clock.now())
+        self.power_on = float(rtc.setdefault("power_on", clock.now()))
         self.log_prefix = log_prefix
         self.lines: list[str] = []
         self.pulse_counters: list[tuple[Any, str, float]] = []
@@ -219,7 +219,7 @@ class SimBoard:
                 reader = w.water_temperature if quantity == "water_temperature" else w.soil_temperature
                 probes[bytes.fromhex(p["rom"])] = (lambda r=reader: r(self.clock.now()))
         self.onewire_bus = dev.FakeOneWire(probes)
-        drivers = make_drivers(self, cfg)
+        drivers: list[Any] = list(make_drivers(self, cfg))  # the firmware's drivers, untyped
         for driver, sensor in zip(drivers, cfg["sensors"], strict=False):
             self._wire_adc(driver, sensor)
         return drivers
@@ -227,7 +227,7 @@ class SimBoard:
     def _wire_adc(self, driver: Any, sensor: dict[str, Any]) -> None:
         w, kind = self.weather, sensor["type"]
         if kind == "wind_vane":
-            pullup = sensor.get("pullup", 10000)
+            pullup = float(sensor.get("pullup", 10000))
 
             def vane() -> int:
                 if self.dead("wind_vane"):

@@ -14,7 +14,7 @@ from api.settings import ApiSettings
 from gateway.settings import GatewaySettings
 from lauks import brokerauth
 from lauks.brokerauth import API_USER, GATEWAY_USER, HEALTH_USER, STAFF_USER, BrokerAuth
-from lauks.cli import main
+from stack.cli import main
 from lauks.deploy import SECRET_NAMES, parse_env
 from lauks.settings import DEVELOPMENT_SECRETS
 

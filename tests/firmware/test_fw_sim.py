@@ -17,11 +17,13 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 
+from firmware.kitconfig import kit_config
 from firmware.sim.board import Faults
-from firmware.sim.runner import SimKit, Simulation, kit_config
+from firmware.sim.runner import SimKit, Simulation
 from firmware.tools import configure
 from lauks.contract import decode_readings, decode_status
 from lauks.services import Mosquitto
+from lauks.stack import write_stack_env
 from lauks.topics import Topics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,12 +139,15 @@ def test_a_full_ring_during_an_outage_drops_the_oldest_and_says_so(
     assert after and len(after[0]["samples"]) <= 15
 
 
-def test_lauks_kit_simulate_runs_and_stops_cleanly_on_sigterm(
+def test_lauks_kit_simulate_runs_beside_a_stack_on_its_broker_and_stops_cleanly_on_sigterm(
         tmp_path: Path, mosquitto: Mosquitto, topics: Topics) -> None:
     inbox = Inbox(mosquitto.port, topics)
-    env = dict(os.environ, LAUKS_MQTT_HOST="127.0.0.1", LAUKS_MQTT_PORT=str(mosquitto.port),
-               LAUKS_TOPIC_ROOT=topics.root, LAUKS_STATE_DIR=str(tmp_path))
-    proc = subprocess.Popen([sys.executable, "-m", "lauks", "kit", "simulate", "--kits", "2", "--interval", "10",
+    # the broker's port only in the running stack's stack.env (this process stands in for `lauks up`), as
+    # under `make run` with 1883 taken by another broker
+    write_stack_env(tmp_path, {"LAUKS_MQTT_HOST": "127.0.0.1", "LAUKS_MQTT_PORT": str(mosquitto.port)}, os.getpid())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAUKS_")}
+    env.update(LAUKS_TOPIC_ROOT=topics.root, LAUKS_STATE_DIR=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "stack", "kit", "simulate", "--kits", "2", "--interval", "10",
                              "--speedup", "30", "--quiet"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     try:

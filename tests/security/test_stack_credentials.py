@@ -30,7 +30,7 @@ def test_the_local_stack_refuses_anonymous_clients_and_stores_a_kits_reading(tmp
     ports = {"LAUKS_UP_MQTT_PORT": free_port(), "LAUKS_UP_INFLUX_PORT": free_port(),
              "LAUKS_UP_API_PORT": free_port(), "LAUKS_UP_GATEWAY_PORT": free_port()}
     env = dict(os.environ, **{k: str(v) for k, v in ports.items()}, PYTHONUNBUFFERED="1")
-    process = subprocess.Popen([sys.executable, "-m", "lauks", "up", "--state-dir", str(state), "--kits", "1"],
+    process = subprocess.Popen([sys.executable, "-m", "stack", "up", "--state-dir", str(state), "--kits", "1"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         assert process.stdout is not None

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import importlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-# Modules that contribute commands: each has ``register(commands, kit_commands)`` adding subparsers
-# that set ``func`` (taking the parsed args, returning an exit code).
-COMMAND_MODULES = ("gateway.cli", "api.cli", "firmware.cli", "dashboards.cli", "lauks.brokerauth_cli")
+import api.cli
+import dashboards.cli
+import firmware.cli
+import gateway.cli
+import lauks.brokerauth_cli
+from lauks.stack import follow_running_stack
+
+# Each has ``register(commands, kit_commands)`` adding subparsers that set ``func`` (taking the parsed
+# args, returning an exit code).
+COMMAND_MODULES = (gateway.cli, api.cli, firmware.cli, dashboards.cli, lauks.brokerauth_cli)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, set[str]]:
@@ -26,8 +33,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, set[str]]:
     kit_commands = kit.add_subparsers(dest="kit_command", metavar="KIT_COMMAND")
     kit.set_defaults(func=lambda args: _usage(kit))
 
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(commands, kit_commands)
+    for module in COMMAND_MODULES:
+        module.register(commands, kit_commands)
 
     available = set(commands.choices) | {f"kit {name}" for name in kit_commands.choices}
     return parser, available
@@ -39,7 +46,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from lauks.stack import up
+    from stack.up import up
 
     _, available = build_parser()
     return up(args.state_dir, available, kits=args.kits)
@@ -51,7 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    # `lauks up` writes the stack's description; every other command follows it (and the processes it
+    # starts do too). Undone afterwards for a caller in this process, such as a test.
+    followed = follow_running_stack(os.environ) if args.command != "up" else {}
+    try:
+        return int(args.func(args) or 0)
+    finally:
+        for key in followed:
+            os.environ.pop(key, None)
 
 
 if __name__ == "__main__":

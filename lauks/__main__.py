@@ -1,5 +1,0 @@
-import sys
-
-from lauks.cli import main
-
-sys.exit(main())
