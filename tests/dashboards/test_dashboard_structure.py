@@ -16,7 +16,7 @@ from dashboards.definition import DASHBOARDS, SITE_CONDITIONS
 from dashboards.grafana import DATASOURCE_UID, GRAFANA_UNITS, Panel, layout, select
 from dashboards.interpolate import UnknownVariable, interpolate, regex_value
 from lauks.catalog import CATALOG
-from lauks.cli import main
+from stack.cli import main
 
 ROOT = Path(build.ROOT)
 PROVISIONING = ROOT / "provisioning"

@@ -12,7 +12,7 @@ import pytest
 from mqtt_helpers import Client
 
 from lauks.brokerauth import GATEWAY_USER, BrokerAuth
-from lauks.cli import main
+from stack.cli import main
 from lauks.services import Mosquitto, TlsListener, free_port
 from lauks.tlsca import SchoolCa, TlsError, init_school_ca, subject_alt_names
 from lauks.topics import Topics

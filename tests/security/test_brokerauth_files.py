@@ -10,7 +10,7 @@ import pytest
 
 from lauks import brokerauth
 from lauks.brokerauth import GATEWAY_USER, HEALTH_USER, SERVICE_ROLES, STAFF_USER, BrokerAuth, BrokerAuthError
-from lauks.cli import main
+from stack.cli import main
 
 
 def test_our_hashes_and_mosquitto_passwds_are_the_same_format(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def is_secret(name: str) -> bool:
 
 def lauks(*args: str, cwd: Path, trace: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, LAUKS_STATE_DIR=str(cwd / "state"), PYTHONPATH=str(ROOT))
-    command = [sys.executable, "-m", "lauks", *args]
+    command = [sys.executable, "-m", "stack", *args]
     if trace is not None:
         command = ["strace", "-f", "-qq", "-e", "trace=open,openat,creat", "-e", "signal=none", "-o", str(trace),
                    *command]
@@ -95,7 +95,7 @@ def test_kit_add_writes_the_kits_config_owner_only_from_the_first_byte(tmp_path:
 
 
 def test_files_an_older_version_left_readable_are_tightened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lauks.cli import main
+    from stack.cli import main
 
     state, env_file, kit_dir = tmp_path / "state", tmp_path / ".env", tmp_path / "kits" / "k1"
     monkeypatch.setenv("LAUKS_STATE_DIR", str(state))
