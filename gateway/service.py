@@ -8,7 +8,11 @@ be made durable within the shutdown timeout stays unacknowledged in the broker.
 
 A full disk or a hung InfluxDB never stops the process: every disk write is retried with backoff and
 reported (``disk_writable``), and a write InfluxDB leaves unanswered for ``gateway_write_stall_s``
-sends its batch to the spool and says ``influx_reachable: false``.
+sends its batch to the spool and says ``influx_reachable: false``. What InfluxDB's answers mean is decided
+in ``lauks.influx`` (the write policy); what /healthz says, in ``gateway.health``.
+
+The source of messages and the writer of points are handed in (``gateway.stages``), so the commit and
+the replay are tested with fakes; the defaults are the MQTT connection and the threaded InfluxDB writer.
 """
 
 from __future__ import annotations
@@ -19,44 +23,51 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, cast
 
 from prometheus_client import CollectorRegistry
+from typing_extensions import TypeVar
 
 from gateway.core import Batch, Batcher, Ingest, KitLimits, Outcome, backoff
 from gateway.deadletter import DeadLetters
 from gateway.dedup import Dedup
+from gateway.health import DiskHealth, InfluxHealth, Snapshot, report
 from gateway.http import StatsCollector, StatusServer
 from gateway.mqtt import Ack, MqttSource
 from gateway.settings import GatewaySettings
 from gateway.spool import Spool
+from gateway.stages import Handler, MessageSource, PointWriter, SourceFactory
 from gateway.writer import ThreadedWriter
-from lauks.influx import InfluxUnavailable, InfluxWriteRejected
+from lauks.influx import (
+    InfluxBadData,
+    InfluxError,
+    InfluxThrottled,
+    InfluxWriteRejected,
+    WriteAction,
+    split_points,
+    write_action,
+)
 from lauks.topics import Kind
 
 log = logging.getLogger("lauks.gateway")
 
+# the source's ack token; a plain ``Gateway`` is the MQTT one (a default, so annotations need no argument)
+A = TypeVar("A", default=Ack)
+
 DISK_RETRY_MAX_S = 5.0  # a failed disk write is tried again at least this often: it is cheap, and frees acks
-DISK_LOG_EVERY_S = 30.0  # a disk failure is logged when it starts, then this often while it lasts
-
-# what each disk write of the gateway is for, and what its failure means
-DISK_WRITES = {
-    "dedup": ("appending to the de-duplication key log in {dedup}",
-              "No point is written before its key is on disk, so messages are NOT acknowledged and stay in the "
-              "broker until the disk has room"),
-    "spool": ("appending a batch to the spool in {spool}",
-              "Messages are NOT acknowledged and stay in the broker until the disk has room"),
-    "cursor": ("recording how far the spool in {spool} is replayed",
-               "Those points are in InfluxDB; the replay is tried again (a point written twice overwrites "
-               "itself)"),
-    "probe": ("writing a test file in {where}",
-              "Messages will not be acknowledged until they can be kept; they stay in the broker"),
-}
-
-
+REFUSED_RETRY_MAX_S = 10.0  # while InfluxDB refuses writes (credentials, database), the replay tries this often
 BACKLOG_AFTER_S = 5.0  # an absence shorter than this leaves no backlog the kits' bursts cannot take
+
+
+def mqtt_source(settings: GatewaySettings) -> SourceFactory[Ack]:
+    """The real source: the gateway's own MQTT client."""
+
+    def make(handler: Handler[Ack], filters: list[str], *, expect_session: bool,
+             on_connect: Callable[[bool], None]) -> MessageSource[Ack]:
+        return MqttSource(settings, filters, handler, expect_session=expect_session, on_connect=on_connect)
+
+    return make
 
 
 def _modified(path: Path) -> float | None:
@@ -66,8 +77,13 @@ def _modified(path: Path) -> float | None:
         return None
 
 
-class Gateway:
-    def __init__(self, settings: GatewaySettings, clock: Callable[[], float] = time.time) -> None:
+class Gateway(Generic[A]):
+    """``source`` and ``writer`` default to MQTT and InfluxDB from ``settings``; ``spool`` to the one in
+    ``settings.spool_dir``."""
+
+    def __init__(self, settings: GatewaySettings, clock: Callable[[], float] = time.time, *,
+                 source: SourceFactory[A] | None = None, writer: PointWriter | None = None,
+                 spool: Spool | None = None) -> None:
         self.settings = settings
         self.clock = clock  # Unix seconds; tests replay the golden messages at their own time
         s = settings
@@ -75,7 +91,7 @@ class Gateway:
         last_key_written = _modified(s.dedup_dir / "keys.log")  # before the start-up rewrite touches it
         self.dedup = Dedup(s.dedup_dir, s.gateway_dedup_window, fsync=s.gateway_fsync,
                            max_keys=s.gateway_dedup_max_keys, max_age_s=s.gateway_dedup_max_age_s)
-        self.spool = Spool(s.spool_dir, fsync=s.gateway_fsync)
+        self.spool = spool if spool is not None else Spool(s.spool_dir, fsync=s.gateway_fsync)
         self.dead_letters = DeadLetters(s.dead_letter_dir, s.gateway_dead_letter_bytes)
         self.ingest = Ingest(self.topics, self.dedup, limits=KitLimits.from_settings(s))
         if last_key_written is not None:  # the broker kept what arrived since the last run's last message
@@ -84,9 +100,9 @@ class Gateway:
         self.stats = self.ingest.stats
         # a batch is also due at a share of the in-flight window, so that one fills while the others are
         # written: the broker sends no more than the window until we acknowledge
-        self.batcher: Batcher[tuple[Outcome, Ack | None]] = Batcher(s.gateway_batch_points, s.gateway_batch_ms / 1000,
+        self.batcher: Batcher[tuple[Outcome, A | None]] = Batcher(s.gateway_batch_points, s.gateway_batch_ms / 1000,
                                max_messages=max(1, s.gateway_max_inflight // (s.gateway_concurrent_writes + 1)))
-        self.influx = ThreadedWriter(s)
+        self.influx: PointWriter = writer if writer is not None else ThreadedWriter(s)
         if s.gateway_share_group:
             filters = [self.topics.shared_filter(s.gateway_share_group, k) for k in (Kind.READINGS, Kind.STATUS)]
         else:
@@ -95,16 +111,14 @@ class Gateway:
         # should still hold that session, so a first CONNACK without one is a loss too
         self._session_marker = s.dedup_dir / "mqtt-session"
         self._session_text = f"{s.client_id} {s.mqtt_host}:{s.mqtt_port}\n"
-        self.source = MqttSource(s, filters, self.handle, expect_session=self._marker_matches(),
-                                 on_connect=self._connected)
+        # no source given: the MQTT one, whose token is ``Ack``, the default of ``A``
+        make_source = source if source is not None else cast("SourceFactory[A]", mqtt_source(s))
+        self.source: MessageSource[A] = make_source(self.handle, filters, expect_session=self._marker_matches(),
+                                                    on_connect=self._connected)
         self.inflight = 0
         self.stopping = False
-        self.influx_ok = True
-        self.influx_problem: str | None = None  # why InfluxDB is taken for unreachable, for /healthz
-        # what could not be written, by what ("dedup", "spool", "cursor", "probe"): the error text
-        self.disk_failures: dict[str, str] = {}
-        self._disk_failing_since: dict[str, float] = {}  # monotonic
-        self._disk_logged_at: dict[str, float] = {}
+        self.influx_health = InfluxHealth()
+        self.disk = DiskHealth(s.dedup_dir, self.spool.directory)
         self.http_port: int | None = None
         self._committing: dict[int, float] = {}  # batches being made durable: when each started (monotonic)
         self._commit_ids = itertools.count()
@@ -125,7 +139,11 @@ class Gateway:
 
     @property
     def disk_ok(self) -> bool:
-        return not self.disk_failures
+        return self.disk.ok
+
+    @property
+    def disk_failures(self) -> dict[str, str]:
+        return self.disk.failures
 
     def influx_reachable(self) -> tuple[bool, str | None]:
         """Reachable, or why not: the last write failed, or one has waited too long for an answer (a hung
@@ -133,7 +151,8 @@ class Gateway:
         waiting = self.influx.waiting_s()
         if waiting >= self.settings.gateway_write_stall_s:
             return False, f"a write has waited {waiting:.1f} s for InfluxDB to answer"
-        return self.influx_ok, None if self.influx_ok else self.influx_problem
+        state = self.influx_health
+        return state.ok, None if state.ok else state.problem
 
     def _oldest_commit_s(self) -> float:
         return time.monotonic() - min(self._committing.values()) if self._committing else 0.0
@@ -141,6 +160,7 @@ class Gateway:
     def _gauges(self) -> dict[str, float]:
         return {"inflight": self.inflight, "spool_depth_points": self.spool.depth_points,
                 "mqtt_connected": float(self.source.connected), "influx_reachable": float(self.influx_reachable()[0]),
+                "influx_refused": float(self.influx_health.refused is not None),
                 "disk_writable": float(self.disk_ok), "influx_write_waiting_s": self.influx.waiting_s(),
                 "oldest_batch_waiting_s": self._oldest_commit_s()}
 
@@ -148,35 +168,17 @@ class Gateway:
         return {"sessions_lost": (self.source.sessions_lost, "times the broker had lost the gateway's MQTT session")}
 
     def health(self) -> tuple[bool, dict[str, object]]:
-        """ok: connected, and what arrives is being made durable (a full disk, or a batch stuck for twice
-        ``gateway_write_stall_s``, is not ok). InfluxDB unreachable alone is ok: the spool takes the batches."""
-        reachable, influx_problem = self.influx_reachable()
-        detail: dict[str, object] = {"mqtt_connected": self.source.connected, "influx_reachable": reachable,
-                                     "disk_writable": self.disk_ok, "spool_depth_points": self.spool.depth_points,
-                                     "inflight": self.inflight, "instance": self.settings.gateway_instance,
-                                     "sessions_lost": self.source.sessions_lost}
-        warnings: list[str] = []
-        if self.source.refusal:
-            detail["mqtt_refused"] = self.source.refusal
-        if influx_problem:
-            detail["influx_problem"] = influx_problem
-        if self.disk_failures:
-            detail["disk_problem"] = "; ".join(self.disk_failures.values())
-        waiting = self._oldest_commit_s()
-        stalled = waiting > 2 * self.settings.gateway_write_stall_s
-        if stalled:
-            detail["ingest_stalled"] = (f"a batch has waited {waiting:.1f} s to become durable; its messages are "
-                                        "not acknowledged")
-        if self.source.session_lost_at is not None:
-            at = datetime.fromtimestamp(self.source.session_lost_at, UTC).isoformat(timespec="seconds")
-            detail["session_lost_at"] = at
-            warnings.append(f"the broker lost the gateway's MQTT session ({self.source.sessions_lost} times, last at "
-                            f"{at}): messages queued for the gateway then may be lost")
-        if warnings:
-            detail["warnings"] = warnings
-        ok = self.source.connected and self.disk_ok and not stalled and not self.stopping
-        detail["ok"] = ok
-        return ok, detail
+        """/healthz: see ``gateway.health.report``."""
+        reachable, problem = self.influx_reachable()
+        source = self.source
+        return report(Snapshot(
+            instance=self.settings.gateway_instance, mqtt_connected=source.connected, mqtt_refused=source.refusal,
+            sessions_lost=source.sessions_lost, session_lost_at=source.session_lost_at, influx_reachable=reachable,
+            influx_problem=problem, influx_refused=self.influx_health.refused, disk=self.disk,
+            spool_depth_points=self.spool.depth_points, inflight=self.inflight,
+            processing_errors=self.stats.processing_errors,
+            oldest_batch_waiting_s=self._oldest_commit_s(), write_stall_s=self.settings.gateway_write_stall_s,
+            stopping=self.stopping))
 
     def _marker_matches(self) -> bool:
         try:
@@ -217,7 +219,7 @@ class Gateway:
 
     # --- the hot path -------------------------------------------------------------------------------
 
-    def handle(self, topic: str, payload: bytes, retained: bool, ack: Ack | None) -> None:
+    def handle(self, topic: str, payload: bytes, retained: bool, ack: A | None) -> None:
         """One message, straight from the MQTT connection: validate it now; its PUBACK goes out with
         its batch once that is durable (or at once if there is nothing to write)."""
         if self.stopping:
@@ -226,7 +228,7 @@ class Gateway:
             outcome = self.ingest.message(topic, payload, self.clock(), retained)
         except Exception:  # a bug must not stop the gateway: count it, keep the payload, go on
             log.exception("could not process a message on %s", topic)
-            self.stats.write_errors += 1
+            self.stats.processing_errors += 1
             self.dead_letters.add(topic, payload, int(self.clock() * 1000), [])
             if ack is not None:
                 self.source.acknowledge_soon(ack)
@@ -294,7 +296,7 @@ class Gateway:
         if failures:
             raise failures[0]  # a bug in committing: let the task group stop the gateway loudly
 
-    async def _commit(self, batch: Batch[tuple[Outcome, Ack | None]]) -> None:
+    async def _commit(self, batch: Batch[tuple[Outcome, A | None]]) -> None:
         """Make a batch durable (InfluxDB, else the spool), then release its messages' acknowledgements."""
         token = next(self._commit_ids)
         self._committing[token] = time.monotonic()
@@ -319,47 +321,41 @@ class Gateway:
                 self._allow_backlog(time.monotonic() - self._held_since, "the gateway had stopped reading")
                 self._held_since = None
 
-    async def _make_durable(self, batch: Batch[tuple[Outcome, Ack | None]]) -> None:
+    async def _make_durable(self, batch: Batch[tuple[Outcome, A | None]]) -> None:
         """Returns once the batch is in InfluxDB or the spool (or refused as bad data); retries a full disk
         for ever, with backoff (shutdown cancels it: then nothing of the batch is acknowledged)."""
         db = self.settings.influx_database
+        stall_s = self.settings.gateway_write_stall_s
         attempt = 0
         body = batch.body() if batch.lines else b""
         while body:
             try:
                 self.dedup.persist()  # receipt times on disk before any point is written
-                self._disk_recovered("dedup")
+                self.disk.recovered("dedup")
             except OSError as error:
                 self._disk_failed("dedup", error, attempt)
                 await asyncio.sleep(backoff(attempt, 0.5, DISK_RETRY_MAX_S))
                 attempt += 1
                 continue
-            if self.spool.empty:
+            # with a spool to replay (or InfluxDB asking us to wait) the batch goes behind it, in order
+            if self.spool.empty and not self.influx_health.wait_s():
                 started = time.monotonic()
                 try:
                     # a hung InfluxDB must not hold these messages for the whole write timeout: after the stall
                     # limit the write is cancelled and the batch spooled (if InfluxDB did take it, the replay
                     # writes the same points again, which overwrite themselves)
-                    await asyncio.wait_for(self.influx.write(db, body), self.settings.gateway_write_stall_s)
+                    await self._store(db, body, len(batch.lines), stall_s)
                     self.stats.write_latency_ms.append((time.monotonic() - started) * 1000)
                     self._influx_answered()
-                    self._disk_recovered("spool", "InfluxDB takes the batches again: none needs the spool now")
+                    self.disk.recovered("spool", "InfluxDB takes the batches again: none needs the spool now")
                     return
-                except TimeoutError:
-                    self._influx_down(f"a write went unanswered for {self.settings.gateway_write_stall_s:.1f} s")
-                    self.stats.write_errors += 1
-                    self._warn("InfluxDB has not answered a write for %.1f s: spooling batches to %s",
-                               self.settings.gateway_write_stall_s, self.spool.directory)
-                except InfluxUnavailable as error:
-                    self._influx_down(str(error))
-                    self.stats.write_errors += 1
-                    self._warn("InfluxDB is unavailable (%s): spooling batches to %s", error, self.spool.directory)
-                except InfluxWriteRejected as error:
-                    if self._refused(error, len(batch.lines)):
-                        return
+                except (InfluxError, TimeoutError) as error:
+                    self._write_failed(error)
+                    self._warn("InfluxDB did not take a batch (%s): spooling batches to %s",
+                               self._failure_text(error), self.spool.directory)
             try:
                 self.spool.append(body, len(batch.lines))
-                self._disk_recovered("spool")
+                self.disk.recovered("spool")
                 self.stats.spooled += len(batch.lines)
                 self._drain_wake.set()
                 return
@@ -368,34 +364,64 @@ class Gateway:
                 await asyncio.sleep(backoff(attempt, 0.5, DISK_RETRY_MAX_S))
                 attempt += 1
 
+    async def _store(self, db: str, body: bytes, points: int, timeout_s: float | None) -> None:
+        """Write ``body`` (``points`` points), applying the write policy of ``lauks.influx`` to what InfluxDB
+        answers: bad data is dropped and counted; a request too large is written in halves, down to one
+        point (one point still too large is dropped and counted: it can never be written). Raises what the
+        caller must keep the points for: unavailable or timed out, throttled, refused."""
+        try:
+            await asyncio.wait_for(self.influx.write(db, body), timeout_s)
+        except InfluxWriteRejected as error:
+            action = write_action(error)
+            if action is WriteAction.BAD_DATA:
+                assert isinstance(error, InfluxBadData)
+                dropped = error.dropped if error.partial else points
+                self.stats.refused_points += min(points, dropped if dropped is not None else 1)
+                log.error("InfluxDB refused points as bad data; they are not retried: %s", error.message)
+                return
+            if action is not WriteAction.SPLIT:
+                raise
+            parts = split_points(body) if points > 1 else [body]
+            if len(parts) <= 1:
+                self.stats.refused_points += 1
+                log.error("InfluxDB refused a single point as too large (%d bytes); it is dropped: %s",
+                          len(body), error.message)
+                return
+            half = len(parts) // 2
+            log.info("InfluxDB refused %d points in one request as too large: writing them in halves", len(parts))
+            await self._store(db, b"".join(parts[:half]), half, timeout_s)
+            await self._store(db, b"".join(parts[half:]), len(parts) - half, timeout_s)
+
+    def _write_failed(self, error: InfluxError | TimeoutError) -> None:
+        """A write that must be kept for later: count it and say why in /healthz (and the log)."""
+        self.stats.write_errors += 1
+        action = write_action(error)
+        if action is WriteAction.REFUSED:
+            assert isinstance(error, InfluxWriteRejected)
+            self.influx_health.refuse(error)
+            if error.status == 404:
+                self._ensure_database()
+        elif action is WriteAction.THROTTLED:
+            assert isinstance(error, InfluxThrottled)
+            self.influx_health.throttle(error.retry_after_s, str(error))
+        else:
+            self._influx_down(self._failure_text(error))
+
+    def _failure_text(self, error: InfluxError | TimeoutError) -> str:
+        if isinstance(error, TimeoutError):
+            return f"a write went unanswered for {self.settings.gateway_write_stall_s:.1f} s"
+        return str(error)
+
     def _influx_answered(self) -> None:
-        self.influx_ok = True
-        self.influx_problem = None
+        self.influx_health.answered()
 
     def _influx_down(self, why: str) -> None:
-        self.influx_ok = False
-        self.influx_problem = why
+        self.influx_health.down(why)
 
     def _disk_failed(self, what: str, error: OSError, attempt: int, where: Path | None = None) -> None:
-        doing, meaning = DISK_WRITES[what]
-        doing = doing.format(dedup=self.settings.dedup_dir, spool=self.spool.directory, where=where)
-        self.disk_failures[what] = f"{doing}: {error}"
-        now = time.monotonic()
-        since = self._disk_failing_since.setdefault(what, now)
-        if now - self._disk_logged_at.get(what, -DISK_LOG_EVERY_S) < DISK_LOG_EVERY_S:
-            return
-        self._disk_logged_at[what] = now
         reachable, problem = self.influx_reachable()
         influx = "InfluxDB is reachable" if reachable else f"InfluxDB is unreachable ({problem or 'no answer yet'})"
-        log.error("CANNOT WRITE TO DISK: %s failed (%s); %s. %s. Retrying every few seconds (for %.0f s so far, "
-                  "attempt %d)", doing, error, influx, meaning, now - since, attempt + 1)
-
-    def _disk_recovered(self, what: str, how: str = "the disk takes writes again") -> None:
-        if self.disk_failures.pop(what, None) is not None:
-            since = self._disk_failing_since.pop(what, time.monotonic())
-            self._disk_logged_at.pop(what, None)
-            log.warning("%s (%s failed for %.0f s)", how, DISK_WRITES[what][0].split(" in ")[0],
-                        time.monotonic() - since)
+        self.disk.failed(what, error, attempt, influx, where)
 
     def _probe_disk(self, attempt: int = 0) -> bool:
         """Write, fsync and remove a small file in each state folder: does the disk take writes? Tells a
@@ -414,7 +440,7 @@ class Gateway:
             except OSError as error:
                 self._disk_failed("probe", error, attempt, where)
                 return False
-        self._disk_recovered("probe")
+        self.disk.recovered("probe")
         return True
 
     async def _disk_loop(self) -> None:
@@ -424,20 +450,6 @@ class Gateway:
             await asyncio.sleep(backoff(attempt, 0.5, 2))
             self._probe_disk(attempt)
             attempt += 1
-
-    def _refused(self, error: InfluxWriteRejected, points: int) -> bool:
-        """True if the points are bad data (dropped); False if the write should be kept for a retry."""
-        if error.status == 400:
-            self.stats.refused_points += points if not error.partial else 1
-            log.error("InfluxDB refused points as bad data; they are not retried: %s", error.message)
-            return True
-        # 401/403 (credentials) or 404 (no database) are not bad data: keep the points and say why
-        self._influx_down(str(error))
-        self.stats.write_errors += 1
-        self._warn("InfluxDB refused the write (%s): spooling until this is fixed", error)
-        if error.status == 404:
-            self._ensure_database()
-        return False
 
     def _ensure_database(self) -> None:
         """Create the database in the background (idempotent), so that neither start-up nor a write waits
@@ -473,22 +485,22 @@ class Gateway:
                 continue
             if chunk is None:
                 continue
+            wait = self.influx_health.wait_s()
+            if wait:  # InfluxDB asked us to wait (Retry-After)
+                await asyncio.sleep(wait)
+                continue
             try:
-                await self.influx.write(db, chunk.body)
-            except InfluxUnavailable as error:
-                self._influx_down(str(error))
-                await asyncio.sleep(backoff(attempt, 0.2, 2.0))
+                await self._store(db, chunk.body, chunk.points, None)
+            except (InfluxError, TimeoutError) as error:
+                self._write_failed(error)
+                refused = self.influx_health.refused is not None
+                await asyncio.sleep(backoff(attempt, 0.2, REFUSED_RETRY_MAX_S if refused else 2.0))
                 attempt += 1
                 continue
-            except InfluxWriteRejected as error:
-                if not self._refused(error, chunk.points):
-                    await asyncio.sleep(backoff(attempt, 0.2, 2.0))
-                    attempt += 1
-                    continue
             self._influx_answered()
             try:
                 self.spool.advance(chunk)
-                self._disk_recovered("cursor")
+                self.disk.recovered("cursor")
             except OSError as error:  # the spool stays as it was: the same chunk is replayed again
                 self._disk_failed("cursor", error, attempt)
                 await asyncio.sleep(backoff(attempt, 0.5, DISK_RETRY_MAX_S))
@@ -501,9 +513,14 @@ class Gateway:
 
     def _stats_lines(self, force: bool = False) -> None:
         now_ms = int(time.time() * 1000)
-        lines = self.ingest.activity.sweep(now_ms, force)
-        lines.append(self.ingest.gateway_line(self.settings.gateway_instance, now_ms, self.spool.depth_points,
-                                              self.inflight))
+        try:
+            lines = self.ingest.activity.sweep(now_ms, force)
+            lines.append(self.ingest.gateway_line(self.settings.gateway_instance, now_ms, self.spool.depth_points,
+                                                  self.inflight))
+        except Exception:  # a bug must not end the stats loop (and with it the gateway): count it, go on
+            log.exception("could not build the gateway's own points")
+            self.stats.processing_errors += 1
+            return
         self.batcher.add(lines, None, time.monotonic())
         self._wake.set()
 

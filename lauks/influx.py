@@ -1,14 +1,32 @@
 """Async client for InfluxDB's v1 HTTP API: /ping, /write (line protocol) and /query (InfluxQL).
 
 Served by InfluxDB 1.x natively, 2.x through its v1 compatibility endpoints (token) and 3 Core.
-Errors are split the way the gateway needs them: ``InfluxWriteRejected`` (4xx: the data is bad,
-never retry it) versus ``InfluxUnavailable`` (5xx, refused, timed out: keep the data and retry).
 Query results are streamed chunk by chunk, never loaded whole.
+
+The write policy lives here, in one place: ``write_error`` turns an answer to a write into a typed error
+and ``write_action`` says what a writer does about it (docs/gateway.md, "The write policy"):
+
+=========================================  ==========  ===============================================
+answer                                     error       action
+=========================================  ==========  ===============================================
+5xx, 503 without Retry-After, refused,     Unavailable RETRY: keep the points, try again with backoff
+reset, timed out
+429, 503 with Retry-After                  Throttled   THROTTLED: keep them; no new try before Retry-After
+400, 422 (bad line protocol, type clash)   BadData     BAD_DATA: what was refused is dropped and counted;
+                                                       a partial write stored the rest
+413 (request too large)                    TooLarge    SPLIT: write the halves, down to one point
+401, 403, 404, any other 4xx               Refused     REFUSED: keep every point durable and alarm
+=========================================  ==========  ===============================================
 """
 
 from __future__ import annotations
 
+import email.utils
+import enum
 import gzip
+import math
+import re
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -30,8 +48,19 @@ class InfluxUnavailable(InfluxError):
     """InfluxDB could not be reached or failed on its side (5xx): retry later, keep the data."""
 
 
+class InfluxThrottled(InfluxUnavailable):
+    """InfluxDB is busy (429, or 503 with Retry-After): keep the data, try again no sooner than it asks."""
+
+    def __init__(self, status: int, message: str, retry_after_s: float) -> None:
+        super().__init__(f"InfluxDB asks to wait {retry_after_s:g} s ({status}): {message}")
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+
 class InfluxWriteRejected(InfluxError):
-    """InfluxDB refused (some of) the points (4xx): retrying the same points will not help."""
+    """InfluxDB refused (some of) the points (4xx): retrying the same request will not help. The
+    subclasses say what will: nothing (``InfluxBadData``), smaller requests (``InfluxTooLarge``), or a
+    person fixing the credentials or the database (``InfluxRefused``)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"InfluxDB refused the write ({status}): {message}")
@@ -42,6 +71,119 @@ class InfluxWriteRejected(InfluxError):
     def partial(self) -> bool:
         """InfluxDB 1.x stored the good points of the batch and dropped only the bad ones."""
         return "partial write" in self.message
+
+
+class InfluxBadData(InfluxWriteRejected):
+    """Points InfluxDB will never take (400, 422): unparsable, or a field of another type than before."""
+
+    @property
+    def dropped(self) -> int | None:
+        """How many points a partial write dropped, where InfluxDB says (``dropped=N``)."""
+        found = re.search(r"\bdropped=(\d+)", self.message)
+        return int(found.group(1)) if found else None
+
+
+class InfluxTooLarge(InfluxWriteRejected):
+    """The request is larger than InfluxDB (or a proxy before it) takes (413): send it in parts."""
+
+
+class InfluxRefused(InfluxWriteRejected):
+    """Not the data's fault (401, 403: credentials; 404: no such database; other 4xx): nothing is written
+    until a person (or, for a missing database, the writer) fixes it."""
+
+
+class WriteAction(enum.StrEnum):
+    """What a writer does about a failed write (the table in this module's docstring)."""
+
+    RETRY = "retry"
+    THROTTLED = "throttled"
+    BAD_DATA = "bad_data"
+    SPLIT = "split"
+    REFUSED = "refused"
+
+
+RETRY_AFTER_MAX_S = 300.0  # a Retry-After further away than this is taken as this (a clock or a proxy gone wrong)
+
+
+def retry_after_s(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delay-seconds or an HTTP date), within [0, 300]; None if
+    there is none or it cannot be read."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), RETRY_AFTER_MAX_S)
+
+
+def write_error(status: int, message: str, retry_after: str | None = None) -> InfluxError | None:
+    """The error an answer to a write means (None for a 2xx: the points are stored)."""
+    if 200 <= status < 300:
+        return None
+    wait = retry_after_s(retry_after)
+    if status == 429 or (status == 503 and wait is not None):
+        return InfluxThrottled(status, message, wait if wait is not None else 1.0)
+    if status >= 500 or status < 400:
+        return InfluxUnavailable(f"InfluxDB answered {status}: {message}")
+    if status in (400, 422):
+        return InfluxBadData(status, message)
+    if status == 413:
+        return InfluxTooLarge(status, message)
+    return InfluxRefused(status, message)
+
+
+def write_action(error: InfluxError | TimeoutError | OSError) -> WriteAction:
+    """What to do about a failed write: the one place the write policy is decided."""
+    if isinstance(error, InfluxThrottled):
+        return WriteAction.THROTTLED
+    if isinstance(error, InfluxBadData):
+        return WriteAction.BAD_DATA
+    if isinstance(error, InfluxTooLarge):
+        return WriteAction.SPLIT
+    if isinstance(error, InfluxWriteRejected):  # 401, 403, 404 and any 4xx we do not know: never drop data
+        return WriteAction.REFUSED
+    return WriteAction.RETRY  # unavailable, timed out, a socket error
+
+
+def split_points(body: bytes) -> list[bytes]:
+    """The points of a line protocol body, each with its newline. A string field may hold a newline (in
+    its double quotes), so the body is read, not split at every newline: a measurement, tag or field key
+    holds no raw newline, and a double quote starts a string only as the first byte of a field value."""
+    points: list[bytes] = []
+    start = i = 0
+    end = len(body)
+    spaces = 0  # unescaped spaces outside strings in this line: the field set starts after the first
+    value_starts = False  # the byte before was an unescaped '=' in the field set
+    while i < end:
+        byte = body[i]
+        if byte == 0x5C:  # backslash: the next byte is escaped
+            i += 2
+            value_starts = False
+            continue
+        if byte == 0x22 and value_starts:  # a string value: to its closing quote, newlines and all
+            i += 1
+            while i < end and body[i] != 0x22:
+                i += 2 if body[i] == 0x5C else 1
+        elif byte == 0x0A:
+            if i > start:
+                points.append(body[start:i + 1])
+            start = i + 1
+            spaces = 0
+        elif byte == 0x20:
+            spaces += 1
+        value_starts = byte == 0x3D and spaces == 1
+        i += 1
+    if start < end and body[start:].strip():
+        points.append(body[start:] + b"\n")
+    return points
 
 
 class InfluxQueryError(InfluxError):
@@ -102,7 +244,9 @@ class InfluxClient:
         except httpx.TransportError as error:  # refused, reset, timed out, DNS
             raise InfluxUnavailable(f"InfluxDB at {self.url} is unreachable: {error!r}") from error
         if response.status_code >= 500:
-            raise InfluxUnavailable(f"InfluxDB answered {response.status_code}: {_error_text(response)}")
+            failure = write_error(response.status_code, _error_text(response), response.headers.get("Retry-After"))
+            assert failure is not None
+            raise failure
         return response
 
     async def ping(self) -> str:
@@ -127,7 +271,9 @@ class InfluxClient:
         precision: Precision = "ms",
         retention_policy: str | None = None,
     ) -> None:
-        """Write line protocol in one request. Raises ``InfluxWriteRejected`` or ``InfluxUnavailable``."""
+        """Write line protocol in one request. Raises the error ``write_error`` gives for the answer:
+        ``InfluxUnavailable`` (or its ``InfluxThrottled``) or an ``InfluxWriteRejected`` (``InfluxBadData``,
+        ``InfluxTooLarge``, ``InfluxRefused``); ``write_action`` says what to do about it."""
         body = lines if isinstance(lines, bytes) else ("\n".join(lines) + "\n").encode()
         params = {"db": database, "precision": precision}
         if retention_policy:
@@ -137,9 +283,9 @@ class InfluxClient:
             body = gzip.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
         response = await self._request("POST", "/write", params=params, content=body, headers=headers)
-        if response.status_code == 204:
-            return
-        raise InfluxWriteRejected(response.status_code, _error_text(response))
+        error = write_error(response.status_code, _error_text(response), response.headers.get("Retry-After"))
+        if error is not None:
+            raise error
 
     async def query(
         self,
