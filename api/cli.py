@@ -1,4 +1,5 @@
-"""Commands of the API part: ``lauks api``, ``lauks token``, ``lauks site``, ``lauks kit register|edit|retire|list``."""
+"""Commands of the API part: ``lauks api``, ``lauks token create|list|revoke``, ``lauks site``, and
+``lauks kit register|edit|retire|list``."""
 
 from __future__ import annotations
 
@@ -6,31 +7,28 @@ import argparse
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
-
-def _session() -> Session:
-    from api.settings import ApiSettings
-    from metastore.db import open_store
-
-    return open_store(ApiSettings().database_url)()  # type: ignore[no-any-return]
+# The imports below are made where they are needed: every `lauks` command imports this module.
 
 
 def _run(action: Callable[[Session, argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def handler(args: argparse.Namespace) -> int:
-        from api.errors import ApiError
+    """A command on the store that the settings name (LAUKS_API_DATABASE_URL, else SQLite in the state folder)."""
 
-        session = _session()
+    def handler(args: argparse.Namespace) -> int:
+        from metastore.db import one_session
+        from metastore.errors import StoreError
+        from metastore.settings import StoreSettings
+
         try:
-            return action(session, args)
-        except ApiError as error:
+            with one_session(StoreSettings().database_url) as session:
+                return action(session, args)
+        except StoreError as error:
             print(f"lauks: {error.message}", file=sys.stderr)
             return 1
-        finally:
-            session.close()
-            session.get_bind().dispose()  # type: ignore[union-attr]
 
     return handler
 
@@ -61,22 +59,31 @@ def _token_create(session: Session, args: argparse.Namespace) -> int:
 
 
 def _changes(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
-    out = {}
-    for name in names:
-        value = getattr(args, name, None)
-        if value is not None:
-            out[name] = value
-    return out
+    """The options that were given, by field name (``--elevation`` is ``elevation_m``)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
-SITE_OPTIONS = ("title", "description", "latitude", "longitude", "elevation_m", "timezone")
-KIT_OPTIONS = ("kit_type", "description", "latitude", "longitude", "elevation_m", "deployed_since")
+def _token_list(session: Session, args: argparse.Namespace) -> int:
+    from metastore import registry
+
+    for row in registry.list_tokens(session, include_revoked=args.all):
+        revoked = f"\trevoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else ""
+        print(f"{row.id}\t{row.name}\tcreated {row.created_at:%Y-%m-%d %H:%M}{revoked}")
+    return 0
+
+
+def _token_revoke(session: Session, args: argparse.Namespace) -> int:
+    from metastore import registry
+
+    row = registry.revoke_token(session, args.id)
+    print(f"revoked staff token {row.id} ({row.name}): every API process using this store refuses it from now on")
+    return 0
 
 
 def _site_add(session: Session, args: argparse.Namespace) -> int:
     from metastore import registry
 
-    site = registry.add_site(session, args.name, **_changes(args, SITE_OPTIONS))
+    site = registry.add_site(session, args.name, **_changes(args, registry.SITE_FIELDS))
     print(f"added site {site.name}")
     return 0
 
@@ -84,7 +91,7 @@ def _site_add(session: Session, args: argparse.Namespace) -> int:
 def _site_edit(session: Session, args: argparse.Namespace) -> int:
     from metastore import registry
 
-    registry.edit_site(session, args.name, **_changes(args, SITE_OPTIONS))
+    registry.edit_site(session, args.name, **_changes(args, registry.SITE_FIELDS))
     print(f"edited site {args.name}")
     return 0
 
@@ -110,7 +117,7 @@ def _site_list(session: Session, args: argparse.Namespace) -> int:
 def _kit_register(session: Session, args: argparse.Namespace) -> int:
     from metastore import registry
 
-    registry.add_kit(session, args.site, args.name, **_changes(args, KIT_OPTIONS))
+    registry.add_kit(session, args.site, args.name, **_changes(args, registry.KIT_FIELDS))
     print(f"registered kit {args.name} at site {args.site}")
     return 0
 
@@ -118,7 +125,7 @@ def _kit_register(session: Session, args: argparse.Namespace) -> int:
 def _kit_edit(session: Session, args: argparse.Namespace) -> int:
     from metastore import registry
 
-    registry.edit_kit(session, args.site, args.name, **_changes(args, KIT_OPTIONS))
+    registry.edit_kit(session, args.site, args.name, **_changes(args, registry.KIT_FIELDS))
     print(f"edited kit {args.name} at site {args.site}")
     return 0
 
@@ -174,6 +181,12 @@ def register(commands: argparse._SubParsersAction[Any], kit_commands: argparse._
     create = token_commands.add_parser("create", help="create a staff token (printed once, stored hashed)")
     create.add_argument("--name", required=True, help="whose token it is, e.g. 'Ms Ozola'")
     create.set_defaults(func=_run(_token_create))
+    tokens = token_commands.add_parser("list", help="list the staff tokens (their number and name; never the token)")
+    tokens.add_argument("--all", action="store_true", help="revoked tokens too")
+    tokens.set_defaults(func=_run(_token_list))
+    revoke = token_commands.add_parser("revoke", help="revoke a staff token: the API refuses it from then on")
+    revoke.add_argument("id", type=int, help="the token's number, as `lauks token list` shows it")
+    revoke.set_defaults(func=_run(_token_revoke))
 
     site = commands.add_parser("site", help="add, edit, retire and list sites")
     site_commands = site.add_subparsers(dest="site_command", metavar="SITE_COMMAND", required=True)

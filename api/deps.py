@@ -15,6 +15,7 @@ from api.settings import ApiSettings
 from lauks.influx import InfluxClient
 from metastore import registry, sharecode
 from metastore.db import Dataset, StaffToken
+from metastore.errors import NotFound
 
 _bearer = HTTPBearer(auto_error=False, description="a staff token, created with `lauks token create --name NAME`")
 
@@ -88,9 +89,8 @@ def dataset_for_code(request: Request, session: Session, typed: str) -> Dataset:
                                                     "for typos", headers={"Retry-After": RateLimiter.retry_after(wait)})
     try:
         dataset = registry.dataset_by_code(session, typed)
-    except ApiError as error:
-        if error.status == 404:
-            failures.take(key)
+    except NotFound:
+        failures.take(key)
         raise
     opened.remember(key, dataset.code)
     return dataset

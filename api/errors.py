@@ -1,4 +1,6 @@
-"""Errors as JSON with a message a teacher can act on: ``{"error": "<code>", "message": "..."}``."""
+"""Errors as JSON with a message a teacher can act on: ``{"error": "<code>", "message": "..."}``.
+
+The store's refusals (``metastore.errors``) get their HTTP status here, and only here."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from metastore.errors import Conflict, Gone, Invalid, NotFound, Required, StoreError
 
 
 class ErrorOut(BaseModel):
@@ -63,6 +67,15 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+# The HTTP status of each kind of refusal of the store.
+STORE_STATUS: dict[type[StoreError], int] = {NotFound: 404, Invalid: 400, Required: 422, Conflict: 409, Gone: 410}
+
+
+def store_status(error: StoreError) -> int:
+    """The status of a store's refusal: its own kind's, else its nearest base kind's; 400 for a kind not listed."""
+    return next((STORE_STATUS[kind] for kind in type(error).__mro__ if kind in STORE_STATUS), 400)
+
+
 def not_found(what: str, message: str) -> ApiError:
     return ApiError(404, f"unknown_{what}", message)
 
@@ -85,6 +98,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, error: ApiError) -> JSONResponse:
         return JSONResponse(_body(error.code, error.message), status_code=error.status, headers=error.headers)
+
+    @app.exception_handler(StoreError)
+    async def _store_error(_request: Request, error: StoreError) -> JSONResponse:
+        return JSONResponse(_body(error.code, error.message), status_code=store_status(error))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:

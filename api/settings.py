@@ -7,16 +7,15 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from lauks.settings import Settings
 from lauks.zones import zone_problem
+from metastore.settings import StoreSettings
 
 
-class ApiSettings(Settings):
+class ApiSettings(StoreSettings):
+    """The store's setting (``LAUKS_API_DATABASE_URL``, ``database_url``) comes from ``StoreSettings``."""
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
-    # Sites, kits, tokens and class datasets. None: SQLite at <state_dir>/lauks.db.
-    # PostgreSQL: postgresql+psycopg://user:password@host/lauks (install the driver).
-    api_database_url: str | None = None
     # Reading the catalog and live data without a staff token (class codes always read their dataset).
     api_public_read: bool = False
     # Requests per minute per staff token (a valid one) or else per client address; bursts up to api_rate_burst.
@@ -53,12 +52,6 @@ class ApiSettings(Settings):
             except ValueError as error:
                 raise ValueError(f"LAUKS_API_TRUSTED_PROXIES: {item!r} is not an address or network") from error
         return value
-
-    @property
-    def database_url(self) -> str:
-        if self.api_database_url:
-            return self.api_database_url
-        return f"sqlite:///{(self.state_dir / 'lauks.db').resolve()}"
 
     @property
     def datasets_dir(self) -> Path:

@@ -10,15 +10,21 @@ import contextlib
 import ctypes
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psycopg
 
 _PR_SET_PDEATHSIG = 1
 
@@ -288,3 +294,165 @@ class Influxd:
     def stop(self) -> None:
         if self.child:
             self.child.stop()
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------------
+
+POSTGRES_LIBS = Path("/usr/lib/postgresql")  # Debian keeps each major version's programs off PATH
+
+
+def postgres_program(name: str) -> str:
+    """A PostgreSQL program (initdb, postgres) of the newest version Debian's package installed."""
+    versions = [p for p in POSTGRES_LIBS.glob("*/bin") if p.parent.name.isdigit()]
+    for folder in sorted(versions, key=lambda p: int(p.parent.name), reverse=True):
+        if (folder / name).is_file():
+            return str(folder / name)
+    found = shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f"PostgreSQL's {name} is not installed: run `make test` once, or apt-get install "
+                                "postgresql")
+    return found
+
+
+@dataclass
+class _ChildAs(Child):
+    """A child run as another user (``user``; None: as we are), still dying with its parent: the switch is
+    made before ``die_with_parent``, since changing the user clears the parent-death signal."""
+
+    user: str | None = None
+
+    def start(self) -> None:
+        if self.user is None:
+            super().start()
+            return
+        account = pwd.getpwnam(self.user)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        try:
+            self.process = subprocess.Popen(
+                list(self.argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
+                user=account.pw_uid, group=account.pw_gid, extra_groups=[], preexec_fn=die_with_parent,
+                cwd=account.pw_dir if os.path.isdir(account.pw_dir) else "/",
+            )
+        finally:
+            log.close()
+
+
+@dataclass
+class Postgres:
+    """A PostgreSQL server (Debian's package) on a loopback port, for the metadata store's tests.
+
+    PostgreSQL refuses to run as root, so under root (CI, containers) it runs as the system user
+    ``postgres``, with its cluster in a private temporary folder that user owns (it could not enter a
+    root-only test folder), removed again by ``stop``. Otherwise the cluster is ``state_dir/cluster``.
+    The socket folder is inside the cluster folder; TCP on 127.0.0.1 needs the generated password.
+    """
+
+    state_dir: Path
+    port: int
+    durable: bool = True  # False (tests): no fsync, so a crash of the machine can lose the cluster
+    superuser: str = "lauks"
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+    child: Child | None = None
+    _home: Path | None = field(default=None, init=False, repr=False)
+
+    @property
+    def run_as(self) -> str | None:
+        return "postgres" if os.geteuid() == 0 else None
+
+    @property
+    def cluster_dir(self) -> Path:
+        if self._home is None:
+            if self.run_as is None:
+                self._home = self.state_dir / "cluster"
+                self._home.mkdir(parents=True, exist_ok=True, mode=0o700)
+            else:
+                self._home = Path(tempfile.mkdtemp(prefix="lauks-postgres-"))  # 0700
+                account = pwd.getpwnam(self.run_as)
+                os.chown(self._home, account.pw_uid, account.pw_gid)
+        return self._home
+
+    def url(self, database: str = "postgres") -> str:
+        """The SQLAlchemy URL of one of its databases (``LAUKS_API_DATABASE_URL``)."""
+        return f"postgresql+psycopg://{self.superuser}:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, argv: list[str]) -> None:
+        """A PostgreSQL tool, as the user the server runs as."""
+        account = pwd.getpwnam(self.run_as) if self.run_as is not None else None
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False,
+                              user=account.pw_uid if account else None, group=account.pw_gid if account else None,
+                              extra_groups=[] if account else None, cwd="/" if account else None)
+        if done.returncode != 0:
+            raise ServiceError(f"{Path(argv[0]).name} failed: {(done.stderr or done.stdout).strip()[-2000:]}")
+
+    def _initdb(self, data: Path) -> None:
+        secret = self.cluster_dir / "superuser.password"
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, self.password.encode() + b"\n")
+        finally:
+            os.close(fd)
+        if self.run_as is not None:
+            account = pwd.getpwnam(self.run_as)
+            os.chown(secret, account.pw_uid, account.pw_gid)
+        try:
+            # C collation: names sort by their bytes, as SQLite sorts them.
+            self._run([postgres_program("initdb"), "-D", str(data), "-U", self.superuser, f"--pwfile={secret}",
+                       "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C",
+                       "--no-instructions", *([] if self.durable else ["--no-sync"])])
+        finally:
+            secret.unlink()
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        data = self.cluster_dir / "data"
+        if not (data / "PG_VERSION").exists():
+            self._initdb(data)
+        fast = [] if self.durable else ["-c", "fsync=off", "-c", "synchronous_commit=off",
+                                        "-c", "full_page_writes=off"]
+        self.child = _ChildAs("postgres", [
+            postgres_program("postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.cluster_dir),
+            "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200", *fast,
+        ], self.state_dir / "postgres.out", user=self.run_as)
+        self.child.start()
+        _wait(self.ping, self.child, f"connections on port {self.port}", timeout_s)
+
+    def _connect(self, database: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
+        import psycopg
+
+        return psycopg.connect(host="127.0.0.1", port=self.port, user=self.superuser, password=self.password,
+                               dbname=database, connect_timeout=2, autocommit=True)
+
+    def ping(self) -> bool:
+        import psycopg
+
+        try:
+            with self._connect():
+                return True
+        except psycopg.OperationalError:  # not listening yet, or still starting up
+            return False
+
+    def create_database(self, name: str) -> None:
+        from psycopg import sql
+
+        with self._connect() as connection:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+    def drop_database(self, name: str) -> None:
+        """Dropped even if a client is still connected to it (their connections are ended)."""
+        from psycopg import sql
+
+        with self._connect() as connection:
+            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+    def stop(self) -> None:
+        if self.child and self.child.process is not None:
+            # SIGINT is PostgreSQL's fast shutdown: clients are disconnected. SIGTERM would wait for them.
+            self.child.signal(signal.SIGINT)
+            try:
+                self.child.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.child.stop()
+        if self.run_as is not None and self._home is not None:
+            shutil.rmtree(self._home, ignore_errors=True)
+            self._home = None

@@ -1,13 +1,15 @@
 """The relational store of metadata: sites, kits, staff tokens and class datasets (SQLAlchemy 2).
 
-SQLite by default; PostgreSQL by changing ``LAUKS_API_DATABASE_URL``. The schema is created and
-upgraded by Alembic (``metastore/migrations``), never by ``create_all``, so both paths stay one.
+SQLite by default; PostgreSQL by changing ``LAUKS_API_DATABASE_URL`` (``metastore.settings``). The schema
+is created and upgraded by Alembic (``metastore/migrations``), never by ``create_all``, so both paths stay one.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,11 +17,14 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# PostgreSQL advisory lock held while migrating: API replicas starting at once on an empty database take
+# turns, and the later ones find the schema made (SQLite's store has one host, its file, and no such race).
+MIGRATION_LOCK = 0x6C61756B73  # "lauks"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -147,16 +152,36 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema up to the newest Alembic revision."""
+def alembic_config(connection: Connection) -> Config:
+    """Alembic's configuration for our migrations, run on ``connection`` (``migrations/env.py`` uses it)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema up to the newest Alembic revision, in one transaction."""
     with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+        command.upgrade(alembic_config(connection), "head")
 
 
-def open_store(url: str) -> sessionmaker[Any]:
+def open_store(url: str) -> sessionmaker[Session]:
+    """Sessions of the store at ``url``, its schema brought up to date first."""
     engine = make_engine(url)
     migrate(engine)
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def one_session(url: str) -> Iterator[Session]:
+    """One session of the store at ``url``, for a command that runs once; its connections are closed after."""
+    engine = make_engine(url)
+    try:
+        migrate(engine)
+        with Session(engine, expire_on_commit=False) as session:
+            yield session
+    finally:
+        engine.dispose()

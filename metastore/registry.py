@@ -1,69 +1,146 @@
 """Sites, kits, staff tokens and class datasets in the relational store: used by the routes and the CLI.
 
-Every function takes a SQLAlchemy ``Session`` and raises ``ApiError`` with a sentence a person can act
-on. ``register_kit`` is the plain entry point for ``lauks kit add``.
+Every function takes a SQLAlchemy ``Session`` and raises a ``metastore.errors.StoreError`` with a sentence a
+person can act on; what it means in HTTP is the API's business. ``register_kit`` is the plain entry point
+for ``lauks kit add``. Values are checked here, whoever sends them (the API's schemas check most of them
+before, the command line does not), so that SQLite and PostgreSQL take and refuse the same.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict, Unpack
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.errors import ApiError, bad_request, not_found
-from lauks.topics import id_problem
+from lauks.topics import id_problem, is_valid_id
 from lauks.zones import zone_problem
 from metastore import sharecode
-from metastore.db import Dataset, Kit, Site, StaffToken, now, open_store
+from metastore.db import Base, Dataset, Kit, Site, StaffToken, now, one_session
+from metastore.errors import Conflict, Gone, Invalid, NotFound, Required
+from metastore.settings import StoreSettings
 
-SITE_FIELDS = ("title", "description", "latitude", "longitude", "elevation_m", "timezone")
-KIT_FIELDS = ("kit_type", "description", "latitude", "longitude", "elevation_m", "deployed_since")
+
+class Location(TypedDict, total=False):
+    """None clears a coordinate."""
+
+    latitude: float | None
+    longitude: float | None
+    elevation_m: float | None
+
+
+class SiteFields(Location, total=False):
+    """What can be set on a site; None clears a description or the time zone. A title cannot be None."""
+
+    title: str
+    description: str | None
+    timezone: str | None
+
+
+class KitMetadata(Location, total=False):
+    """What ``register_kit`` records beside the kit's type."""
+
+    description: str | None
+    deployed_since: datetime | None
+
+
+class KitFields(KitMetadata, total=False):
+    """What can be set on a kit. A kit type cannot be None."""
+
+    kit_type: str
+
+
+class NewDataset(TypedDict):
+    """A class dataset as staff publish it; the store gives it its share code and creation time."""
+
+    title: str
+    site: str
+    kits: list[str]
+    quantities: list[str]
+    start: datetime
+    end: datetime
+    timezone: str
+    description: NotRequired[str]
+    licence: NotRequired[str]
+    every: NotRequired[str | None]
+    agg: NotRequired[str | None]
+    created_by: NotRequired[str]
+    expires_at: NotRequired[datetime | None]
+
+
+SITE_FIELDS = tuple(SiteFields.__annotations__)
+KIT_FIELDS = tuple(KitFields.__annotations__)
+# Text columns that are NOT NULL: None clears them to "" (a description), or is refused (a title, a type).
+CLEARED = {"description": ""}
+REQUIRED = ("title", "kit_type")
+RANGES = {"latitude": (-90.0, 90.0), "longitude": (-180.0, 180.0), "elevation_m": (-500.0, 9000.0)}
 
 
 def _check_id(what: str, name: str) -> None:
     problem = id_problem(what, name)
     if problem:
-        raise bad_request(f"bad_{what}_name", problem)
+        raise Invalid(f"bad_{what}_name", problem)
 
 
 def _check_zone(name: str | None) -> None:
     problem = zone_problem(name) if name is not None else None
     if problem:
-        raise bad_request("bad_timezone", problem)
+        raise Invalid("bad_timezone", problem)
 
 
-# Text columns that are NOT NULL: null clears them to "" (a description), or is refused (a title).
-CLEARED = {"description": ""}
-REQUIRED = ("title", "kit_type")
+def _check_value(row_type: type[Base], key: str, value: object) -> None:
+    """What a column cannot hold, refused with a sentence on both stores: PostgreSQL would fail on a NUL or on
+    text longer than its column, SQLite would keep either; a time without a zone is no time at all."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise Invalid("bad_text", f"{key} holds a NUL character (\\x00), which the store cannot keep: remove it")
+        length = getattr(row_type.__table__.c[key].type, "length", None)
+        if length is not None and len(value) > length:
+            raise Invalid("too_long", f"{key} may be at most {length} characters; this one has {len(value)}")
+    elif isinstance(value, datetime) and value.tzinfo is None:
+        raise Invalid("bad_time", f"{key} {value.isoformat()} has no offset: give it like 2025-03-01T09:00+02:00")
+    elif isinstance(value, int | float) and key in RANGES:
+        low, high = RANGES[key]
+        if math.isnan(value) or not low <= value <= high:
+            raise Invalid("bad_location", f"{key} must be between {low:g} and {high:g}, not {value}")
 
 
-def _apply(row: Any, changes: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+def _apply(row: Site | Kit, changes: Mapping[str, object], allowed: tuple[str, ...]) -> None:
     for key, value in changes.items():
         if key not in allowed:
-            raise bad_request("bad_field", f"{key!r} cannot be set here; the fields are {', '.join(allowed)}")
+            raise Invalid("bad_field", f"{key!r} cannot be set here; the fields are {', '.join(allowed)}")
         if value is None and key in REQUIRED:
-            raise ApiError(422, "invalid_request", f"{key} cannot be null: send the new {key.replace('_', ' ')}, "
-                                                   "or leave it out to keep it")
+            raise Required(f"{key} cannot be null: send the new {key.replace('_', ' ')}, or leave it out to keep it")
         if value is None and key in CLEARED:
             value = CLEARED[key]
-        if key == "deployed_since" and isinstance(value, str):
-            value = datetime.fromisoformat(value)
+        _check_value(type(row), key, value)
         setattr(row, key, value)
+
+
+def _commit_new(session: Session, conflict: Conflict) -> None:
+    """Commit a new row; another writer (an API replica, a command) may have added the same one meanwhile."""
+    try:
+        session.commit()
+    except IntegrityError as error:
+        session.rollback()
+        raise conflict from error
 
 
 # --- sites ----------------------------------------------------------------------------------------
 
 
 def get_site(session: Session, name: str) -> Site:
-    site = session.get(Site, name) if len(name) <= 64 else None
+    # A name that could never have been added is not looked up (PostgreSQL refuses a NUL in a query).
+    site = session.get(Site, name) if is_valid_id(name) else None
     if site is None:
-        raise not_found("site", f"there is no site {name!r}; the sites are listed at /v1/sites")
+        raise NotFound("site", f"there is no site {name[:64]!r}; the sites are listed at /v1/sites")
     return site
 
 
@@ -74,19 +151,21 @@ def list_sites(session: Session, *, include_retired: bool = False) -> list[Site]
     return list(session.scalars(statement))
 
 
-def add_site(session: Session, name: str, **fields: Any) -> Site:
+def add_site(session: Session, name: str, **fields: Unpack[SiteFields]) -> Site:
     _check_id("site", name)
     _check_zone(fields.get("timezone"))
+    exists = Conflict("site_exists", f"site {name!r} exists already; edit it instead")
     if session.get(Site, name) is not None:
-        raise ApiError(409, "site_exists", f"site {name!r} exists already; edit it instead")
-    site = Site(name=name, title=fields.pop("title", None) or name, description="")
-    _apply(site, fields, SITE_FIELDS)
+        raise exists
+    changes = dict(fields)
+    site = Site(name=name, title=changes.pop("title", None) or name, description="")
+    _apply(site, changes, SITE_FIELDS)
     session.add(site)
-    session.commit()
+    _commit_new(session, exists)
     return site
 
 
-def edit_site(session: Session, name: str, **changes: Any) -> Site:
+def edit_site(session: Session, name: str, **changes: Unpack[SiteFields]) -> Site:
     site = get_site(session, name)
     _check_zone(changes.get("timezone"))
     _apply(site, changes, SITE_FIELDS)
@@ -106,9 +185,10 @@ def retire_site(session: Session, name: str) -> Site:
 
 
 def get_kit(session: Session, site: str, name: str) -> Kit:
-    kit = session.get(Kit, (site, name)) if len(name) <= 64 else None
+    kit = session.get(Kit, (site, name)) if is_valid_id(site) and is_valid_id(name) else None
     if kit is None:
-        raise not_found("kit", f"site {site!r} has no kit {name!r}; its kits are listed at /v1/sites/{site}/kits")
+        raise NotFound("kit", f"site {site[:64]!r} has no kit {name[:64]!r}; its kits are listed at "
+                              f"/v1/sites/{site[:64]}/kits")
     return kit
 
 
@@ -120,19 +200,22 @@ def list_kits(session: Session, site: str, *, include_retired: bool = False) -> 
     return list(session.scalars(statement))
 
 
-def add_kit(session: Session, site: str, name: str, **fields: Any) -> Kit:
+def add_kit(session: Session, site: str, name: str, **fields: Unpack[KitFields]) -> Kit:
     get_site(session, site)
     _check_id("kit", name)
+    exists = Conflict("kit_exists", f"site {site!r} has a kit {name!r} already; edit it instead")
     if session.get(Kit, (site, name)) is not None:
-        raise ApiError(409, "kit_exists", f"site {site!r} has a kit {name!r} already; edit it instead")
-    kit = Kit(site=site, name=name, kit_type=fields.pop("kit_type", None) or "weather", description="")
-    _apply(kit, fields, KIT_FIELDS)
+        raise exists
+    changes = dict(fields)
+    kit = Kit(site=site, name=name, kit_type=changes.pop("kit_type", None) or "weather", description="")
+    _check_value(Kit, "kit_type", kit.kit_type)
+    _apply(kit, changes, KIT_FIELDS)
     session.add(kit)
-    session.commit()
+    _commit_new(session, exists)
     return kit
 
 
-def edit_kit(session: Session, site: str, name: str, **changes: Any) -> Kit:
+def edit_kit(session: Session, site: str, name: str, **changes: Unpack[KitFields]) -> Kit:
     kit = get_kit(session, site, name)
     _apply(kit, changes, KIT_FIELDS)
     session.commit()
@@ -154,26 +237,23 @@ def check_kits(session: Session, site: str, names: list[str]) -> list[str]:
     unknown = [n for n in names if n not in known]
     if unknown:
         listed = ", ".join(sorted(known)) or "none yet"
-        raise not_found("kit", f"site {site!r} has no kit {', '.join(repr(u) for u in unknown)}; its kits are: "
-                               f"{listed}")
+        raise NotFound("kit", f"site {site!r} has no kit {', '.join(repr(u) for u in unknown)}; its kits are: "
+                              f"{listed}")
     return names
 
 
-def register_kit(site: str, kit: str, kit_type: str, *, state_dir: Path | None = None, **metadata: Any) -> None:
+def register_kit(site: str, kit: str, kit_type: str, *, state_dir: Path | None = None,
+                 **metadata: Unpack[KitMetadata]) -> None:
     """Record a kit (and its site, if new) in the store of the default settings, or of the stack whose state is
     in ``state_dir``; edits it if it exists."""
-    from api.settings import ApiSettings
-
-    settings = ApiSettings() if state_dir is None else ApiSettings(state_dir=state_dir)
-    sessions = open_store(settings.database_url)
-    with sessions() as session:
+    settings = StoreSettings() if state_dir is None else StoreSettings(state_dir=state_dir)
+    with one_session(settings.database_url) as session:
         if session.get(Site, site) is None:
             add_site(session, site)
         if session.get(Kit, (site, kit)) is None:
             add_kit(session, site, kit, kit_type=kit_type, **metadata)
         else:
             edit_kit(session, site, kit, kit_type=kit_type, **metadata)
-        session.get_bind().dispose()
 
 
 # --- staff tokens ---------------------------------------------------------------------------------
@@ -187,7 +267,8 @@ def token_hash(token: str) -> str:
 def create_token(session: Session, name: str) -> str:
     """A new staff token; only its hash is stored, so this is the one time it can be shown."""
     if not name.strip():
-        raise bad_request("bad_token_name", "give the token a name saying whose it is, e.g. --name 'Ms Ozola'")
+        raise Invalid("bad_token_name", "give the token a name saying whose it is, e.g. --name 'Ms Ozola'")
+    _check_value(StaffToken, "name", name.strip())
     token = "lauks_" + secrets.token_urlsafe(32)
     session.add(StaffToken(name=name.strip(), token_hash=token_hash(token)))
     session.commit()
@@ -201,10 +282,30 @@ def staff_for(session: Session, token: str) -> StaffToken | None:
     return row if row is not None and row.revoked_at is None else None
 
 
+def list_tokens(session: Session, *, include_revoked: bool = False) -> list[StaffToken]:
+    statement = select(StaffToken).order_by(StaffToken.id)
+    if not include_revoked:
+        statement = statement.where(StaffToken.revoked_at.is_(None))
+    return list(session.scalars(statement))
+
+
+def revoke_token(session: Session, token_id: int) -> StaffToken:
+    """From now on the token is refused, by every API process that uses this store."""
+    row = session.get(StaffToken, token_id)
+    if row is None:
+        raise NotFound("token", f"there is no staff token {token_id}; `lauks token list` shows them")
+    row.revoked_at = row.revoked_at or now()
+    session.commit()
+    return row
+
+
 # --- class datasets -------------------------------------------------------------------------------
 
 
-def add_dataset(session: Session, **fields: Any) -> Dataset:
+def add_dataset(session: Session, **fields: Unpack[NewDataset]) -> Dataset:
+    get_site(session, fields["site"])
+    for key, value in fields.items():
+        _check_value(Dataset, key, value)
     for _ in range(10):
         code = sharecode.new_code()
         if session.get(Dataset, code) is None:
@@ -215,13 +316,17 @@ def add_dataset(session: Session, **fields: Any) -> Dataset:
     return dataset
 
 
+def list_datasets(session: Session) -> list[Dataset]:
+    return list(session.scalars(select(Dataset).order_by(Dataset.created_at)))
+
+
 def dataset_by_code(session: Session, typed: str) -> Dataset:
     code = sharecode.normalise(typed)
     dataset = session.get(Dataset, code) if code else None
     if dataset is None:
-        raise not_found("code", f"no class dataset has the code {typed[:40]!r}: check it for typos (it looks like "
-                                "4KTW-9ACE: letters and digits, no O, I or L)")
+        raise NotFound("code", f"no class dataset has the code {typed[:40]!r}: check it for typos (it looks like "
+                               "4KTW-9ACE: letters and digits, no O, I or L)")
     if dataset.expires_at is not None and dataset.expires_at <= now():
-        raise ApiError(410, "code_expired", f"the code {sharecode.display(dataset.code)} expired on "
-                                            f"{dataset.expires_at:%Y-%m-%d}: ask your teacher for a new one")
+        raise Gone("code_expired", f"the code {sharecode.display(dataset.code)} expired on "
+                                   f"{dataset.expires_at:%Y-%m-%d}: ask your teacher for a new one")
     return dataset

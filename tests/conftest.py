@@ -1,9 +1,11 @@
-"""Fixtures for every test: the golden messages, and a real Mosquitto and InfluxDB.
+"""Fixtures for every test: the golden messages, and a real Mosquitto, InfluxDB and PostgreSQL.
 
 The broker and the store are started once per test session on free loopback ports with their
 state in a temporary folder. Each test gets its own topic root and its own database, so tests
 never see each other's data. A test that uses them is marked ``services`` automatically; tests
 that need a private broker or store to stop and restart use ``make_mosquitto``/``make_influxd``.
+The metadata store's tests take ``store_url``; marked ``both_stores`` they run once on SQLite and once
+on PostgreSQL (one server per session, a database of their own per test).
 """
 
 from __future__ import annotations
@@ -20,16 +22,28 @@ import pytest
 from golden_set import Golden, load_golden
 
 from lauks.influx import InfluxClient
-from lauks.services import Influxd, Mosquitto, free_port
+from lauks.services import Influxd, Mosquitto, Postgres, free_port
 from lauks.topics import Topics
 
 SERVICE_FIXTURES = {"mosquitto", "influxd", "influx", "database", "make_mosquitto", "make_influxd", "mqtt_port",
-                    "influx_url"}
+                    "influx_url", "postgres", "postgres_url"}
+STORES = ["sqlite", "postgresql"]  # the engines of the metadata store
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_stores: run once with store_url on SQLite, once on PostgreSQL")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_stores") and "store_url" in metafunc.fixturenames:
+        metafunc.parametrize("store_url", STORES, indirect=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("store_url") == "postgresql"
+        if on_postgres or SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.services)
 
 
@@ -60,6 +74,33 @@ def influxd(services_dir: Path) -> Iterator[Influxd]:
     store.start()
     yield store
     store.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(services_dir: Path) -> Iterator[Postgres]:
+    server = Postgres(services_dir / "postgres", free_port(), durable=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres: Postgres) -> Iterator[str]:
+    """The SQLAlchemy URL of a PostgreSQL database of this test's own, dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    postgres.create_database(name)
+    yield postgres.url(name)
+    postgres.drop_database(name)
+
+
+@pytest.fixture
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The metadata store of this test: SQLite at ``tmp_path/lauks.db`` (where ``LAUKS_STATE_DIR=tmp_path`` puts
+    it), or, in a test marked ``both_stores``, a fresh PostgreSQL database too."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return f"sqlite:///{tmp_path / 'lauks.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 @pytest.fixture

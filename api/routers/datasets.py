@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 
 from api import dataset as datasets
 from api import export, source, streaming
@@ -37,6 +38,11 @@ def _out(dataset: Dataset) -> dict[str, Any]:
     }
 
 
+def _local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
+    """A time without an offset is the dataset's local time, as its start and end are."""
+    return moment.replace(tzinfo=zone) if moment is not None and moment.tzinfo is None else moment
+
+
 @router.post("", response_model=DatasetOut, status_code=201, responses=responses(400, 401, 404, 422),
              summary="Publish a class dataset (staff)")
 def create_dataset(body: DatasetIn, session: SessionDep, settings: SettingsDep, staff: Staff) -> dict[str, Any]:
@@ -53,13 +59,13 @@ def create_dataset(body: DatasetIn, session: SessionDep, settings: SettingsDep, 
     row = registry.add_dataset(
         session, title=body.title, description=body.description, licence=body.licence, site=body.site, kits=kits,
         quantities=quantities, start=request.start, end=request.end, every=body.every, agg=body.agg,
-        timezone=zone.key, created_by=staff.name, expires_at=body.expires_at)
+        timezone=zone.key, created_by=staff.name, expires_at=_local(body.expires_at, zone))
     return _out(row)
 
 
 @router.get("", response_model=list[DatasetOut], responses=responses(401), summary="Every class dataset (staff)")
 def list_datasets(session: SessionDep, _staff: Staff) -> list[dict[str, Any]]:
-    return [_out(d) for d in session.scalars(select(Dataset).order_by(Dataset.created_at))]
+    return [_out(d) for d in registry.list_datasets(session)]
 
 
 @router.get("/{code}", response_model=DatasetPreview, responses=responses(404, 410),

@@ -26,7 +26,8 @@ def list_sites(session: SessionDep, _reader: Reader, include_retired: bool = Fal
 @router.post("", response_model=SiteOut, status_code=201, responses=responses(400, 401, 409, 422),
              summary="Add a site (staff)")
 def add_site(body: SiteIn, session: SessionDep, _staff: Staff) -> Any:
-    return registry.add_site(session, **body.model_dump(exclude_none=True))
+    fields = body.model_dump(exclude_none=True)
+    return registry.add_site(session, fields.pop("name"), **fields)
 
 
 @router.get("/{site}", response_model=SiteOut, responses=responses(401, 404), summary="One site")

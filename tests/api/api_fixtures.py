@@ -1,4 +1,5 @@
-"""Fixtures and helpers of the API's tests: the real app on a real InfluxDB database, a staff token, data.
+"""Fixtures and helpers of the API's tests: the real app on a real InfluxDB database and a metadata store
+(SQLite, or PostgreSQL in tests marked ``both_stores``), a staff token, data.
 
 Imported by name from the test modules: a second conftest.py would shadow the top one for `from conftest import`.
 """
@@ -79,8 +80,9 @@ def api_settings_for(tmp_path: Path, influx_url: str, database: str, **overrides
 
 
 @pytest.fixture
-async def service(tmp_path: Path, influxd: Influxd, database: str) -> AsyncIterator[Api]:
-    settings = api_settings_for(tmp_path, influxd.url, database)
+async def service(tmp_path: Path, influxd: Influxd, database: str, store_url: str) -> AsyncIterator[Api]:
+    """The app on SQLite; in a test marked ``both_stores``, on PostgreSQL too."""
+    settings = api_settings_for(tmp_path, influxd.url, database, api_database_url=store_url)
     async for made in running(settings):
         yield made
 
@@ -102,13 +104,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def lauks(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lauks", *args], env=env, cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "stack", *args], env=env, cwd=ROOT, capture_output=True, text=True,
                           timeout=60)
 
 
 def process_env(state_dir: Path, influx_url: str, database: str, **settings: str) -> dict[str, str]:
     """The environment of a `lauks api` process; ``settings`` are LAUKS_API_* without the prefix, e.g.
-    ``RATE_BURST="10"``. The rate limits are off unless given."""
+    ``RATE_BURST="10"`` or ``DATABASE_URL=store_url``. The rate limits are off unless given."""
     limits = {"RATE_LIMIT_PER_MINUTE": "1000000", "RATE_BURST": "1000000", "CODE_FAILURES_PER_MINUTE": "1000000",
               "CODE_FAILURE_BURST": "1000000"}
     return {**os.environ, "LAUKS_STATE_DIR": str(state_dir), "LAUKS_INFLUX_URL": influx_url,
@@ -120,7 +122,7 @@ def process_env(state_dir: Path, influx_url: str, database: str, **settings: str
 def api_process(env: dict[str, str]) -> Iterator[str]:
     """`lauks api` running with ``env``, answering at the URL yielded."""
     url = f"http://127.0.0.1:{env['LAUKS_API_PORT']}"
-    process = subprocess.Popen([sys.executable, "-m", "lauks", "api"], env=env, cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "-m", "stack", "api"], env=env, cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
