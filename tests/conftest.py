@@ -162,10 +162,14 @@ def make_influxd(tmp_path: Path) -> Iterator[Callable[..., Influxd]]:
     """Start a private InfluxDB (to stop and start again) that is stopped after the test."""
     started: list[Influxd] = []
 
-    def make(**options: Any) -> Influxd:
+    def make(environment: dict[str, str] | None = None, **options: Any) -> Influxd:
+        """``environment``: influxd's INFLUXDB_<SECTION>_<KEY> settings, for its first start."""
         store = Influxd(tmp_path / f"influxdb{len(started)}", options.pop("http_port", None) or free_port(),
                         **options)
-        store.start()
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in (environment or {}).items():
+                patch.setenv(name, value)
+            store.start()
         started.append(store)
         return store
 

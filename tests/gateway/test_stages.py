@@ -346,18 +346,9 @@ async def test_a_missing_database_is_created_and_the_spool_replayed_into_it(
         await influx.drop_database(database)
 
 
-def private_influxd(make_influxd: Callable[..., Influxd], monkeypatch: pytest.MonkeyPatch,
-                    **environment: str) -> Influxd:
-    """influxd reads INFLUXDB_<SECTION>_<KEY> from its environment: set for its start only."""
-    with monkeypatch.context() as patch:
-        for name, value in environment.items():
-            patch.setenv(name, value)
-        return make_influxd()
-
-
 async def test_a_batch_larger_than_influxdb_takes_is_split_until_it_fits(
-        tmp_path: Path, make_influxd: Callable[..., Influxd], monkeypatch: pytest.MonkeyPatch) -> None:
-    store = private_influxd(make_influxd, monkeypatch, INFLUXDB_HTTP_MAX_BODY_SIZE="600")
+        tmp_path: Path, make_influxd: Callable[..., Influxd]) -> None:
+    store = make_influxd({"INFLUXDB_HTTP_MAX_BODY_SIZE": "600"})  # bytes
     async with InfluxClient(store.url) as influx:
         await influx.create_database("stages")
         gateway, source = real(tmp_path, store.url)
@@ -374,8 +365,8 @@ async def test_a_batch_larger_than_influxdb_takes_is_split_until_it_fits(
 
 
 async def test_influxdb_refusing_the_credentials_is_unhealthy_until_they_work(
-        tmp_path: Path, make_influxd: Callable[..., Influxd], monkeypatch: pytest.MonkeyPatch) -> None:
-    store = private_influxd(make_influxd, monkeypatch, INFLUXDB_HTTP_AUTH_ENABLED="true")
+        tmp_path: Path, make_influxd: Callable[..., Influxd]) -> None:
+    store = make_influxd({"INFLUXDB_HTTP_AUTH_ENABLED": "true"})
     async with InfluxClient(store.url) as anonymous:
         await anonymous.execute("CREATE USER admin WITH PASSWORD 'admin-pw' WITH ALL PRIVILEGES")
     async with InfluxClient(store.url, username="admin", password="admin-pw") as admin:
