@@ -44,7 +44,10 @@ CONNECT_TIMEOUT_S = 15.0
 SUBACK_TIMEOUT_S = 15.0
 UNSUBACK_TIMEOUT_S = 5.0
 SUBSCRIBE_QOS = 1  # at least once; the gateway neither needs nor speaks QoS 2
-MAX_PACKET_BYTES = 1024 * 1024  # far above the contract's 16 KiB: the core rejects big payloads with a reason
+# far above the contract's 16 KiB: the core rejects big payloads with a reason. Said in the CONNECT (Maximum
+# Packet Size), so a broker drops a bigger one for us instead of sending it: we would close the connection,
+# and it would send the same message again in the next session, for ever
+MAX_PACKET_BYTES = 1024 * 1024
 
 # the gateway's handler: (topic, payload, retained, ack) -> None; ack is None for a QoS 0 message
 Handler = Callable[[str, bytes, bool, "Ack | None"], None]
@@ -76,6 +79,7 @@ class Connection(asyncio.Protocol):
         self.keepalive_s = keepalive_s  # ours, until the broker's CONNACK says otherwise
         self.server_receive_maximum = 65535  # how many of our own QoS 1 publishes may be unacknowledged
         self.maximum_qos = 2  # the broker's CONNACK Maximum QoS (absent: 2)
+        self.maximum_packet_size = wire.MAX_REMAINING_LENGTH  # the broker's CONNACK Maximum Packet Size
         self.session_present = False  # the broker's CONNACK said it still held our session
         self.outgoing: set[int] = set()  # packet ids of our QoS 1 publishes not yet acknowledged
         # every QoS 1 message received and not yet acknowledged, in receive order; the front ones whose
@@ -166,6 +170,7 @@ class Connection(asyncio.Protocol):
             connack = wire.parse_connack(body)
             self.server_receive_maximum = int(connack.properties.get("receive_maximum", 65535))
             self.maximum_qos = int(connack.properties.get("maximum_qos", 2))
+            self.maximum_packet_size = int(connack.properties.get("maximum_packet_size", wire.MAX_REMAINING_LENGTH))
             if not self.connack.done():
                 self.connack.set_result(connack)
         elif kind in (wire.SUBACK, wire.UNSUBACK):
@@ -281,7 +286,7 @@ class MqttSource:
             connection.send(wire.connect_packet(
                 s.client_id, keepalive_s=s.gateway_mqtt_keepalive_s, clean_start=False,
                 session_expiry_s=SESSION_NEVER_EXPIRES, receive_maximum=s.gateway_max_inflight,
-                username=s.mqtt_username or None, password=password))
+                username=s.mqtt_username or None, password=password, maximum_packet_size=MAX_PACKET_BYTES))
             connack = await connection.connack
             connection.session_present = connack.session_present
             # MQTT 5: a broker may set the keep-alive itself (Server Keep Alive), and we must use its value
@@ -459,16 +464,20 @@ class MqttSource:
 
     def publish(self, topic: str, payload: bytes) -> None:
         """Best effort (a rejection notice): QoS 1 while the broker has room for it (and its maximum QoS
-        allows it), else QoS 0; skipped while not connected."""
+        allows it), else QoS 0; skipped while not connected, or if it is larger than the broker takes."""
         connection = self.connection
         if connection is None or not connection.open or not self.connected:
             return
         if connection.maximum_qos >= 1 and len(connection.outgoing) < connection.server_receive_maximum:
             packet_id = connection.packet_id()
-            connection.outgoing.add(packet_id)
-            connection.send(wire.publish_packet(topic, payload, qos=1, packet_id=packet_id))
-        else:
-            connection.send(wire.publish_packet(topic, payload, qos=0))
+            packet = wire.publish_packet(topic, payload, qos=1, packet_id=packet_id)
+            if len(packet) <= connection.maximum_packet_size:
+                connection.outgoing.add(packet_id)
+                connection.send(packet)
+            return
+        packet = wire.publish_packet(topic, payload, qos=0)
+        if len(packet) <= connection.maximum_packet_size:
+            connection.send(packet)
 
     def stop(self) -> None:
         self._stop.set()

@@ -93,13 +93,16 @@ def _packet(first: int, body: bytes) -> bytes:
 
 
 def connect_packet(client_id: str, *, keepalive_s: int, clean_start: bool, session_expiry_s: int,
-                   receive_maximum: int, username: str | None = None, password: str | None = None) -> bytes:
+                   receive_maximum: int, username: str | None = None, password: str | None = None,
+                   maximum_packet_size: int | None = None) -> bytes:
     flags = 0x02 if clean_start else 0
     if username is not None:
         flags |= 0x80
     if password is not None:
         flags |= 0x40
     properties = b"\x11" + struct.pack(">I", session_expiry_s) + b"\x21" + struct.pack(">H", receive_maximum)
+    if maximum_packet_size is not None:  # the broker must not send us bigger ones: it drops them (spec 3.1.2.11.4)
+        properties += b"\x27" + struct.pack(">I", maximum_packet_size)
     body = b"\x00\x04MQTT\x05" + bytes((flags,)) + struct.pack(">H", keepalive_s) + varint(len(properties)) + \
         properties + text(client_id)
     if username is not None:

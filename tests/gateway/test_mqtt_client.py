@@ -470,3 +470,30 @@ async def test_with_mosquitto_a_message_acknowledged_before_an_earlier_one_waits
         await _until(lambda: len(again.acks) == 3, 5, f"the broker delivered {len(again.acks)} of 3 again")
         source.acknowledge(again.acks)
     assert [payload for _, payload, _ in again.messages] == [b"0", b"1", b"2"]
+
+
+async def test_a_notice_larger_than_the_broker_takes_is_not_sent_and_the_gateway_stays_connected(
+        tmp_path: Path, make_mosquitto: Callable[..., Mosquitto], influx_url: str, database: str,
+        topics: Topics, influx: InfluxClient) -> None:
+    # 363 samples with two fields out of range each fill the contract's 16 KiB, and their notice takes ~80 KB:
+    # more than the broker's max_packet_size (32 KiB, said in its CONNACK). Sent, it would get the gateway
+    # disconnected before the message's PUBACK, and the broker would deliver the same message again, for ever.
+    broker = make_mosquitto()
+    config = settings(tmp_path / "state", broker.port, influx_url, database, topics)
+    samples = [{"t": T0 + n, "humidity": 140, "pressure": 5} for n in range(363)]
+    bad = json.dumps({"v": 1, "kit": "k01", "boot": 1, "seq": 1, "samples": samples}, separators=(",", ":")).encode()
+    good = json.dumps({"v": 1, "kit": "k01", "boot": 1, "seq": 2, "samples": [{"t": T0, "humidity": 40}]}).encode()
+    async with running(config) as gateway:
+        source = _mqtt(gateway)
+        assert source.connection is not None and source.connection.maximum_packet_size == 32768
+        publisher = Publisher(broker.port)
+        try:
+            publisher.publish(topics.readings("s1", "k01"), bad)
+            publisher.publish(topics.readings("s1", "k01"), good)
+            publisher.wait_acked(2)
+        finally:
+            publisher.close()
+        stored = await wait_for_count(influx, database, "SELECT count(humidity) FROM readings", 1)
+        assert source.connects == 1, "the broker dropped the gateway"
+        assert gateway.stats.received == 2
+    assert stored == 1

@@ -33,7 +33,8 @@ def test_a_variable_byte_integer_of_five_bytes_is_a_protocol_error() -> None:
 
 def test_connect_carries_the_persistent_session_the_receive_maximum_and_the_credentials() -> None:
     packet = wire.connect_packet("gw-1", keepalive_s=30, clean_start=False, session_expiry_s=0xFFFFFFFF,
-                                 receive_maximum=1000, username="lauks-gateway", password="sécret")
+                                 receive_maximum=1000, username="lauks-gateway", password="sécret",
+                                 maximum_packet_size=1 << 20)
     assert packet[0] == 0x10
     length, body_at = wire.read_varint(packet, 1) or (0, 0)
     body = packet[body_at:]
@@ -42,7 +43,7 @@ def test_connect_carries_the_persistent_session_the_receive_maximum_and_the_cred
     assert body[7] == 0x80 | 0x40  # user name and password, clean start off, no will
     assert struct.unpack(">H", body[8:10]) == (30,)
     properties, index = wire.parse_properties(body, 10)
-    assert properties == {"session_expiry": 0xFFFFFFFF, "receive_maximum": 1000}
+    assert properties == {"session_expiry": 0xFFFFFFFF, "receive_maximum": 1000, "maximum_packet_size": 1 << 20}
     client_id, index = wire._read_binary(body, index)
     username, index = wire._read_binary(body, index)
     password, index = wire._read_binary(body, index)
