@@ -1,7 +1,8 @@
 """The pure core of a readings request: parse and check what a class asks for, and build InfluxQL.
 
-No I/O here. User input reaches InfluxQL only through ``lauks.influxql``; field names come from
-the catalog and site/kit names are checked against the registry before they get here.
+No I/O here. User input reaches InfluxQL only through ``lauks.influxql``; measurement, tag and field
+names come from ``lauks.schema`` and the catalog, and site/kit names are checked against the registry
+before they get here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from api.errors import ApiError, bad_request
-from lauks import influxql
+from lauks import influxql, schema
 from lauks.catalog import CATALOG, QUANTITY_NAMES
 from lauks.zones import zone_problem
 
@@ -30,6 +31,9 @@ SLICE_ROWS = 100_000
 # were made long after 2000, so anything outside these years is a typo, and InfluxDB never sees it.
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+_READINGS = influxql.identifier(schema.READINGS)
+_SITE = influxql.identifier(schema.SITE)
+_KIT = influxql.identifier(schema.KIT)
 
 
 def parse_zone(name: str) -> ZoneInfo:
@@ -127,7 +131,6 @@ class ReadingsRequest:
     every_s: int | None = None
     agg: str | None = None  # None: each quantity's default (rain sums, the rest average)
     layout: Layout = "tidy"
-    measurement: str = "readings"
     aggregates: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -156,9 +159,9 @@ def make_request(*, site: str, kits: list[str], quantities: list[str], start: da
 
 
 def _where(request: ReadingsRequest, start: datetime, end: datetime) -> str:
-    parts = [f'{influxql.identifier("site")} = {influxql.string(request.site)}']
+    parts = [f"{_SITE} = {influxql.string(request.site)}"]
     if request.kits:
-        parts.append(f'{influxql.identifier("kit")} =~ {influxql.regex_exact(request.kits)}')
+        parts.append(f"{_KIT} =~ {influxql.regex_exact(request.kits)}")
     parts.append(f"time >= {influxql.time_literal(start)} AND time < {influxql.time_literal(end)}")
     return " AND ".join(parts)
 
@@ -166,8 +169,7 @@ def _where(request: ReadingsRequest, start: datetime, end: datetime) -> str:
 def raw_statement(request: ReadingsRequest) -> str:
     """One series in time order, the kit as a column: rows stream straight out, nothing is held."""
     fields = ", ".join(influxql.identifier(q) for q in request.quantities)
-    return (f'SELECT {influxql.identifier("kit")}, {fields} FROM {influxql.identifier(request.measurement)} '
-            f"WHERE {_where(request, request.start, request.end)}")
+    return f"SELECT {_KIT}, {fields} FROM {_READINGS} WHERE {_where(request, request.start, request.end)}"
 
 
 def aggregate_statement(request: ReadingsRequest, start: datetime, end: datetime) -> str:
@@ -175,8 +177,8 @@ def aggregate_statement(request: ReadingsRequest, start: datetime, end: datetime
     fields = ", ".join(f"{AGGREGATES[request.aggregates[q]]}({influxql.identifier(q)}) AS {influxql.identifier(q)}"
                        for q in request.quantities)
     zone = "" if request.zone.key == "UTC" else f" tz({influxql.string(request.zone.key)})"
-    return (f"SELECT {fields} FROM {influxql.identifier(request.measurement)} WHERE {_where(request, start, end)} "
-            f'GROUP BY time({request.every_s}s), {influxql.identifier("kit")} fill(none){zone}')
+    return (f"SELECT {fields} FROM {_READINGS} WHERE {_where(request, start, end)} "
+            f"GROUP BY time({request.every_s}s), {_KIT} fill(none){zone}")
 
 
 def slices(request: ReadingsRequest) -> list[tuple[datetime, datetime]]:
@@ -197,24 +199,20 @@ def slices(request: ReadingsRequest) -> list[tuple[datetime, datetime]]:
 
 def latest_statements(site: str, quantities: list[str], kits: list[str]) -> str:
     """One LAST per quantity (so each value keeps its own time), grouped by kit."""
-    where = f'{influxql.identifier("site")} = {influxql.string(site)}'
+    where = f"{_SITE} = {influxql.string(site)}"
     if kits:
-        where += f' AND {influxql.identifier("kit")} =~ {influxql.regex_exact(kits)}'
-    return "; ".join(f"SELECT LAST({influxql.identifier(q)}) AS {influxql.identifier(q)} FROM "
-                     f'{influxql.identifier("readings")} WHERE {where} GROUP BY {influxql.identifier("kit")}'
-                     for q in quantities)
+        where += f" AND {_KIT} =~ {influxql.regex_exact(kits)}"
+    return "; ".join(f"SELECT LAST({influxql.identifier(q)}) AS {influxql.identifier(q)} FROM {_READINGS} "
+                     f"WHERE {where} GROUP BY {_KIT}" for q in quantities)
+
+
+# The statements of ``status_statements``, in the order ``api.source.kit_status`` reads their answers.
+_STATUS_FIELDS = ((schema.KIT_STATUS, schema.STATE), (schema.KIT_STATUS, schema.SEEN),
+                  (schema.READINGS, schema.BATTERY), (schema.KIT_STATUS, schema.BATTERY))
 
 
 def status_statements(site: str) -> str:
-    where = f'{influxql.identifier("site")} = {influxql.string(site)}'
-    kit = influxql.identifier("kit")
-    return "; ".join((
-        f'SELECT LAST({influxql.identifier("state")}) FROM {influxql.identifier("kit_status")} WHERE {where} '
-        f"GROUP BY {kit}",
-        f'SELECT LAST({influxql.identifier("seen")}) FROM {influxql.identifier("kit_status")} WHERE {where} '
-        f"GROUP BY {kit}",
-        f'SELECT LAST({influxql.identifier("battery")}) FROM {influxql.identifier("readings")} WHERE {where} '
-        f"GROUP BY {kit}",
-        f'SELECT LAST({influxql.identifier("battery")}) FROM {influxql.identifier("kit_status")} WHERE {where} '
-        f"GROUP BY {kit}",
-    ))
+    """Each kit's last state, last seen point, last battery of readings and last battery of status messages."""
+    where = f"{_SITE} = {influxql.string(site)}"
+    return "; ".join(f"SELECT LAST({influxql.identifier(name)}) FROM {influxql.identifier(measurement)} "
+                     f"WHERE {where} GROUP BY {_KIT}" for measurement, name in _STATUS_FIELDS)

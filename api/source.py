@@ -8,6 +8,7 @@ from typing import Any
 
 from api.export import Row
 from api.query import ReadingsRequest, aggregate_statement, latest_statements, raw_statement, slices, status_statements
+from lauks import schema
 from lauks.influx import InfluxClient
 
 CHUNK = 20_000
@@ -24,7 +25,7 @@ async def rows(client: InfluxClient, database: str, request: ReadingsRequest) ->
         held: list[Row] = []
         async for series in client.query(aggregate_statement(request, start, end), database=database,
                                          chunk_size=CHUNK):
-            kit = series.tags.get("kit", "")
+            kit = series.tags.get(schema.KIT, "")
             held.extend([row[0], kit, *row[1:]] for row in series.values)
         held.sort(key=lambda row: (row[0], row[1]))
         if held:
@@ -43,7 +44,7 @@ async def latest(client: InfluxClient, database: str, site: str, quantities: lis
         quantity = quantities[series.statement_id]
         for t, value in series.values:
             if value is not None:
-                out.append((series.tags.get("kit", ""), quantity, float(value), _ms(t)))
+                out.append((series.tags.get(schema.KIT, ""), quantity, float(value), _ms(t)))
     out.sort(key=lambda item: (item[0], item[1]))
     return out
 
@@ -53,7 +54,7 @@ async def kit_status(client: InfluxClient, database: str, site: str) -> dict[str
     found: dict[str, dict[str, Any]] = {}
     keys = ("state", "seen", "battery", "status_battery")
     async for series in client.query(status_statements(site), database=database):
-        kit = series.tags.get("kit", "")
+        kit = series.tags.get(schema.KIT, "")
         for t, value in series.values:
             entry = found.setdefault(kit, {})
             key = keys[series.statement_id]

@@ -10,10 +10,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import yaml  # type: ignore[import-untyped]  # no stubs installed; only safe_dump is used
+import yaml
 
-from dashboards.definition import LOW_BATTERY_V, minutes_silent, usual_interval
-from dashboards.grafana import DATASOURCE_UID, Query
+from dashboards.definition import BY_KIT, GROUP_BY_KIT, LOW_BATTERY_V, minutes_silent, usual_interval
+from dashboards.grafana import DATASOURCE_UID, Query, column
+from lauks import schema
+from lauks.influxql import identifier as quoted
 
 FOLDER = "Lauks"
 SILENT_INTERVALS = 3
@@ -41,7 +43,7 @@ class AlertRule:
     description: str
 
 
-ALL_KITS = '"kit" =~ /.*/'
+ALL_KITS = f"{quoted(schema.KIT)} =~ /.*/"
 
 RULES: tuple[AlertRule, ...] = (
     AlertRule(
@@ -54,16 +56,16 @@ RULES: tuple[AlertRule, ...] = (
     ),
     AlertRule(
         "lauks-battery-low", f"Kit battery below {LOW_BATTERY_V} V",
-        (Source("A", Query('SELECT last("battery") AS "battery" FROM "readings" WHERE $timeFilter '
-                           'GROUP BY "site", "kit"', ("battery",), ("site", "kit"), "table"), 6 * 3600),),
+        (Source("A", Query(f"SELECT {column('last', schema.BATTERY)} FROM {quoted(schema.READINGS)} WHERE $timeFilter "
+                           f"{GROUP_BY_KIT}", (schema.BATTERY,), BY_KIT, "table"), 6 * 3600),),
         "$A", "lt", LOW_BATTERY_V, "15m",
         "{{ $labels.site }}/{{ $labels.kit }} battery at {{ $values.A_last }} V",
         "Charge or replace the battery soon: below this voltage the kit stops within hours.",
     ),
     AlertRule(
         "lauks-rejection-burst", f"More than {REJECTION_BURST} rejections from one kit in 15 minutes",
-        (Source("A", Query('SELECT sum("count") AS "rejections" FROM "rejections" WHERE $timeFilter '
-                           'GROUP BY "site", "kit"', ("rejections",), ("site", "kit"), "table"), 900),),
+        (Source("A", Query(f"SELECT {column('sum', schema.COUNT, 'rejections')} FROM {quoted(schema.REJECTIONS)} "
+                           f"WHERE $timeFilter {GROUP_BY_KIT}", ("rejections",), BY_KIT, "table"), 900),),
         "$A", "gt", REJECTION_BURST, "0s",
         "{{ $labels.site }}/{{ $labels.kit }}: {{ $values.A_last }} rejected in 15 minutes",
         "See the Data quality dashboard for the reasons; docs/contract.md says what to do for each.",

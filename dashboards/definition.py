@@ -1,4 +1,4 @@
-"""What the staff dashboards show: one row per panel, reading the stored schema of docs/schema.md.
+"""What the staff dashboards show: one row per panel, reading the stored schema (lauks.schema, docs/schema.md).
 
 Adding a panel is adding one row; adding a quantity to ``lauks.catalog`` adds its panel to Site
 conditions. ``lauks dashboards build`` turns this into dashboards/json/*.json.
@@ -6,43 +6,69 @@ conditions. ``lauks dashboards build`` turns this into dashboards/json/*.json.
 
 from __future__ import annotations
 
-from dashboards.grafana import Dashboard, Panel, Query, Style, Threshold, Variable, grafana_unit, select
+from collections.abc import Sequence
+
+from dashboards.grafana import (
+    Dashboard,
+    Panel,
+    Query,
+    ResultFormat,
+    Style,
+    Threshold,
+    Variable,
+    column,
+    grafana_unit,
+    select,
+)
+from lauks import schema
 from lauks.catalog import CATALOG, Quantity
+from lauks.influxql import identifier as quoted
 
 # --- template variables -----------------------------------------------------------------------------
 
+_SITE, _KIT, _INSTANCE = quoted(schema.SITE), quoted(schema.KIT), quoted(schema.INSTANCE)
+
 # Without FROM, SHOW TAG VALUES looks in every measurement: a kit that only ever sent a status
 # message or only rejected readings still appears.
-SITE = Variable("site", "Site", 'SHOW TAG VALUES WITH KEY = "site"')
-KIT = Variable("kit", "Kit", 'SHOW TAG VALUES WITH KEY = "kit" WHERE "site" =~ /^$site$/')
-INSTANCE = Variable("instance", "Gateway", 'SHOW TAG VALUES FROM "gateway" WITH KEY = "instance"')
+SITE = Variable("site", "Site", f"SHOW TAG VALUES WITH KEY = {_SITE}")
+KIT = Variable("kit", "Kit", f"SHOW TAG VALUES WITH KEY = {_KIT} WHERE {_SITE} =~ /^$site$/")
+INSTANCE = Variable("instance", "Gateway", f"SHOW TAG VALUES FROM {quoted(schema.GATEWAY)} WITH KEY = {_INSTANCE}")
 
-SITE_KIT = '"site" =~ /^$site$/ AND "kit" =~ /^$kit$/'
-GATEWAY = '"instance" =~ /^$instance$/'
-BY_KIT = ("site", "kit")
+SITE_KIT = f"{_SITE} =~ /^$site$/ AND {_KIT} =~ /^$kit$/"
+THE_INSTANCES = f"{_INSTANCE} =~ /^$instance$/"
+BY_KIT = (schema.SITE, schema.KIT)
+GROUP_BY_KIT = f"GROUP BY {_SITE}, {_KIT}"
+_KIT_STATUS, _READINGS, _REJECTIONS = quoted(schema.KIT_STATUS), quoted(schema.READINGS), quoted(schema.REJECTIONS)
+_SEEN, _STATE, _BATTERY = quoted(schema.SEEN), quoted(schema.STATE), quoted(schema.BATTERY)
 
 LOW_BATTERY_V = 3.4  # a single Li-ion cell under load: below this a kit has hours, not days, left
+
+
+def _kits(fields: str, measurement: str, *, by: Sequence[str] = BY_KIT, every: bool = True,
+          format: ResultFormat = "time_series") -> Query:
+    """``fields`` of ``measurement`` for the chosen sites and kits, a series per ``by`` (each kit unless told)."""
+    return select(fields, measurement, SITE_KIT, by=by, every=every, format=format)
+
 
 # --- queries that do not fit the plain SELECT ... GROUP BY time() shape ------------------------------
 
 KITS_REPORTING = Query(
-    'SELECT count("seen") AS "kits" FROM (SELECT last("seen") AS "seen" FROM "kit_status" '
-    f'WHERE {SITE_KIT} AND time > now() - 15m GROUP BY "site", "kit")',
+    f'SELECT count({_SEEN}) AS "kits" FROM (SELECT {column("last", schema.SEEN)} FROM {_KIT_STATUS} '
+    f"WHERE {SITE_KIT} AND time > now() - 15m {GROUP_BY_KIT})",
     ("kits",))
 
-_LAST_STATE = (f'SELECT last("state") AS "state" FROM "kit_status" WHERE {SITE_KIT} AND $timeFilter '
-               'GROUP BY "site", "kit"')
-KITS_OFFLINE = Query(f"SELECT count(\"state\") AS \"kits\" FROM ({_LAST_STATE}) WHERE \"state\" = 'offline'",
-                     ("kits",))
-OFFLINE_KITS = Query(f"SELECT \"state\" FROM ({_LAST_STATE}) WHERE \"state\" = 'offline' GROUP BY \"site\", \"kit\"",
-                     ("state",), BY_KIT, "table")
+_LAST_STATE = (f"SELECT {column('last', schema.STATE)} FROM {_KIT_STATUS} WHERE {SITE_KIT} AND $timeFilter "
+               f"{GROUP_BY_KIT}")
+KITS_OFFLINE = Query(f"SELECT count({_STATE}) AS \"kits\" FROM ({_LAST_STATE}) WHERE {_STATE} = 'offline'", ("kits",))
+OFFLINE_KITS = Query(f"SELECT {_STATE} FROM ({_LAST_STATE}) WHERE {_STATE} = 'offline' {GROUP_BY_KIT}",
+                     (schema.STATE,), BY_KIT, "table")
 
-_LAST_BATTERY = (f'SELECT last("battery") AS "battery" FROM "readings" WHERE {SITE_KIT} AND $timeFilter '
-                 'GROUP BY "site", "kit"')
-KITS_LOW_BATTERY = Query(f'SELECT count("battery") AS "kits" FROM ({_LAST_BATTERY}) WHERE "battery" < {LOW_BATTERY_V}',
-                         ("kits",))
-LOW_BATTERY = Query(f'SELECT "battery" FROM ({_LAST_BATTERY}) WHERE "battery" < {LOW_BATTERY_V} GROUP BY "site", "kit"',
-                    ("battery",), BY_KIT, "table")
+_LAST_BATTERY = (f"SELECT {column('last', schema.BATTERY)} FROM {_READINGS} WHERE {SITE_KIT} AND $timeFilter "
+                 f"{GROUP_BY_KIT}")
+KITS_LOW_BATTERY = Query(
+    f'SELECT count({_BATTERY}) AS "kits" FROM ({_LAST_BATTERY}) WHERE {_BATTERY} < {LOW_BATTERY_V}', ("kits",))
+LOW_BATTERY = Query(f"SELECT {_BATTERY} FROM ({_LAST_BATTERY}) WHERE {_BATTERY} < {LOW_BATTERY_V} {GROUP_BY_KIT}",
+                    (schema.BATTERY,), BY_KIT, "table")
 
 
 def minutes_silent(where: str) -> Query:
@@ -55,25 +81,27 @@ def minutes_silent(where: str) -> Query:
     shown (a kit that reports every minute was otherwise listed as silent for part of each minute).
     """
     counted = (
-        'SELECT count("after") AS "minutes" FROM (SELECT cumulative_sum(count("seen")) AS "after" '
-        f'FROM "kit_status" WHERE {where} AND time > now() - 1d GROUP BY time(1m), "site", "kit" fill(0) '
-        'ORDER BY time DESC) WHERE "after" = 0 GROUP BY "site", "kit" ORDER BY time DESC')
-    return Query(f'SELECT "minutes" FROM ({counted}) WHERE "minutes" >= 2 GROUP BY "site", "kit" ORDER BY time DESC',
+        f'SELECT count("after") AS "minutes" FROM (SELECT cumulative_sum(count({_SEEN})) AS "after" '
+        f"FROM {_KIT_STATUS} WHERE {where} AND time > now() - 1d GROUP BY time(1m), {_SITE}, {_KIT} fill(0) "
+        f'ORDER BY time DESC) WHERE "after" = 0 {GROUP_BY_KIT} ORDER BY time DESC')
+    return Query(f'SELECT "minutes" FROM ({counted}) WHERE "minutes" >= 2 {GROUP_BY_KIT} ORDER BY time DESC',
                  ("minutes",), BY_KIT, "table")
 
 
 def usual_interval(where: str) -> Query:
     """A kit's usual seconds between readings messages: the median gap between its seen points of the last day."""
     return Query(
-        'SELECT median("gap") AS "interval_s" FROM (SELECT elapsed("seen", 1s) AS "gap" FROM "kit_status" '
-        f'WHERE {where} AND time > now() - 1d GROUP BY "site", "kit") GROUP BY "site", "kit"',
+        f'SELECT median("gap") AS "interval_s" FROM (SELECT elapsed({_SEEN}, 1s) AS "gap" FROM {_KIT_STATUS} '
+        f"WHERE {where} AND time > now() - 1d {GROUP_BY_KIT}) {GROUP_BY_KIT}",
         ("interval_s",), BY_KIT, "table")
 
 
+_REJECTION_COLUMNS = (schema.SITE, schema.KIT, schema.REASON, schema.DETAIL)
+_REJECTION_COUNT = column("sum", schema.COUNT, "rejections")
 LATEST_REJECTIONS = Query(
-    f'SELECT "site", "kit", "reason", "detail" FROM "rejections" WHERE {SITE_KIT} AND $timeFilter '
+    f"SELECT {', '.join(quoted(c) for c in _REJECTION_COLUMNS)} FROM {_REJECTIONS} WHERE {SITE_KIT} AND $timeFilter "
     "ORDER BY time DESC LIMIT 200",
-    ("site", "kit", "reason", "detail"), (), "table")
+    _REJECTION_COLUMNS, (), "table")
 
 # --- Site conditions: one panel per catalog quantity ---------------------------------------------------
 
@@ -90,11 +118,11 @@ def quantity_panel(q: Quantity) -> Panel:
     unit = f" ({q.unit})" if q.unit else ""
     how = "total per interval" if q.default_agg == "sum" else "mean per interval"
     return Panel(quantity_title(q) + unit, "timeseries",
-                 (select(f'{q.default_agg}("{q.name}") AS "{q.name}"', "readings", SITE_KIT, by=BY_KIT),),
+                 (_kits(column(q.default_agg, q.name), schema.READINGS),),
                  unit=grafana_unit(q.ucum, q.unit), style=style, description=f"{q.description}, {how}, per kit.")
 
 
-LATEST_VALUES = Query(f'SELECT last(*) FROM "readings" WHERE {SITE_KIT} AND $timeFilter GROUP BY "site", "kit"',
+LATEST_VALUES = Query(f"SELECT last(*) FROM {_READINGS} WHERE {SITE_KIT} AND $timeFilter {GROUP_BY_KIT}",
                       tuple(sorted(f"last_{name}" for name in CATALOG)), BY_KIT, "table")  # InfluxDB sorts them
 
 SITE_CONDITIONS = Dashboard(
@@ -127,28 +155,29 @@ KIT_HEALTH = Dashboard(
                           "at three of the kit's usual intervals.",
               rename={"minutes": "Minutes silent"}),
         Panel("Last seen", "table",
-              (select('last("seen") AS "seen"', "kit_status", SITE_KIT, by=BY_KIT, every=False, format="table"),),
+              (_kits(column("last", schema.SEEN), schema.KIT_STATUS, every=False, format="table"),),
               w=9, h=8, description="When the gateway last stored readings from each kit.",
-              rename={"Time": "Last seen", "seen": "Seen"}),
-        Panel("Offline kits", "table", (OFFLINE_KITS,), w=9, h=8, rename={"Time": "Offline since", "state": "State"}),
-        Panel("Battery", "timeseries", (select('mean("battery") AS "battery"', "readings", SITE_KIT, by=BY_KIT),),
+              rename={"Time": "Last seen", schema.SEEN: "Seen"}),
+        Panel("Offline kits", "table", (OFFLINE_KITS,), w=9, h=8,
+              rename={"Time": "Offline since", schema.STATE: "State"}),
+        Panel("Battery", "timeseries", (_kits(column("mean", schema.BATTERY), schema.READINGS),),
               unit="volt", base_color="red", thresholds=(Threshold(LOW_BATTERY_V, "green"),)),
         Panel(f"Battery below {LOW_BATTERY_V} V", "table", (LOW_BATTERY,), rename={"Time": "Measured"}, decimals=2),
-        Panel("Wi-Fi signal (RSSI)", "timeseries", (select('mean("rssi") AS "rssi"', "readings", SITE_KIT, by=BY_KIT),),
+        Panel("Wi-Fi signal (RSSI)", "timeseries", (_kits(column("mean", schema.RSSI), schema.READINGS),),
               unit="dBm", base_color="red", thresholds=(Threshold(-80, "yellow"), Threshold(-67, "green")),
               description="Below -80 dBm a kit drops its connection often."),
         Panel("Samples waiting in the kits' buffers", "timeseries",
-              (select('last("buffered") AS "buffered"', "kit_status", SITE_KIT, by=BY_KIT),),
+              (_kits(column("last", schema.BUFFERED), schema.KIT_STATUS),),
               min_interval="10s", description="From status messages: samples kept in flash while offline."),
         Panel("Samples dropped by a full buffer", "timeseries",
-              (select('max("dropped") AS "dropped"', "kit_status", SITE_KIT, by=BY_KIT),), min_interval="10s",
+              (_kits(column("max", schema.DROPPED), schema.KIT_STATUS),), min_interval="10s",
               description="From status messages: samples a kit had to throw away; anything above 0 is lost data."),
         Panel("Samples stored per kit", "timeseries",
-              (select('sum("samples") AS "samples"', "kit_status", SITE_KIT, by=BY_KIT),), style="bars",
+              (_kits(column("sum", schema.SAMPLES), schema.KIT_STATUS),), style="bars",
               min_interval="10s"),
         Panel("Firmware versions", "table",
-              (select('last("fw") AS "fw"', "kit_status", SITE_KIT, by=BY_KIT, every=False, format="table"),),
-              rename={"Time": "Reported", "fw": "Firmware"}),
+              (_kits(column("last", schema.FW), schema.KIT_STATUS, every=False, format="table"),),
+              rename={"Time": "Reported", schema.FW: "Firmware"}),
     ),
 )
 
@@ -160,29 +189,30 @@ DATA_QUALITY = Dashboard(
     (SITE, KIT),
     (
         Panel("Rejections in range", "stat",
-              (select('sum("count") AS "rejections"', "rejections", SITE_KIT, every=False),), w=8, h=4, decimals=0,
+              (_kits(_REJECTION_COUNT, schema.REJECTIONS, by=(), every=False),), w=8, h=4, decimals=0,
               thresholds=(Threshold(1, "orange"),)),
         Panel("Samples stored late", "stat",
-              (select('sum("late") * 100 / sum("samples") AS "late_percent"', "kit_status", SITE_KIT, every=False),),
+              (_kits(f'sum({quoted(schema.LATE)}) * 100 / sum({quoted(schema.SAMPLES)}) AS "late_percent"',
+                     schema.KIT_STATUS, by=(), every=False),),
               w=8, h=4, unit="percent", decimals=1,
               description="Share of stored samples that were more than 5 minutes old on arrival."),
         Panel("Samples stored in range", "stat",
-              (select('sum("samples") AS "samples"', "kit_status", SITE_KIT, every=False),), w=8, h=4, decimals=0),
+              (_kits(column("sum", schema.SAMPLES), schema.KIT_STATUS, by=(), every=False),), w=8, h=4, decimals=0),
         Panel("Rejections by reason", "timeseries",
-              (select('sum("count") AS "rejections"', "rejections", SITE_KIT, by=("reason",)),), style="bars",
+              (_kits(_REJECTION_COUNT, schema.REJECTIONS, by=(schema.REASON,)),), style="bars",
               description="See docs/contract.md for what each reason means and what to do."),
         Panel("Rejections by kit", "timeseries",
-              (select('sum("count") AS "rejections"', "rejections", SITE_KIT, by=BY_KIT),), style="bars"),
+              (_kits(_REJECTION_COUNT, schema.REJECTIONS),), style="bars"),
         Panel("Rejections by kit and reason", "table",
-              (select('sum("count") AS "rejections"', "rejections", SITE_KIT, by=("site", "kit", "reason"),
-                      every=False, format="table"),),
+              (_kits(_REJECTION_COUNT, schema.REJECTIONS, by=(*BY_KIT, schema.REASON), every=False,
+                      format="table"),),
               rename={"Time": "From", "rejections": "Rejections"}),
-        Panel("Latest rejections", "table", (LATEST_REJECTIONS,), rename={"detail": "What the kit was told"}),
+        Panel("Latest rejections", "table", (LATEST_REJECTIONS,), rename={schema.DETAIL: "What the kit was told"}),
         Panel("Late samples (backfill after an outage)", "timeseries",
-              (select('sum("late") AS "late"', "kit_status", SITE_KIT, by=BY_KIT),), style="bars", min_interval="10s",
+              (_kits(column("sum", schema.LATE), schema.KIT_STATUS),), style="bars", min_interval="10s",
               description="Samples more than 5 minutes old when they arrived: a kit emptying its buffer."),
         Panel("Samples stored on time and late", "timeseries",
-              (select('sum("samples") AS "samples", sum("late") AS "late"', "kit_status", SITE_KIT),),
+              (_kits(f'{column("sum", schema.SAMPLES)}, {column("sum", schema.LATE)}', schema.KIT_STATUS, by=()),),
               style="bars", min_interval="10s"),
     ),
 )
@@ -191,7 +221,11 @@ DATA_QUALITY = Dashboard(
 
 
 def _rate(counter: str) -> str:
-    return f'non_negative_derivative(last("{counter}"), 1s) AS "{counter}"'
+    return f"non_negative_derivative(last({quoted(counter)}), 1s) AS {quoted(counter)}"
+
+
+def _gateway(fields: str, *, every: bool = True) -> Query:
+    return select(fields, schema.GATEWAY, THE_INSTANCES, by=(schema.INSTANCE,), every=every)
 
 
 GATEWAY_DASHBOARD = Dashboard(
@@ -200,32 +234,32 @@ GATEWAY_DASHBOARD = Dashboard(
     (INSTANCE,),
     (
         Panel("Messages received", "stat",
-              (select('last("received") AS "received"', "gateway", GATEWAY, by=("instance",), every=False),),
+              (_gateway(column("last", schema.RECEIVED), every=False),),
               w=6, h=4, decimals=0, description="Since the gateway started."),
         Panel("Points stored", "stat",
-              (select('last("stored_points") AS "stored_points"', "gateway", GATEWAY, by=("instance",),
-                      every=False),), w=6, h=4, decimals=0, description="Since the gateway started."),
+              (_gateway(column("last", schema.STORED_POINTS), every=False),), w=6, h=4, decimals=0,
+              description="Since the gateway started."),
         Panel("Spool depth now", "stat",
-              (select('last("spool_depth") AS "spool_depth"', "gateway", GATEWAY, by=("instance",), every=False),),
+              (_gateway(column("last", schema.SPOOL_DEPTH), every=False),),
               w=6, h=4, decimals=0, thresholds=(Threshold(1, "orange"),),
               description="Batches waiting on disk for InfluxDB; above 0 only while InfluxDB is unreachable."),
         Panel("p99 write latency now", "stat",
-              (select('last("write_latency_ms_p99") AS "p99"', "gateway", GATEWAY, by=("instance",), every=False),),
+              (_gateway(column("last", schema.WRITE_LATENCY_MS_P99, "p99"), every=False),),
               w=6, h=4, unit="ms", thresholds=(Threshold(500, "orange"), Threshold(2000, "red"))),
         Panel("Messages per second", "timeseries",
-              (select(", ".join(_rate(c) for c in ("received", "stored_messages")), "gateway", GATEWAY,
-                      by=("instance",)),), unit="reqps", min_interval="10s"),
+              (_gateway(", ".join(_rate(c) for c in (schema.RECEIVED, schema.STORED_MESSAGES))),), unit="reqps",
+              min_interval="10s"),
         Panel("Points written per second", "timeseries",
-              (select(_rate("stored_points"), "gateway", GATEWAY, by=("instance",)),), unit="wps", min_interval="10s"),
+              (_gateway(_rate(schema.STORED_POINTS)),), unit="wps", min_interval="10s"),
         Panel("Write latency", "timeseries",
-              (select('max("write_latency_ms_p50") AS "p50", max("write_latency_ms_p99") AS "p99"', "gateway",
-                      GATEWAY, by=("instance",)),), unit="ms", min_interval="10s"),
+              (_gateway(f'{column("max", schema.WRITE_LATENCY_MS_P50, "p50")}, '
+                        f'{column("max", schema.WRITE_LATENCY_MS_P99, "p99")}'),), unit="ms", min_interval="10s"),
         Panel("Spool depth and messages in flight", "timeseries",
-              (select('max("spool_depth") AS "spool_depth", max("inflight") AS "inflight"', "gateway", GATEWAY,
-                      by=("instance",)),), min_interval="10s"),
+              (_gateway(f'{column("max", schema.SPOOL_DEPTH)}, {column("max", schema.INFLIGHT)}'),),
+              min_interval="10s"),
         Panel("Duplicates, rejections and spooled batches per second", "timeseries",
-              (select(", ".join(_rate(c) for c in ("duplicates", "rejected", "spooled")), "gateway", GATEWAY,
-                      by=("instance",)),), unit="reqps", min_interval="10s", w=24),
+              (_gateway(", ".join(_rate(c) for c in (schema.DUPLICATES, schema.REJECTED, schema.SPOOLED))),),
+              unit="reqps", min_interval="10s", w=24),
     ),
 )
 

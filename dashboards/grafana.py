@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from lauks.influxql import identifier as quoted
+
 DATASOURCE_UID = "lauks-influxdb"
 DATASOURCE: dict[str, str] = {"type": "influxdb", "uid": DATASOURCE_UID}
 SCHEMA_VERSION = 39
@@ -33,6 +35,11 @@ _ALIAS = re.compile(r'\s+AS\s+"([^"]+)"', re.IGNORECASE)
 
 def grafana_unit(ucum: str, unit: str) -> str:
     return GRAFANA_UNITS.get(ucum, f"suffix: {unit}" if unit else "none")
+
+
+def column(function: str, field: str, name: str = "") -> str:
+    """``last("seen") AS "seen"``: a function of a field, as a column named after the field unless ``name`` says."""
+    return f"{function}({quoted(field)}) AS {quoted(name or field)}"
 
 
 @dataclass(frozen=True)
@@ -73,8 +80,8 @@ def select(
     columns = tuple(_ALIAS.findall(fields))
     if not columns:
         raise ValueError(f"name every selected expression with AS: {fields}")
-    groups = (["time($__interval)"] if every else []) + [f'"{tag}"' for tag in by]
-    sql = f'SELECT {fields} FROM "{measurement}" WHERE {where} AND $timeFilter'
+    groups = (["time($__interval)"] if every else []) + [quoted(tag) for tag in by]
+    sql = f"SELECT {fields} FROM {quoted(measurement)} WHERE {where} AND $timeFilter"
     if groups:
         sql += " GROUP BY " + ", ".join(groups)
     if every:

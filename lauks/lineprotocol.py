@@ -85,9 +85,7 @@ def line(
     return f"{head} {body}" if time_ns is None else f"{head} {body} {time_ns}"
 
 
-_MEASUREMENTS: dict[str, str] = {}  # measurement names already checked, escaped
-
-# readings_lines writes each value as ``repr(float(value))``, the dearest part of the gateway's work
+# sample_lines writes each value as ``repr(float(value))``, the dearest part of the gateway's work
 # after parsing. orjson writes the same shortest digits for a float in fixed notation, for all of a
 # sample's values in one call, except between 1e-5 and 1e-4 (``0.00001`` where repr writes ``1e-05``).
 # So a sample goes through orjson.dumps when, with digits and '-' taken out, its JSON has the shape
@@ -111,18 +109,13 @@ def _new_plain_shape(shape: bytes) -> bool:
     return True
 
 
-def readings_lines(site: str, kit: str, samples: Iterable[Sample], measurement_name: str = "readings") -> list[str]:
-    """The ``readings`` points of validated samples, timestamps in milliseconds (write with precision=ms).
+def sample_lines(head: str, samples: Iterable[Sample]) -> list[str]:
+    """The points of validated samples in one series, every value a float field, timestamps in milliseconds.
 
-    Site and kit are contract ids and catalog names are plain, so this fast path needs no escaping;
-    every value is written as a float so a whole number never becomes an integer field.
+    ``head`` is the series' measurement and tags, escaped, and a space (``readings,kit=k07,site=s1 ``):
+    ``lauks.schema.readings_lines`` makes it. Catalog names are plain, so this fast path escapes
+    nothing; every value is written as a float so a whole number never becomes an integer field.
     """
-    escaped = _MEASUREMENTS.get(measurement_name)
-    if escaped is None:
-        escaped = measurement(measurement_name)
-        if len(_MEASUREMENTS) < 64:
-            _MEASUREMENTS[measurement_name] = escaped
-    head = f"{escaped},kit={kit},site={site} "
     lines = []
     for s in samples:
         values = s.values
@@ -142,3 +135,8 @@ def readings_lines(site: str, kit: str, samples: Iterable[Sample], measurement_n
         body = ",".join([f"{k}={float(v)!r}" for k, v in values.items()])
         lines.append(f"{head}{body} {s.time_ms}")
     return lines
+
+
+def readings_lines(site: str, kit: str, samples: Iterable[Sample], measurement_name: str = "readings") -> list[str]:
+    """Until gateway/core.py calls lauks.schema.readings_lines (going in this same change)."""
+    return sample_lines(f"{measurement(measurement_name)},kit={kit},site={site} ", samples)

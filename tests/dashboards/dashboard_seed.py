@@ -1,4 +1,8 @@
-"""Three kits and one gateway, three hours of data, written in the stored schema of docs/schema.md.
+"""Three kits and one gateway, three hours of data, stored by the gateway's own ingest path.
+
+Each kit's messages (readings, status, its last will) go through ``gateway.core.Ingest`` at the time they
+arrive, in arrival order, so the seeded points are exactly what the gateway writes, ``seen`` points and
+rejections included: a dashboard that reads a name the gateway does not write finds nothing.
 
 demo/k01 is healthy; demo/k02 went silent 30 minutes ago, said offline and has a low battery;
 river-2/k-03 is healthy but backfilled some late samples and is sending a burst of rejected values.
@@ -6,17 +10,22 @@ river-2/k-03 is healthy but backfilled some late samples and is sending a burst 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
+from gateway.core import LATE_MS, Ingest, Stats
+from gateway.dedup import Dedup
 from lauks.catalog import CATALOG
-from lauks.lineprotocol import line
+from lauks.topics import Topics
 
 MINUTE_MS = 60_000
 HOURS = 3
 SILENT_MINUTES = 30
-KITS = (("demo", "k01"), ("demo", "k02"), ("river-2", "k-03"))
 HEALTHY_BATTERY, LOW_BATTERY = 3.95, 3.2
 BURST = 30
+OUT_OF_RANGE_AT = (20, 60, 100)  # the minutes ago demo/k01 sent a humidity of 140 %
+GATEWAY_EVERY_MS = 10_000
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,7 @@ class Kit:
 
 
 SEEDED = (Kit("demo", "k01"), Kit("demo", "k02", SILENT_MINUTES, LOW_BATTERY), Kit("river-2", "k-03", late_every=10))
+KITS = tuple((k.site, k.kit) for k in SEEDED)
 
 
 def _values(kit: Kit, i: int) -> dict[str, float]:
@@ -38,37 +48,74 @@ def _values(kit: Kit, i: int) -> dict[str, float]:
     return values
 
 
-def lines(now_ms: int) -> list[str]:
-    out: list[str] = []
+def _messages(now_ms: int) -> list[tuple[int, str, str, dict[str, Any]]]:
+    """(arrival ms, site, kit, message) of every kit, in no particular order; ``message["kind"]`` says the topic."""
+    out: list[tuple[int, str, str, dict[str, Any]]] = []
     minutes = HOURS * 60
     for kit in SEEDED:
-        tags = {"site": kit.site, "kit": kit.kit}
         last = now_ms - kit.silent_minutes * MINUTE_MS - 5_000
+        seq = 0
         for i in range(minutes - kit.silent_minutes):
             t = last - i * MINUTE_MS
-            out.append(line("readings", tags, _values(kit, i), t))
-            late = 1 if kit.late_every and i % kit.late_every == 0 else 0
-            out.append(line("kit_status", tags, {"seen": 1, "samples": 1, "late": late, "boot": 3, "fw": "0.3.0"},
-                            t + 500))
+            sample: dict[str, Any] = {"t": t / 1000, **_values(kit, i)}
+            if kit.kit == "k01" and i in OUT_OF_RANGE_AT:
+                sample["humidity"] = 140.0
+            # a late sample waited in the kit's buffer for 6 minutes (arriving between two on-time ones)
+            late = kit.late_every and i % kit.late_every == kit.late_every - 1
+            arrival = t + LATE_MS + MINUTE_MS + 20_000 if late else t + 500
+            out.append((arrival, kit.site, kit.kit, {"kind": "readings", "v": 1, "kit": kit.kit, "boot": 3,
+                                                     "seq": seq, "fw": "0.3.0", "samples": [sample]}))
+            seq += 1
         for j in range(0, minutes - kit.silent_minutes, 30):
-            out.append(line("kit_status", tags, {
-                "state": "online", "fw": "0.3.0", "boot": 3, "interval_s": 60, "sensors": "bme280,ds18b20",
-                "failed_sensors": "", "battery": kit.battery, "rssi": -63.0, "buffered": j % 7, "dropped": 0,
-                "awake_ms": 1800}, last - j * MINUTE_MS + 200))
-        if kit.silent_minutes:
-            out.append(line("kit_status", tags, {"state": "offline"}, last + MINUTE_MS))
-    for i in range(3):
-        out.append(line("rejections", {"site": "demo", "kit": "k01", "reason": "out_of_range"},
-                        {"count": 1, "detail": "humidity 140 % is above 100 %"}, now_ms - (20 + 40 * i) * MINUTE_MS))
-    for i in range(BURST):
-        out.append(line("rejections", {"site": "river-2", "kit": "k-03", "reason": "not_a_number"},
-                        {"count": 1, "detail": 'pressure "high" is not a number'}, now_ms - 10_000 * (i + 1)))
-    received = 0
-    for i in range(HOURS * 360, -1, -1):
-        received += 5
-        out.append(line("gateway", {"instance": "gw-1"}, {
-            "received": received, "stored_messages": received - 1, "stored_points": received * 4,
-            "duplicates": i // 100, "rejected": i // 50, "spooled": 0, "spool_depth": 1 if i % 90 == 0 else 0,
-            "inflight": i % 4,
-            "write_latency_ms_p50": 7.5, "write_latency_ms_p99": 31.0}, now_ms - i * 10_000))
+            out.append((last - j * MINUTE_MS + 200, kit.site, kit.kit, {
+                "kind": "status", "v": 1, "state": "online", "fw": "0.3.0", "boot": 3, "interval_s": 60,
+                "sensors": ["bme280", "ds18b20"], "failed_sensors": [], "battery": kit.battery, "rssi": -63.0,
+                "buffered": j % 7, "dropped": 0, "awake_ms": 1800}))
+        if kit.silent_minutes:  # its last will
+            out.append((last + MINUTE_MS, kit.site, kit.kit, {"kind": "status", "v": 1, "state": "offline"}))
+        if kit.kit == "k-03":  # a pressure sensor gone bad: nothing but rejected values, every 10 s
+            for b in range(BURST):
+                arrival = now_ms - 10_000 * (b + 1)
+                out.append((arrival, kit.site, kit.kit, {"kind": "readings", "v": 1, "kit": kit.kit, "boot": 3,
+                                                         "seq": seq, "samples": [{"t": arrival / 1000,
+                                                                                  "pressure": "high"}]}))
+                seq += 1
+    return out
+
+
+def _gateway_counters(left: int) -> Stats:
+    """gw-1's counters with ``left`` 10 s ticks to go: 5 messages received in every 10 s, a few duplicates and
+    rejections."""
+    received = 5 * (HOURS * 360 - left + 1)
+    stats = Stats(received=received, stored_messages=received - 1, stored_points=received * 4,
+                  duplicates=left // 100, rejected=left // 50, spooled=0)
+    stats.write_latency_ms.extend([7.5] * 98 + [31.0] * 2)  # p50 7.5 ms, p99 31 ms
+    return stats
+
+
+def lines(now_ms: int) -> list[str]:
+    """Every point the gateway writes for the seeded kits and its own counters over the three hours to ``now_ms``.
+
+    Messages go through ``Ingest.message`` in arrival order; every 10 s, as the gateway service does, the
+    ``seen`` points still due are swept and a ``gateway`` point is written (by ``Ingest.gateway_line``,
+    from the counters of ``_gateway_counters``).
+    """
+    topics = Topics()
+    ingest = Ingest(topics, Dedup(None))
+    gateway = Ingest(topics, Dedup(None))  # gw-1, whose counters are set rather than counted
+    messages = _messages(now_ms)
+    events = [(arrival, 0, index) for index, (arrival, *_) in enumerate(messages)]
+    events += [(now_ms - left * GATEWAY_EVERY_MS, 1, left) for left in range(HOURS * 360, -1, -1)]
+    out: list[str] = []
+    for at, is_tick, number in sorted(events):
+        if is_tick:
+            out.extend(ingest.activity.sweep(at))
+            gateway.stats = _gateway_counters(number)
+            out.append(gateway.gateway_line("gw-1", at, spool_depth=1 if number % 90 == 0 else 0, inflight=number % 4))
+            continue
+        _, site, kit, message = messages[number]
+        topic = topics.readings(site, kit) if message.pop("kind") == "readings" else topics.status(site, kit)
+        outcome = ingest.message(topic, json.dumps(message).encode(), at / 1000)
+        assert outcome.lines and not outcome.drop, (topic, message, outcome)
+        out.extend(outcome.lines)
     return out

@@ -38,6 +38,6 @@ def test_non_finite_fields_are_refused() -> None:
         lp.field_value(float("nan"))
 
 
-def test_readings_lines_write_floats_and_skip_empty_samples() -> None:
+def test_sample_lines_write_floats_under_the_series_head_and_skip_empty_samples() -> None:
     samples = [Sample(1000, {"humidity": 55.0, "temperature": 21.0}), Sample(2000, {})]
-    assert lp.readings_lines("s1", "k1", samples) == ["readings,kit=k1,site=s1 humidity=55.0,temperature=21.0 1000"]
+    assert lp.sample_lines("m,t=v ", samples) == ["m,t=v humidity=55.0,temperature=21.0 1000"]

@@ -1,4 +1,5 @@
-"""readings_lines writes the very bytes of the plain way, ``repr(float(value))`` for each value.
+"""readings_lines (lineprotocol.sample_lines under the readings head) writes the very bytes of the plain way,
+``repr(float(value))`` for each value.
 
 Its fast path takes the digits from orjson: these tests hold it to the plain way for every float
 (the notations of repr and orjson part between 1e-5 and 1e-4 and beyond 1e16), for values that are
@@ -17,13 +18,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lauks import lineprotocol as lp
+from lauks import schema
 from lauks.catalog import QUANTITY_NAMES
 from lauks.contract import Sample
 
 
-def reference_lines(site: str, kit: str, samples: Iterable[Sample], measurement_name: str = "readings") -> list[str]:
+def reference_lines(site: str, kit: str, samples: Iterable[Sample]) -> list[str]:
     """readings_lines as it was written before its fast path."""
-    head = f"{lp.measurement(measurement_name)},kit={kit},site={site} "
+    head = f"{lp.measurement(schema.READINGS)},{schema.KIT}={kit},{schema.SITE}={site} "
     return [
         head + ",".join(f"{k}={float(v)!r}" for k, v in s.values.items()) + f" {s.time_ms}"
         for s in samples
@@ -41,7 +43,7 @@ def outcome(write: Any, samples: list[Sample]) -> list[str] | str:
 
 def assert_same(*values: dict[Any, Any]) -> None:
     samples = [Sample(1_700_000_000_000 + i, v) for i, v in enumerate(values)]
-    assert outcome(lp.readings_lines, samples) == outcome(reference_lines, samples)
+    assert outcome(schema.readings_lines, samples) == outcome(reference_lines, samples)
 
 
 class Float(float):
@@ -90,13 +92,4 @@ def test_names_that_are_not_strings_are_written_as_the_plain_way_writes_them() -
 
 
 def test_a_value_orjson_cannot_write_is_written_the_plain_way() -> None:
-    assert lp.readings_lines("s", "k", [Sample(1, {"rain": Float(0.5)})]) == ["readings,kit=k,site=s rain=0.5 1"]
-
-
-def test_other_measurements_are_checked_and_escaped_once_and_every_time() -> None:
-    samples = [Sample(5, {"rain": 1.0})]
-    assert lp.readings_lines("s", "k", samples, "my readings") == ["my\\ readings,kit=k,site=s rain=1.0 5"]
-    assert lp.readings_lines("s", "k", samples, "my readings") == ["my\\ readings,kit=k,site=s rain=1.0 5"]
-    for _ in range(2):
-        with pytest.raises(lp.LineProtocolError):
-            lp.readings_lines("s", "k", samples, "")
+    assert schema.readings_lines("s", "k", [Sample(1, {"rain": Float(0.5)})]) == ["readings,kit=k,site=s rain=0.5 1"]

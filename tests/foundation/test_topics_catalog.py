@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lauks.catalog import CATALOG, quantity
+from lauks.catalog import CATALOG, QUANTITY_NAMES, quantity
 from lauks.topics import Kind, KitTopic, Topics
 
 
@@ -39,3 +39,44 @@ def test_catalog_rows_are_consistent() -> None:
     assert quantity("rain").default_agg == "sum"
     assert quantity("water_temperature").maximum == 50
     assert quantity("humidity").display(140) == "140 %"
+
+
+# The catalog's quantity names in order, as released. Stored data, dashboards, exports and kits in the field
+# use these names, so the catalog is only ever appended to: a new quantity goes at the end of the catalog
+# and then at the end of this list, in the same change. Never remove, rename or reorder one here.
+CATALOG_HISTORY = (
+    "temperature", "soil_temperature", "water_temperature", "humidity", "pressure", "light",
+    "uv_index", "soil_moisture", "wind_speed", "wind_gust", "wind_direction", "rain",
+    "pm1", "pm2_5", "pm10", "co2", "tvoc", "noise", "battery", "rssi",
+)
+# The firmware's quantities in order, as released: a quantity's place in lauks_kit.core.quantities.NAMES is the
+# byte a kit keeps in its flash ring, so a kit updated with samples still in flash reads them back by it.
+FIRMWARE_HISTORY = CATALOG_HISTORY  # the same 20 today
+
+
+def firmware_quantities() -> tuple[str, ...]:
+    """The quantities the kit's firmware can send (the device code itself, not a copy)."""
+    from firmware.device_path import use_device_code
+
+    use_device_code()
+    from lauks_kit.core.quantities import NAMES
+
+    return tuple(NAMES)
+
+
+def test_the_catalog_is_only_ever_appended_to() -> None:
+    assert QUANTITY_NAMES[:len(CATALOG_HISTORY)] == CATALOG_HISTORY, (
+        "a catalog quantity was removed, renamed or moved: add new ones at the end only")
+    assert QUANTITY_NAMES == CATALOG_HISTORY, "a new quantity: add it to the end of CATALOG_HISTORY as well"
+
+
+def test_every_quantity_the_firmware_can_send_is_in_the_catalog() -> None:
+    unknown = [name for name in firmware_quantities() if name not in CATALOG]
+    assert not unknown, f"the firmware sends quantities the gateway would reject: {unknown}"
+
+
+def test_the_firmware_quantity_list_is_only_ever_appended_to() -> None:
+    names = firmware_quantities()
+    assert names[:len(FIRMWARE_HISTORY)] == FIRMWARE_HISTORY, (
+        "a firmware quantity was removed, renamed or moved: its id in a kit's flash would change meaning")
+    assert names == FIRMWARE_HISTORY, "a new firmware quantity: add it to the end of FIRMWARE_HISTORY as well"

@@ -1,0 +1,149 @@
+"""The stored schema: the InfluxDB measurements Lauks writes, their tag and field keys, and their point builders.
+
+One module, so that a stored name changes in one place: the gateway writes with these builders, and the
+API's queries and the dashboards take every measurement, tag and field name from here. docs/schema.md is
+this table for people (classes learning InfluxQL read it too). Readings points go through the fast
+encoder of ``lauks.lineprotocol``; the others through ``lineprotocol.line``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from lauks.catalog import QUANTITY_NAMES, quantity
+from lauks.contract import Sample, StatusMessage
+from lauks.lineprotocol import FieldValue, line, measurement, sample_lines
+
+FieldType = Literal["float", "integer", "text"]
+
+# --- measurements ----------------------------------------------------------------------------------------
+
+READINGS = "readings"  # one float field per catalog quantity present in a sample, at the sample's time
+REJECTIONS = "rejections"  # one point per rejection (or per run of rate-limited messages), when rejected
+KIT_STATUS = "kit_status"  # status messages, and at most every 10 s per kit a ``seen`` point from readings
+GATEWAY = "gateway"  # the gateway's own counters since it started, every 10 s
+
+# --- tag keys --------------------------------------------------------------------------------------------
+
+SITE = "site"
+KIT = "kit"
+REASON = "reason"  # a ``lauks.contract.Reason`` value
+INSTANCE = "instance"  # the gateway's ``gateway_instance`` setting
+
+# --- field keys ------------------------------------------------------------------------------------------
+
+# readings: the catalog's names; these two are read as a kit's health as well (and kit_status has them too)
+BATTERY = quantity("battery").name
+RSSI = quantity("rssi").name
+
+# rejections
+COUNT = "count"  # 1 per rejection; for rate_limited, the messages not stored since the kit's previous point
+DETAIL = "detail"  # the sentence sent to the kit
+
+# kit_status, from a status message (with BATTERY and RSSI): the message's own keys
+STATE = "state"
+FW = "fw"
+BOOT = "boot"
+INTERVAL_S = "interval_s"
+SENSORS = "sensors"  # comma-separated
+FAILED_SENSORS = "failed_sensors"  # comma-separated
+BUFFERED = "buffered"
+DROPPED = "dropped"
+AWAKE_MS = "awake_ms"
+
+# kit_status, from readings: a ``seen`` point (with BOOT and FW)
+SEEN = "seen"  # always 1: its time is when the kit was last seen
+SAMPLES = "samples"  # samples stored since the kit's previous seen point
+LATE = "late"  # of those, samples older than 5 minutes when received (backfill after an outage)
+
+# gateway
+RECEIVED = "received"
+STORED_MESSAGES = "stored_messages"
+STORED_POINTS = "stored_points"
+DUPLICATES = "duplicates"
+REJECTED = "rejected"
+SPOOLED = "spooled"
+SPOOL_DEPTH = "spool_depth"
+INFLIGHT = "inflight"
+WRITE_LATENCY_MS_P50 = "write_latency_ms_p50"
+WRITE_LATENCY_MS_P99 = "write_latency_ms_p99"
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """A measurement's tag keys and its field keys with the type each is always written as."""
+
+    name: str
+    tags: tuple[str, ...]
+    fields: Mapping[str, FieldType]
+
+
+MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
+    Measurement(READINGS, (SITE, KIT), dict.fromkeys(QUANTITY_NAMES, "float")),
+    Measurement(REJECTIONS, (SITE, KIT, REASON), {COUNT: "integer", DETAIL: "text"}),
+    Measurement(KIT_STATUS, (SITE, KIT), {
+        STATE: "text", FW: "text", BOOT: "integer", INTERVAL_S: "integer", BUFFERED: "integer",
+        DROPPED: "integer", AWAKE_MS: "integer", BATTERY: "float", RSSI: "float", SENSORS: "text",
+        FAILED_SENSORS: "text", SEEN: "integer", SAMPLES: "integer", LATE: "integer"}),
+    Measurement(GATEWAY, (INSTANCE,), {
+        RECEIVED: "integer", STORED_MESSAGES: "integer", STORED_POINTS: "integer", DUPLICATES: "integer",
+        REJECTED: "integer", SPOOLED: "integer", SPOOL_DEPTH: "integer", INFLIGHT: "integer",
+        WRITE_LATENCY_MS_P50: "float", WRITE_LATENCY_MS_P99: "float"}),
+)}
+
+# --- point builders --------------------------------------------------------------------------------------
+
+# The readings head, escaped once. Tags go in key order (kit before site), as InfluxDB prefers; site and
+# kit are contract ids (a-z, 0-9, '-'), which line protocol writes as they are.
+_READINGS_KIT = f"{measurement(READINGS)},{KIT}="
+_READINGS_SITE = f",{SITE}="
+
+
+def readings_lines(site: str, kit: str, samples: Iterable[Sample]) -> list[str]:
+    """The ``readings`` points of validated samples, timestamps in milliseconds (write with precision=ms).
+
+    Every value is written as a float, so a whole number never becomes an integer field.
+    """
+    return sample_lines(f"{_READINGS_KIT}{kit}{_READINGS_SITE}{site} ", samples)
+
+
+def rejection_line(site: str, kit: str, reason: str, detail: str, time_ms: int, count: int = 1) -> str:
+    return line(REJECTIONS, {SITE: site, KIT: kit, REASON: reason}, {COUNT: count, DETAIL: detail}, time_ms)
+
+
+def status_line(site: str, kit: str, status: StatusMessage, time_ms: int) -> str:
+    """A status message as a ``kit_status`` point; ``LineProtocolError`` for a sensor name it cannot carry."""
+    fields: dict[str, FieldValue] = {STATE: status.state}
+    counts = ((FW, status.fw), (BOOT, status.boot), (INTERVAL_S, status.interval_s), (BUFFERED, status.buffered),
+              (DROPPED, status.dropped), (AWAKE_MS, status.awake_ms))
+    for key, value in counts:
+        if value is not None:
+            fields[key] = value
+    for key, number in ((BATTERY, status.battery), (RSSI, status.rssi)):
+        if number is not None:
+            fields[key] = float(number)  # an integer voltage must not make the field an integer
+    for key, names in ((SENSORS, status.sensors), (FAILED_SENSORS, status.failed_sensors)):
+        if names is not None:
+            fields[key] = ",".join(names)
+    return line(KIT_STATUS, {SITE: site, KIT: kit}, fields, time_ms)
+
+
+def seen_line(site: str, kit: str, time_ms: int, *, samples: int, late: int, boot: int, fw: str | None) -> str:
+    """A ``seen`` point of ``kit_status``: the kit sent readings."""
+    fields: dict[str, FieldValue] = {SEEN: 1, SAMPLES: samples, LATE: late, BOOT: boot}
+    if fw is not None:
+        fields[FW] = fw
+    return line(KIT_STATUS, {SITE: site, KIT: kit}, fields, time_ms)
+
+
+def gateway_line(instance: str, time_ms: int, *, received: int, stored_messages: int, stored_points: int,
+                 duplicates: int, rejected: int, spooled: int, spool_depth: int, inflight: int,
+                 write_latency_ms_p50: float, write_latency_ms_p99: float) -> str:
+    """The gateway's counters as a ``gateway`` point."""
+    return line(GATEWAY, {INSTANCE: instance}, {
+        RECEIVED: received, STORED_MESSAGES: stored_messages, STORED_POINTS: stored_points, DUPLICATES: duplicates,
+        REJECTED: rejected, SPOOLED: spooled, SPOOL_DEPTH: spool_depth, INFLIGHT: inflight,
+        WRITE_LATENCY_MS_P50: float(write_latency_ms_p50), WRITE_LATENCY_MS_P99: float(write_latency_ms_p99),
+    }, time_ms)
