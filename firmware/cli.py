@@ -28,6 +28,9 @@ def register(commands: argparse._SubParsersAction[Any], kit_commands: argparse._
     add.add_argument("--tls", action="store_true", help="the kit connects with TLS")
     add.add_argument("--interval", type=int, default=60, help="seconds between samples (10..86400)")
     add.add_argument("--force", action="store_true", help="replace an existing config.json")
+    add.add_argument("--no-register", dest="register", action="store_false",
+                     help="leave the metadata store alone: on a school server the API's store is in its container, "
+                          "where 'docker compose exec api lauks kit register' records the kit (docs/deploy.md)")
     add.set_defaults(func=_add)
 
     flash = kit_commands.add_parser("flash", help="copy the firmware and a kit's config.json onto an ESP32")
@@ -81,13 +84,18 @@ def _add(args: argparse.Namespace) -> int:
     host = args.broker_host or settings.mqtt_host
     try:
         path = add_kit(args.site, args.kit, args.kit_type, args.out_dir, settings.state_dir,
-                       host, args.broker_port or settings.mqtt_port, wifi, args.interval, args.tls, args.force)
+                       host, args.broker_port or settings.mqtt_port, wifi, args.interval, args.tls, args.force,
+                       register=args.register)
     except ToolError as e:
         return _fail(str(e))
     warning = loopback_warning(host, lan_address())  # a real kit: simulated ones are written by `lauks up`
     if warning:
         print(f"lauks kit: {warning}", file=sys.stderr)
-    print(f"wrote {path}; kit {args.site}/{args.kit} registered (lauks kit edit adds its location)")
+    if args.register:
+        print(f"wrote {path}; kit {args.site}/{args.kit} registered (lauks kit edit adds its location)")
+    else:
+        print(f"wrote {path}; the broker knows kit {args.site}/{args.kit}. Record it in the API's store: "
+              f"docker compose exec api lauks kit register {args.site} {args.kit} --type {args.kit_type}")
     if not wifi:
         print("  it lists a placeholder Wi-Fi network: edit 'wifi' in it, or run again with --wifi SSID:PASSWORD")
     print(f"  next: lauks kit flash --port /dev/ttyUSB0 --config {path}")

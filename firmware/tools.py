@@ -31,8 +31,10 @@ def broker_username(site: str, kit: str) -> str:
 
 
 def add_kit(site: str, kit: str, kit_type: str, out_dir: Path | None, state_dir: Path, host: str, port: int,
-            wifi: list[tuple[str, str]], interval_s: int = 60, tls: bool = False, force: bool = False) -> Path:
-    """Write kits/<site>/<kit>/config.json (with the kit's broker password when per-kit users exist)."""
+            wifi: list[tuple[str, str]], interval_s: int = 60, tls: bool = False, force: bool = False,
+            *, register: bool = True) -> Path:
+    """Write kits/<site>/<kit>/config.json (with the kit's broker password when per-kit users exist); with
+    ``register``, record the kit in the metadata store of ``state_dir`` too."""
     for what, value in (("site", site), ("kit", kit)):
         problem = id_problem(what, value)
         if problem:
@@ -50,8 +52,8 @@ def add_kit(site: str, kit: str, kit_type: str, out_dir: Path | None, state_dir:
     # (one given with --out-dir that exists already keeps its mode)
     private_dir(folder, tighten_existing=out_dir is None)
     write_private(path, json.dumps(cfg, indent=2) + "\n")
-    # Recorded in the metadata store too, so the API and `lauks kit list` know the kit at once.
-    register_kit(site, kit, kit_type, state_dir=state_dir)
+    if register:  # so the API and `lauks kit list` know the kit at once
+        register_kit(site, kit, kit_type, state_dir=state_dir)
     return path
 
 

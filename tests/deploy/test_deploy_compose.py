@@ -14,9 +14,9 @@ from api.settings import ApiSettings
 from gateway.settings import GatewaySettings
 from lauks import brokerauth
 from lauks.brokerauth import API_USER, GATEWAY_USER, HEALTH_USER, STAFF_USER, BrokerAuth
-from stack.cli import main
 from lauks.deploy import SECRET_NAMES, parse_env
 from lauks.settings import DEVELOPMENT_SECRETS
+from stack.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -190,3 +190,37 @@ def test_kits_added_on_the_server_land_where_the_broker_container_reads_its_user
     assert "/lauks/broker/passwd" in entrypoint and "kill -HUP" in entrypoint
     conf = (REPO / "deploy/mosquitto/mosquitto.conf").read_text()
     assert "allow_anonymous false" in conf and "password_file /mosquitto/auth/passwd" in conf
+
+
+# The metadata store's commands (api/cli.py): on a school server they run where the API's store is.
+STORE_COMMANDS = re.compile(r"^(token |site |kit (register|edit|retire|list) )")
+DEPLOY_DOC = (REPO / "docs/deploy.md").read_text().replace("\\\n", " ")
+
+
+def test_the_documented_store_commands_run_in_the_api_container_on_the_volume_the_api_reads() -> None:
+    in_containers = re.findall(r"docker compose exec (\S+) lauks ([^\n`#]*)", DEPLOY_DOC)
+    store = [(service, rest) for service, rest in in_containers if STORE_COMMANDS.match(rest)]
+    assert {rest.split()[0] for _, rest in store} >= {"token", "site", "kit"}  # the staff token step included
+    assert {service for service, _ in store} == {"api"}
+    api = SERVICES["api"]
+    state = api["environment"]["LAUKS_STATE_DIR"]
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in api["volumes"]}
+    assert mounted[state] in COMPOSE["volumes"]  # a named volume: the API's own store, kept across upgrades
+    assert "LAUKS_API_DATABASE_URL" not in api["environment"]  # so the store is SQLite in LAUKS_STATE_DIR
+    assert "lauks = " in (REPO / "pyproject.toml").read_text() and 'ENTRYPOINT ["lauks"]' in \
+        (REPO / "Dockerfile").read_text()  # `lauks` is on the image's PATH, for `exec`
+
+
+def test_the_documented_host_commands_leave_the_apis_store_alone_and_use_the_brokers_state() -> None:
+    host = re.findall(r"((?:LAUKS_STATE_DIR=(\S+) )?\.venv/bin/lauks ([^\n`#]*))", DEPLOY_DOC)
+    assert len(host) >= 5
+    broker_mount = next(v for v in SERVICES["mosquitto"]["volumes"] if v.endswith(":/lauks/broker:ro"))
+    default_state = broker_mount.split(":-", 1)[1].split("}", 1)[0].removeprefix("./")
+    assert default_state == "deploy/state"
+    for line, state_env, rest in host:
+        assert not STORE_COMMANDS.match(rest), f"{line}: on the host this writes a store no container reads"
+        if rest.startswith("kit add"):
+            assert "--no-register" in rest, line
+        state = state_env or (rest.split("--state-dir ", 1)[1].split()[0] if "--state-dir " in rest else None)
+        if rest.startswith(("kit add", "kit revoke", "broker")) or state is not None:  # (`tls init` on a laptop)
+            assert state == default_state, f"{line}: the broker's users are in {default_state}"
