@@ -12,10 +12,10 @@ import pytest
 from mqtt_helpers import Client
 
 from lauks.brokerauth import GATEWAY_USER, BrokerAuth
-from stack.cli import main
 from lauks.services import Mosquitto, TlsListener, free_port
 from lauks.tlsca import SchoolCa, TlsError, init_school_ca, subject_alt_names
 from lauks.topics import Topics
+from stack.cli import main
 
 pytestmark = pytest.mark.services
 T = Topics("tls")
