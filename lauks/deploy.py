@@ -104,6 +104,9 @@ def init_deployment(env_file: Path, state_dir: Path, hosts: list[str], *, force:
         f"broker users: {auth.password_file}, ACL: {auth.acl_file}",
         f"the school's CA: {ca.ca_cert} (kits need it for TLS on port {PORT_DEFAULTS['MQTT_TLS_PORT']}); "
         f"the broker's certificate is for {', '.join(hosts)}",
-        "next: docker compose up -d --build; then add kits with "
-        f"`LAUKS_STATE_DIR={state_dir} lauks kit add <site> <kit> --type weather --broker-host {hosts[0]}`",
+        "next: docker compose up -d --build; a staff token with `docker compose exec api lauks token create "
+        "--name <name>`; then add kits with `LAUKS_STATE_DIR="
+        f"{state_dir} .venv/bin/lauks kit add <site> <kit> --type weather --no-register --broker-host {hosts[0]}` "
+        "and record them in the API's store with `docker compose exec api lauks kit register <site> <kit>` "
+        "(docs/deploy.md)",
     ]
