@@ -12,6 +12,7 @@ from typing import Any
 
 from lauks.brokerauth import STAFF_USER, BrokerAuth
 from lauks.settings import Settings
+from lauks.stack import read_running_stack
 
 
 def register(commands: argparse._SubParsersAction[Any], kit_commands: argparse._SubParsersAction[Any]) -> None:
@@ -88,7 +89,8 @@ def _add(args: argparse.Namespace) -> int:
                        register=args.register)
     except ToolError as e:
         return _fail(str(e))
-    warning = loopback_warning(host, lan_address())  # a real kit: simulated ones are written by `lauks up`
+    # a real kit: simulated ones are written by `lauks up`
+    warning = loopback_warning(host, lan_address(), read_running_stack(settings.state_dir) is not None)
     if warning:
         print(f"lauks kit: {warning}", file=sys.stderr)
     if args.register:

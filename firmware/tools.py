@@ -79,14 +79,18 @@ def lan_address() -> str | None:
     return None if is_loopback(address) or address == "0.0.0.0" else address
 
 
-def loopback_warning(host: str, lan: str | None) -> str | None:
+def loopback_warning(host: str, lan: str | None, beside_local_stack: bool = False) -> str | None:
     """The warning for a real kit given a loopback broker host, naming ``lan`` (this machine's LAN address)."""
     if not is_loopback(host):
         return None
     instead = (f"this machine is {lan} on its network: pass --broker-host {lan} (or its name)" if lan else
                "pass --broker-host with this machine's address on the kits' network (`ip -4 addr` shows it)")
-    return (f"warning: the kit will look for the broker at {host}, which on the kit is the kit itself, so it "
-            f"will never connect; {instead}, then add the kit again with --force")
+    warning = (f"warning: the kit will look for the broker at {host}, which on the kit is the kit itself, so it "
+               f"will never connect; {instead}, then add the kit again with --force")
+    if beside_local_stack:  # lauks.services.Mosquitto listens on loopback only, on purpose
+        warning += (". The broker of `lauks up` listens on this machine's loopback only: a real kit needs a "
+                    "school server's (docs/deploy.md)")
+    return warning
 
 
 def mpremote_program() -> str:

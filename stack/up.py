@@ -100,6 +100,7 @@ def _banner(ports: StackPorts, state_dir: Path, started: list[str], hand_kit_pas
         lines.append(f"  gateway       http://127.0.0.1:{ports.gateway_http}/metrics and /healthz")
     lines += [
         f"  logs          {state_dir}/logs/",
+        f"  settings      {state_dir}/{STACK_ENV}: lauks commands run beside the stack follow it",
         "",
         f"Publish a reading as kit {DEMO_SITE}/{HAND_KIT} (every kit has its own user; the password is also in "
         f"{state_dir}/{DEMO_SITE}.{HAND_KIT}.password):",

@@ -73,6 +73,7 @@ def test_a_loopback_broker_host_warns_with_the_machines_lan_address() -> None:
     assert loopback_warning("::1", None) is not None and "ip -4 addr" in str(loopback_warning("127.0.1.1", None))
     assert loopback_warning("192.168.1.10", "192.168.1.10") is None
     assert loopback_warning("lauks.school.lv", "192.168.1.10") is None
+    assert "listens on this machine's loopback only" in str(loopback_warning("127.0.0.1", None, True))
 
 
 def test_kit_add_beside_a_running_stack_writes_the_stacks_broker_port(tmp_path: Path) -> None:
@@ -82,6 +83,7 @@ def test_kit_add_beside_a_running_stack_writes_the_stacks_broker_port(tmp_path: 
     result = lauks("kit", "add", "demo", "k2", "--type", "weather", cwd=tmp_path, state=state)
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "kits/demo/k2/config.json").read_text())["broker"]["port"] == port
+    assert loopback_warning("127.0.0.1", lan_address(), beside_local_stack=True) in result.stderr
     (state / "stack.env").write_text((state / "stack.env").read_text().replace(f"pid {os.getpid()}", "pid 999999999"))
     stale = lauks("kit", "add", "demo", "k3", "--type", "weather", cwd=tmp_path, state=state)  # that stack is gone
     assert stale.returncode == 0, stale.stderr

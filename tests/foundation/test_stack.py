@@ -110,6 +110,7 @@ def test_ctrl_c_stops_every_process_the_stack_started(tmp_path: Path) -> None:
         process.send_signal(signal.SIGINT)
         assert process.wait(60) == 0
     assert _wait_gone(children) == []
+    assert not (tmp_path / "state" / "stack.env").exists()  # commands no longer follow a stack that stopped
 
 
 @pytest.mark.services
@@ -119,3 +120,4 @@ def test_children_die_with_the_stack_even_when_it_is_killed(tmp_path: Path) -> N
     process.kill()
     process.wait(10)
     assert _wait_gone(children) == []
+    assert read_running_stack(tmp_path / "state") is None  # its stack.env is left, and known to be stale
