@@ -107,6 +107,13 @@ def test_kit_configure_beside_a_running_stack_publishes_as_staff_on_the_stacks_b
     assert json.loads(retained.stdout)["interval_s"] == 300, retained.stderr
 
 
+def test_kit_simulate_refuses_kits_without_users_where_the_broker_has_a_user_per_kit(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    BrokerAuth(state).ensure_service_users()  # as `lauks up` and `lauks deploy init` leave it
+    result = lauks("kit", "simulate", "--kits", "1", "--duration", "1", cwd=tmp_path, state=state)
+    assert result.returncode == 2 and "--config-dir" in result.stderr, result.stderr
+
+
 def test_kit_flash_runs_the_venvs_mpremote_when_the_venv_is_not_on_path(tmp_path: Path) -> None:
     added = lauks("kit", "add", "demo", "k1", "--type", "weather", "--wifi", "a:b", cwd=tmp_path, state=tmp_path / "s")
     assert added.returncode == 0, added.stderr
