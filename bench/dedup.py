@@ -26,6 +26,8 @@ import threading
 import time
 from pathlib import Path
 
+from bench.command import arguments
+
 SHAPES = {
     "one kit, a new boot every message": (1, None),
     "1,000 deep-sleep kits, a new boot every wake": (1000, None),
@@ -98,7 +100,8 @@ def shapes(messages: int) -> None:
 def gateway(messages: int) -> None:
     import psutil
 
-    from bench.gateway_common import metrics, publish_with_c_clients, stack
+    from bench.gateway_common import stack
+    from harness.publisher import publish_with_c_clients
 
     kits = 20
     start = int(time.time()) - 3600
@@ -106,9 +109,8 @@ def gateway(messages: int) -> None:
                             "samples": [{"t": start + n * 0.001, "temperature": 20.5}]}, separators=(",", ":"))
                 for n in range(kit, messages, kits)] for kit in range(kits)]
     with stack() as s:
-        s.start_gateway("bench_dedup", LAUKS_GATEWAY_KIT_RATE="0", LAUKS_GATEWAY_KIT_BYTES_RATE="0")
-        assert s.gateway is not None
-        process = psutil.Process(s.gateway.pid)
+        gateway = s.start_gateway("bench_dedup", gateway_kit_rate=0, gateway_kit_bytes_rate=0)
+        process = psutil.Process(gateway.pid)
         peak = [process.memory_info().rss / 1e6]
         done = threading.Event()
 
@@ -123,7 +125,7 @@ def gateway(messages: int) -> None:
         deadline = time.monotonic() + 600
         received = stored = 0.0
         while time.monotonic() < deadline:
-            figures = metrics(s.http_port)
+            figures = gateway.metrics()
             received = figures.get("lauks_gateway_received_total", 0.0)
             stored = figures.get("lauks_gateway_stored_messages_total", 0.0)
             if stored >= messages:
@@ -142,8 +144,7 @@ def gateway(messages: int) -> None:
 
 
 def main() -> None:
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arguments(__doc__)
     parser.add_argument("--boots", type=int, default=1_000_000, help="messages, each a new boot (per shape)")
     parser.add_argument("--gateway", action="store_true", help="also feed a real gateway through the broker")
     parser.add_argument("--child", help=argparse.SUPPRESS)

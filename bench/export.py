@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 import orjson
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 from lauks import influxql
 from lauks.influx import InfluxClient
@@ -119,7 +119,7 @@ def api_export(api_url: str, token: str, end: datetime, process: psutil.Process,
 
 
 def start_api(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    api = subprocess.Popen([sys.executable, "-m", "lauks", "api"], env=env, cwd=ROOT,
+    api = subprocess.Popen([sys.executable, "-m", "stack", "api"], env=env, cwd=ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     api_url = f"http://127.0.0.1:{env['LAUKS_API_PORT']}"
     for _ in range(300):
@@ -154,7 +154,7 @@ def main() -> int:
                    "LAUKS_API_RATE_LIMIT_PER_MINUTE": "100000"}
 
             def lauks(*argv: str) -> str:
-                return subprocess.run([sys.executable, "-m", "lauks", *argv], env=env, cwd=ROOT, check=True,
+                return subprocess.run([sys.executable, "-m", "stack", *argv], env=env, cwd=ROOT, check=True,
                                       capture_output=True, text=True).stdout.strip()
 
             lauks("site", "add", SITE)

@@ -21,31 +21,27 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import multiprocessing
 import socket
-import sys
 import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-
-from bench.gateway_common import Publisher, Stack, influx_count, metrics, rss_mb, stack
+from bench.command import arguments
+from bench.gateway_common import Stack, influx_count, rss_mb, stack
 from gateway.settings import GatewaySettings
+from harness.gateway import GatewayProcess
+from harness.publisher import Publisher
 from lauks.services import BROKER_LIMITS
 
 SITE = "bench"
 LIMITED = 'lauks_gateway_rejections_total{reason="rate_limited"}'
-
-
-def counters(port: int) -> dict[str, float]:
-    """Every sample of the gateway's /metrics, labelled ones included, by their full text."""
-    return metrics(port, labelled=True)
 
 
 def flood_lines(kit: str, target_bytes: int, start_seq: int, count: int) -> bytes:
@@ -168,8 +164,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def main() -> None:
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arguments(__doc__)
     parser.add_argument("--seconds", type=float, default=60.0, help="both phases together")
     parser.add_argument("--quiet-kits", type=int, default=20)
     parser.add_argument("--big-bytes", type=int, default=12_000)
@@ -191,29 +186,19 @@ def main() -> None:
     phases = [Phase("big", "flood-big", args.big_bytes), Phase("small", "flood-small", 0)]
     with stack() as s:
         database = "flood"
-        env = {"LAUKS_GATEWAY_KIT_RATE": "0"} if args.no_limit else {}
-        s.start_gateway(database, **env)
-        run(s, database, args, phases)
+        gateway = s.start_gateway(database, **({"gateway_kit_rate": 0} if args.no_limit else {}))
+        run(s, gateway, database, args, phases)
 
 
-def run(s: Stack, database: str, args: argparse.Namespace, phases: list[Phase]) -> None:
-    assert s.gateway is not None and s.broker.child is not None and s.broker.child.process is not None
+def run(s: Stack, gateway: GatewayProcess, database: str, args: argparse.Namespace, phases: list[Phase]) -> None:
+    assert s.broker.child is not None and s.broker.child.process is not None
     assert s.store.child is not None and s.store.child.process is not None
-    broker_pid, gateway_pid = s.broker.child.process.pid, s.gateway.pid
+    broker_pid, gateway_pid = s.broker.child.process.pid, gateway.pid
     pids = {"gateway": gateway_pid, "broker": broker_pid, "influxd": s.store.child.process.pid}
     peak = {"broker": rss_mb(broker_pid), "gateway": rss_mb(gateway_pid)}
     print(f"at rest: broker RSS {peak['broker']:.0f} MB, gateway RSS {peak['gateway']:.0f} MB")
-    notices: dict[str, int] = {}
-    listener = paho.Client(CallbackAPIVersion.VERSION2)
-
-    def on_notice(_client: object, _userdata: object, message: paho.MQTTMessage) -> None:
-        kit = message.topic.split("/")[3]
-        notices[kit] = notices.get(kit, 0) + 1
-
-    listener.on_message = on_notice
-    listener.connect("127.0.0.1", s.broker.port)
-    listener.loop_start()
-    listener.subscribe(f"lauks/v1/{SITE}/+/rejected", qos=1)
+    listener = Publisher(s.broker.port)
+    listener.subscribe(f"lauks/v1/{SITE}/+/rejected")
 
     stop = threading.Event()
 
@@ -228,14 +213,8 @@ def run(s: Stack, database: str, args: argparse.Namespace, phases: list[Phase]) 
     phase_now = [0]
     quiet = Publisher(s.broker.port)
 
-    def publish_quiet() -> None:
-        started = time.time()
-        index = 0
-        while not stop.is_set():
-            due = started + index / args.quiet_kits
-            wait = due - time.time()
-            if wait > 0:
-                time.sleep(wait)
+    def quiet_messages() -> Iterator[tuple[str, bytes]]:
+        for index in itertools.count():  # made when due: its sample time is its publish time
             kit = f"q{index % args.quiet_kits}"
             now = time.time()
             t_ms = int(now * 1000)
@@ -243,8 +222,7 @@ def run(s: Stack, database: str, args: argparse.Namespace, phases: list[Phase]) 
                 {"t": t_ms / 1000, "temperature": 20.0, "humidity": 50.0}]}).encode()
             published[(kit, t_ms)] = (now, phase_now[0])
             phases[phase_now[0]].quiet_published += 1
-            quiet.publish(f"lauks/v1/{SITE}/{kit}/readings", payload)
-            index += 1
+            yield f"lauks/v1/{SITE}/{kit}/readings", payload
 
     latencies: list[tuple[float, int]] = []
     timeline: list[tuple[float, float]] = []  # (seconds since the run began, latency ms)
@@ -270,12 +248,14 @@ def run(s: Stack, database: str, args: argparse.Namespace, phases: list[Phase]) 
             newest = max(newest, int(row[0]))
         watermark[0] = max(watermark[0], newest - 2000)  # overlap: batches can land out of time order
 
-    threads = [threading.Thread(target=sample_rss, daemon=True), threading.Thread(target=publish_quiet, daemon=True)]
+    threads = [threading.Thread(target=sample_rss, daemon=True),
+               threading.Thread(target=quiet.publish_all, args=(quiet_messages(), args.quiet_kits),
+                                kwargs={"stop": stop}, daemon=True)]
     for thread in threads:
         thread.start()
     for index, phase in enumerate(phases):
         phase_now[0] = index
-        phase.before = counters(s.http_port)
+        phase.before = gateway.metrics(labelled=True)
         phase.started = time.monotonic()
         cpu_before = {name: cpu_s(pid) for name, pid in pids.items()}
         flooder = Flooder(s.broker.port, phase.flooder, phase.message_bytes or 1, args.flood_rate)
@@ -287,7 +267,7 @@ def run(s: Stack, database: str, args: argparse.Namespace, phases: list[Phase]) 
         flooder.stop()
         phase.written = flooder.acked
         phase.ended = time.monotonic()
-        phase.after = counters(s.http_port)
+        phase.after = gateway.metrics(labelled=True)
     stop.set()
     threads[1].join(5)
     deadline = time.time() + 30
@@ -295,10 +275,14 @@ def run(s: Stack, database: str, args: argparse.Namespace, phases: list[Phase]) 
         poll_once()
         time.sleep(0.05)
     time.sleep(1)
-    final = counters(s.http_port)
+    final = gateway.metrics(labelled=True)
     threads[0].join(5)
     quiet.close()
-    listener.loop_stop()
+    listener.close()
+    notices: dict[str, int] = {}
+    for topic, _ in listener.drain():
+        kit = topic.split("/")[3]
+        notices[kit] = notices.get(kit, 0) + 1
     stored_quiet = influx_count(s.store.url, database, "SELECT count(temperature) FROM readings WHERE kit =~ /^q/")
     code = s.stop_gateway()
 

@@ -8,23 +8,23 @@ No InfluxDB here: this isolates the client's cost per message. Prints msg/s per 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import sys
 import threading
 import time
+from collections.abc import Callable
 
-from bench.gateway_common import message_mix, publish_with_c_clients, stack
+from bench.command import arguments
+from bench.gateway_common import message_mix, stack
 from gateway.core import Ingest
 from gateway.dedup import Dedup
+from harness.publisher import publish_with_c_clients
 from lauks.topics import Topics
 
 FILTER = "lauks/v1/+/+/readings"
 
 
 async def timed(publish: threading.Thread, done: asyncio.Event, total: int) -> float:
-    """Start the publishers once the subscription has settled; msg/s until ``done``."""
-    await asyncio.sleep(0.3)
+    """Start the publishers (the client has its SUBACK); msg/s until ``done``."""
     started = time.monotonic()
     publish.start()
     await asyncio.wait_for(done.wait(), 300)
@@ -49,10 +49,13 @@ def run_gmqtt(port: int, total: int, publish: threading.Thread) -> float:
                 done.set()
             return 0
 
+        subscribed = asyncio.Event()
         client = gmqtt.Client("bench-gmqtt", optimistic_acknowledgement=False, receive_maximum=1000)
         client.on_message = on_message
+        client.on_subscribe = lambda *_: subscribed.set()
         await client.connect("127.0.0.1", port, version=MQTTv50)
         client.subscribe(FILTER, qos=1)
+        await asyncio.wait_for(subscribed.wait(), 30)
         rate = await timed(publish, done, total)
         await client.disconnect()
         return rate
@@ -106,19 +109,22 @@ def run_paho(port: int, total: int, publish: threading.Thread) -> float:
 
     def on_message(client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
         nonlocal count
-        ingest.message(message.topic, message.payload, time.time())
+        ingest.message(message.topic, bytes(message.payload), time.time())
         client.ack(message.mid, message.qos)
         count += 1
         if count >= total:
             done.set()
 
+    subscribed = threading.Event()
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-paho", manual_ack=True)
     client.max_inflight_messages_set(1000)
     client.on_message = on_message
+    client.on_subscribe = lambda *_: subscribed.set()
     client.connect("127.0.0.1", port)
     client.subscribe(FILTER, qos=1)
     client.loop_start()
-    time.sleep(0.3)
+    if not subscribed.wait(30):
+        raise RuntimeError("paho got no SUBACK")
     started = time.monotonic()
     publish.start()
     done.wait(300)
@@ -129,8 +135,7 @@ def run_paho(port: int, total: int, publish: threading.Thread) -> float:
 
 
 def main() -> None:
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arguments(__doc__)
     parser.add_argument("--messages", type=int, default=50_000)
     args = parser.parse_args()
     per_kit, _ = message_mix(20, args.messages)
@@ -138,12 +143,13 @@ def main() -> None:
         def publisher() -> threading.Thread:
             return threading.Thread(target=publish_with_c_clients, args=(s.broker.port, per_kit, s.directory))
 
-        for name, run in (
+        clients: list[tuple[str, Callable[[threading.Thread], float]]] = [
             ("paho-mqtt 2, manual_ack, threaded loop", lambda t: run_paho(s.broker.port, args.messages, t)),
             ("gmqtt 0.8, ack after the async handler", lambda t: run_gmqtt(s.broker.port, args.messages, t)),
             ("our own MQTT 5 client (gateway.mqtt), PUBACKs per loop turn (the gateway)",
              lambda t: run_own(s.broker.port, args.messages, t)),
-        ):
+        ]
+        for name, run in clients:
             thread = publisher()
             rate = run(thread)
             thread.join()

@@ -11,34 +11,21 @@ Prints both rates and, on the last line, ``ratio=<gateway msg/s / ceiling msg/s>
 
 from __future__ import annotations
 
-import argparse
 import subprocess
-import sys
 import time
 
-from bench.gateway_common import Stack, influx_count, message_mix, metrics, publish_with_c_clients, stack
+from bench.command import arguments
+from bench.gateway_common import influx_count, message_mix, stack
+from harness.gateway import GatewayProcess
+from harness.publisher import publish_with_c_clients
 from lauks.services import find_program
 
 
-def summed_metrics(ports: list[int]) -> dict[str, float]:
-    """The metrics of every worker: counters added up, gauges (in flight, write latency) the highest."""
-    total: dict[str, float] = {}
-    for port in ports:
-        for name, value in metrics(port).items():
-            if name.endswith("_total"):
-                total[name] = total.get(name, 0.0) + value
-            else:
-                total[name] = max(total.get(name, value), value)
-    return total
-
-
-def gateway_cpu_s(s: Stack) -> float:
+def gateway_cpu_s(gateway: GatewayProcess) -> float:
     """User + system CPU seconds of the gateway and its workers so far."""
     import psutil
 
-    if s.gateway is None:
-        return 0.0
-    root = psutil.Process(s.gateway.pid)
+    root = psutil.Process(gateway.pid)
     total = 0.0
     for process in [root, *root.children(recursive=True)]:
         times = process.cpu_times()
@@ -47,8 +34,7 @@ def gateway_cpu_s(s: Stack) -> float:
 
 
 def main() -> None:
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arguments(__doc__)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--kits", type=int, default=20)
     parser.add_argument("--batch-points", type=int, default=5000)
@@ -61,9 +47,12 @@ def main() -> None:
     print(f"messages={args.messages} samples={samples} kits={args.kits} (90% one sample, 10% a 10-sample backfill)")
     with stack() as s:
         # --- the ceiling: the C subscriber at QoS 1 ---
-        sub = subprocess.Popen([find_program("mosquitto_sub"), "-h", "127.0.0.1", "-p", str(s.broker.port), "-q", "1",
-                                "-t", "lauks/v1/+/+/readings", "-C", str(args.messages)], stdout=subprocess.DEVNULL)
-        time.sleep(0.5)
+        # subscribed before the first publish: a persistent session subscribes and waits for its SUBACK (-E),
+        # then the counting subscriber takes that session over, so nothing published in between is missed
+        subscriber = [find_program("mosquitto_sub"), "-h", "127.0.0.1", "-p", str(s.broker.port), "-q", "1",
+                      "-c", "-i", "bench-ceiling", "-t", "lauks/v1/+/+/readings"]
+        subprocess.run([*subscriber, "-E"], check=True, timeout=30)
+        sub = subprocess.Popen([*subscriber, "-C", str(args.messages)], stdout=subprocess.DEVNULL)
         started = time.monotonic()
         publish_s = publish_with_c_clients(s.broker.port, per_kit, s.directory)
         sub.wait(600)
@@ -77,13 +66,11 @@ def main() -> None:
         # each kit here sends thousands of messages a second, far past a kit's fair share (docs/gateway.md):
         # bursts big enough that none is limited, while every message still goes through the bucket check
         each = args.messages // args.kits + 1
-        s.start_gateway(database, LAUKS_GATEWAY_KIT_BURST=str(2 * each + 5000),
-                        LAUKS_GATEWAY_KIT_BURST_BYTES=str(max(5 << 20, 4096 * each)),
-                        LAUKS_GATEWAY_BATCH_POINTS=str(args.batch_points),
-                        LAUKS_GATEWAY_BATCH_MS=str(args.batch_ms), LAUKS_GATEWAY_MAX_INFLIGHT=str(args.max_inflight),
-                        LAUKS_GATEWAY_CONCURRENT_WRITES=str(args.concurrent_writes),
-                        LAUKS_GATEWAY_WORKERS=str(args.workers))
-        ports = [s.http_port + i for i in range(args.workers)]
+        gateway = s.start_gateway(database, gateway_kit_burst=2 * each + 5000,
+                                  gateway_kit_burst_bytes=max(5 << 20, 4096 * each),
+                                  gateway_batch_points=args.batch_points, gateway_batch_ms=args.batch_ms,
+                                  gateway_max_inflight=args.max_inflight,
+                                  gateway_concurrent_writes=args.concurrent_writes, gateway_workers=args.workers)
         started = time.monotonic()
         publish_s = publish_with_c_clients(s.broker.port, per_kit, s.directory)
         deadline = time.monotonic() + 600
@@ -91,7 +78,7 @@ def main() -> None:
         while time.monotonic() < deadline:
             # the gateway's own count of samples InfluxDB has acknowledged: cheap to ask often, where a
             # count query over the growing measurement would take InfluxDB's CPU from the run it measures
-            figures = summed_metrics(ports)
+            figures = gateway.metrics()  # every worker's, counters added up
             if figures.get("lauks_gateway_stored_points_total", 0) >= samples:
                 break
             if figures.get("lauks_gateway_received_total", 0) >= args.messages and \
@@ -101,7 +88,7 @@ def main() -> None:
                 break
             time.sleep(0.02)
         gateway_s = time.monotonic() - started
-        cpu_s = gateway_cpu_s(s)
+        cpu_s = gateway_cpu_s(gateway)
         stored = influx_count(s.store.url, database, "SELECT count(temperature) FROM readings")
         code = s.stop_gateway()
         rate = args.messages / gateway_s

@@ -9,57 +9,47 @@ The polling interval is included, so the figures are an upper bound. Target: p99
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import sys
 import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 
-from bench.gateway_common import Publisher, metrics, stack
+from bench.command import arguments
+from bench.gateway_common import stack
+from harness.publisher import Publisher
 
 KITS = 10
 
 
 def main() -> None:
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arguments(__doc__)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
     with stack() as s:
         database = "latency"
-        # each of the benchmark's kits sends far faster than a real one: a fair share of twice its rate, so the
-        # check runs on every message and limits none
-        s.start_gateway(database, LAUKS_GATEWAY_KIT_RATE=str(2 * args.rate / KITS))
+        gateway = s.start_steady_gateway(database, args.rate, KITS)
         publisher = Publisher(s.broker.port)
         total = int(args.rate * args.seconds)
         published: dict[tuple[str, int], float] = {}
         latencies: list[float] = []
-        done = threading.Event()
-
         last_ms: dict[str, int] = {}
 
-        def publish() -> None:
-            started = time.time()
-            for index in range(total):
-                due = started + index / args.rate
-                wait = due - time.time()
-                if wait > 0:
-                    time.sleep(wait)
+        def messages() -> Iterator[tuple[str, bytes]]:
+            for index in range(total):  # made when due: its sample time is its publish time
                 kit = f"k{index % KITS}"
                 now = time.time()
                 t_ms = max(int(now * 1000), last_ms.get(kit, 0) + 1)  # a millisecond of its own per point
                 last_ms[kit] = t_ms
+                published[(kit, t_ms)] = now
                 payload = json.dumps({"v": 1, "kit": kit, "boot": 1, "seq": index, "samples": [
                     {"t": t_ms / 1000, "temperature": 20.0, "humidity": 50.0}]}).encode()
-                published[(kit, t_ms)] = now
-                publisher.publish(f"lauks/v1/bench/{kit}/readings", payload)
-            done.set()
+                yield f"lauks/v1/bench/{kit}/readings", payload
 
-        thread = threading.Thread(target=publish, daemon=True)
+        thread = threading.Thread(target=publisher.publish_all, args=(messages(), args.rate), daemon=True)
         thread.start()
         seen: set[tuple[str, int]] = set()
         watermark = int(time.time() * 1000) - 1000
@@ -81,7 +71,7 @@ def main() -> None:
             # keep a second of overlap: batches can land slightly out of time order
             watermark = max(watermark, newest - 1000)
             time.sleep(0.02)
-        figures = metrics(s.http_port)
+        figures = gateway.metrics()
         publisher.close()
         s.stop_gateway()
     latencies.sort()

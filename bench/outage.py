@@ -9,20 +9,21 @@ InfluxDB is back, divided by the arrival rate (target >= 10), while messages kee
 
 from __future__ import annotations
 
-import argparse
+import itertools
 import json
-import sys
 import threading
 import time
+from collections.abc import Iterator
 
-from bench.gateway_common import Publisher, influx_count, metrics, rss_mb, stack
+from bench.command import arguments
+from bench.gateway_common import influx_count, rss_mb, stack
+from harness.publisher import Publisher
 
 KITS = 20
 
 
 def main() -> None:
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arguments(__doc__)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--outage-s", type=float, default=40.0)
     parser.add_argument("--full", action="store_true", help="a 5-minute outage")
@@ -30,43 +31,32 @@ def main() -> None:
     outage_s = 300.0 if args.full else args.outage_s
     with stack() as s:
         database = "outage"
-        # each of the benchmark's kits sends far faster than a real one: a fair share of twice its rate, so the
-        # check runs on every message and limits none
-        s.start_gateway(database, LAUKS_GATEWAY_KIT_RATE=str(2 * args.rate / KITS))
-        assert s.gateway is not None
+        gateway = s.start_steady_gateway(database, args.rate, KITS)
         publisher = Publisher(s.broker.port)
         stop = threading.Event()
-        sent = [0]
-
         t0_ms = int(time.time() * 1000) - 3_600_000
 
-        def publish() -> None:
-            started = time.time()
-            index = 0
-            while not stop.is_set():
-                wait = started + index / args.rate - time.time()
-                if wait > 0:
-                    time.sleep(wait)
+        def messages() -> Iterator[tuple[str, bytes]]:
+            for index in itertools.count():
                 kit = f"k{index % KITS}"
                 # one millisecond of its own per message, so that the count of points is the count of messages
                 payload = json.dumps({"v": 1, "kit": kit, "boot": 1, "seq": index, "samples": [
                     {"t": (t0_ms + index) / 1000, "temperature": 20.0 + (index % 50) / 10}]}).encode()
-                publisher.publish(f"lauks/v1/bench/{kit}/readings", payload)
-                index += 1
-                sent[0] = index
+                yield f"lauks/v1/bench/{kit}/readings", payload
 
-        thread = threading.Thread(target=publish, daemon=True)
+        thread = threading.Thread(target=publisher.publish_all, args=(messages(), args.rate),
+                                  kwargs={"stop": stop}, daemon=True)
         thread.start()
-        time.sleep(5)
-        base_rss = rss_mb(s.gateway.pid)
+        time.sleep(5)  # five seconds of steady load (a measured period, not a wait for readiness)
+        base_rss = rss_mb(gateway.pid)
         print(f"steady: {args.rate:.0f} msg/s, gateway RSS {base_rss:.0f} MB; stopping InfluxDB for {outage_s:.0f} s")
         s.store.stop()
         peak = base_rss
         outage_end = time.monotonic() + outage_s
         while time.monotonic() < outage_end:
-            peak = max(peak, rss_mb(s.gateway.pid))
+            peak = max(peak, rss_mb(gateway.pid))
             time.sleep(0.5)
-        before = metrics(s.http_port)
+        before = gateway.metrics()
         depth = before.get("lauks_gateway_spool_depth_points", 0)
         print(f"during the outage: peak RSS {peak:.0f} MB; {depth:.0f} points in the spool; "
               f"inflight {before.get('lauks_gateway_inflight', 0):.0f}")
@@ -75,17 +65,17 @@ def main() -> None:
         replayed_before = before.get("lauks_gateway_replayed_points_total", 0)
         drained_at = None
         while time.monotonic() - restarted < 300:
-            figures = metrics(s.http_port)
-            peak = max(peak, rss_mb(s.gateway.pid))
+            figures = gateway.metrics()
+            peak = max(peak, rss_mb(gateway.pid))
             if figures.get("lauks_gateway_spool_depth_points", 1) == 0 and \
                     figures.get("lauks_gateway_replayed_points_total", 0) > replayed_before:
                 drained_at = time.monotonic()
                 break
             time.sleep(0.05)
-        figures = metrics(s.http_port)
+        figures = gateway.metrics()
         stop.set()
         thread.join()
-        acked = publisher.wait_acked(sent[0])
+        acked = publisher.wait_acked(publisher.sent, 60, check=False)
         publisher.close()
         settle = time.monotonic() + 60
         stored = 0
@@ -104,7 +94,7 @@ def main() -> None:
     drain_rate = replayed / drain_s
     print(f"after InfluxDB came back: {replayed:.0f} points replayed in {drain_s:.2f} s "
           f"(from InfluxDB answering again) = {drain_rate:,.0f} points/s while {args.rate:.0f} msg/s kept arriving")
-    print(f"stored {stored} of {acked} messages the broker accepted ({sent[0]} published); "
+    print(f"stored {stored} of {acked} messages the broker accepted ({publisher.sent} published); "
           f"peak RSS {peak:.0f} MB (target <= 150)")
     print(f"drain_ratio={drain_rate / args.rate:.1f}")
 

@@ -5,23 +5,21 @@ Every sample the kit took must be stored exactly once, at the time it was taken,
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-import httpx
 import orjson
-import paho.mqtt.client as mqtt
 import pytest
 
+from firmware.kitconfig import kit_config
 from firmware.sim.board import Faults
-from firmware.sim.runner import SimKit, Simulation, kit_config
+from firmware.sim.runner import SimKit, Simulation
+from gateway.settings import GatewaySettings
+from harness.gateway import start_gateway
+from harness.publisher import Publisher
 from lauks.influx import InfluxClient
-from lauks.services import Influxd, Mosquitto, free_port
+from lauks.services import Influxd, Mosquitto
 from lauks.topics import Topics
 
 pytestmark = [pytest.mark.slow]
@@ -33,41 +31,16 @@ REBOOT_AT = OUTAGE_AT + OUTAGE_FOR / 2
 WORLD_S = OUTAGE_AT + OUTAGE_FOR + 1200.0
 
 
-def _start_gateway(tmp: Path, mosquitto: Mosquitto, influxd: Influxd, database: str,
-                   topics: Topics) -> subprocess.Popen[bytes]:
-    http_port = free_port()
-    env = dict(os.environ, LAUKS_MQTT_HOST="127.0.0.1", LAUKS_MQTT_PORT=str(mosquitto.port),
-               LAUKS_INFLUX_URL=influxd.url, LAUKS_INFLUX_DATABASE=database, LAUKS_TOPIC_ROOT=topics.root,
-               LAUKS_STATE_DIR=str(tmp / "gateway"), LAUKS_GATEWAY_HTTP_PORT=str(http_port),
-               LAUKS_ENVIRONMENT="development")
-    with open(tmp / "gateway.log", "wb") as log:
-        gateway = subprocess.Popen([sys.executable, "-m", "lauks", "gateway"], env=env, stdout=log, stderr=log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and gateway.poll() is None:
-        try:
-            if httpx.get(f"http://127.0.0.1:{http_port}/healthz", timeout=1).status_code == 200:
-                time.sleep(0.5)  # connected; its subscription follows the CONNACK
-                return gateway
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    gateway.kill()
-    raise AssertionError("the gateway did not come up:\n" + (tmp / "gateway.log").read_text()[-3000:])
+def _gateway_settings(tmp: Path, mosquitto: Mosquitto, influxd: Influxd, database: str,
+                      topics: Topics) -> GatewaySettings:
+    return GatewaySettings(mqtt_host="127.0.0.1", mqtt_port=mosquitto.port, influx_url=influxd.url,
+                           influx_database=database, topic_root=topics.root, state_dir=tmp / "gateway",
+                           gateway_client_id=f"e2e-{topics.root}", gateway_http_port=0, environment="development")
 
 
-def _watch_readings(port: int, topics: Topics) -> tuple[mqtt.Client, list[list[float]]]:
-    arrived: list[list[float]] = []
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-
-    def on_message(c: Any, u: Any, msg: mqtt.MQTTMessage) -> None:
-        data = orjson.loads(msg.payload)
-        arrived.append([s["t"] for s in data["samples"] if "t" in s])
-
-    client.on_message = on_message
-    client.connect("127.0.0.1", port)
-    client.subscribe(topics.filter("readings"), 1)
-    client.loop_start()
-    return client, arrived
+def _sample_times(messages: list[tuple[str, bytes]]) -> list[list[float]]:
+    """The 't' of every sample of every readings message, message by message."""
+    return [[s["t"] for s in orjson.loads(payload)["samples"] if "t" in s] for _, payload in messages]
 
 
 async def _stored(influxd: Influxd, database: str, topics: Topics, expect: int, timeout_s: float) -> list[int]:
@@ -86,8 +59,11 @@ async def _stored(influxd: Influxd, database: str, topics: Topics, expect: int, 
 
 def test_a_long_outage_with_a_reboot_loses_and_duplicates_nothing(
         tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, database: str, topics: Topics) -> None:
-    gateway = _start_gateway(tmp_path, mosquitto, influxd, database, topics)
-    watcher, arrived = _watch_readings(mosquitto.port, topics)
+    gateway = start_gateway(_gateway_settings(tmp_path, mosquitto, influxd, database, topics),
+                            tmp_path / "gateway.log")
+    watcher = Publisher(mosquitto.port)
+    watcher.subscribe(topics.filter("readings"))
+    seen: list[tuple[str, bytes]] = []
     faults = Faults(wifi_drop_at=OUTAGE_AT, wifi_drop_for=OUTAGE_FOR, reboot_at=REBOOT_AT)
     kit = SimKit(tmp_path / "kit", kit_config("demo", "e2e01", "weather", interval_s=INTERVAL), faults, seed=4)
     sim = Simulation([kit], ("127.0.0.1", mosquitto.port), topics.root, SPEEDUP,
@@ -102,7 +78,11 @@ def test_a_long_outage_with_a_reboot_loses_and_duplicates_nothing(
                     kit.boards[-1].rtc.get("rebooted"):
                 done.set()
             time.sleep(0.2)
-        time.sleep(2.0)  # the last cycle's message is sent
+        # the last cycle's message is sent: every sample taken so far has gone out
+        deadline = time.monotonic() + 10
+        while sum(map(len, _sample_times(seen))) < len(kit.taken) and time.monotonic() < deadline:
+            seen += watcher.drain()
+            time.sleep(0.05)
         sim.shutdown()
         assert kit.error is None, repr(kit.error)
         taken = sorted(kit.taken)
@@ -113,10 +93,9 @@ def test_a_long_outage_with_a_reboot_loses_and_duplicates_nothing(
         stored = asyncio.run(_stored(influxd, database, topics, len(taken), 60))
     finally:
         sim.shutdown()
-        watcher.loop_stop()
-        watcher.disconnect()
-        gateway.terminate()
-        gateway.wait(20)
+        watcher.close()
+        gateway.stop(20)
+    arrived = _sample_times(seen + watcher.drain())
     assert len(stored) == len(set(stored)), "a sample was stored twice"
     assert len(stored) == len(taken), f"{len(taken)} samples taken, {len(stored)} stored"
     for want, got in zip(taken, sorted(stored), strict=True):

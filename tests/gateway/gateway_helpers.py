@@ -1,28 +1,21 @@
-"""Helpers for the gateway's tests: run a gateway (in this process or as a child), publish, count."""
+"""Helpers for the gateway's tests: their settings, a gateway running in this process, messages, counts.
+(A gateway as a child process and the test publisher are harness.gateway's and harness.publisher's.)"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import os
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
-
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.service import Gateway
 from gateway.settings import GatewaySettings
 from lauks.influx import InfluxClient
 from lauks.topics import Topics
 
-ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_780_000_000  # a fixed time in 2026 for the samples' 't'
 
 
@@ -45,36 +38,16 @@ async def running(config: GatewaySettings, connect_timeout_s: float = 10.0,
     stop = asyncio.Event()
     task = asyncio.create_task(gateway.run(stop))
     deadline = time.monotonic() + connect_timeout_s
-    while not gateway.source.connected:
+    while not gateway.source.connected:  # set once the SUBACK is in
         if task.done():
             task.result()
         assert time.monotonic() < deadline, "the gateway did not connect to the broker"
         await asyncio.sleep(0.02)
-    await asyncio.sleep(0.1)  # let the SUBACK come back
     try:
         yield gateway
     finally:
         stop.set()
         await asyncio.wait_for(task, 20)
-
-
-def env_for(config: GatewaySettings) -> dict[str, str]:
-    env = dict(os.environ)
-    for name, value in config.model_dump().items():
-        if value is None:
-            continue
-        env[f"LAUKS_{name.upper()}"] = str(value.get_secret_value() if hasattr(value, "get_secret_value") else value)
-    return env
-
-
-def start_child(config: GatewaySettings, log_path: Path) -> subprocess.Popen[bytes]:
-    """``python -m lauks gateway`` as a child process, with the settings in its environment."""
-    log = log_path.open("ab")
-    try:
-        return subprocess.Popen([sys.executable, "-m", "lauks", "gateway"], cwd=ROOT, env=env_for(config),
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    finally:
-        log.close()
 
 
 def readings(kit: str, boot: int, seq: int) -> bytes:
@@ -87,37 +60,6 @@ def readings(kit: str, boot: int, seq: int) -> bytes:
         {"t": T0 + boot * 1_000_000 + seq, "temperature": round(10 + (seq % 100) / 10, 1)},
         {"age": 100_000 + seq * 1000, "humidity": 50.0},
     ]}).encode()
-
-
-class Publisher:
-    """A paho client publishing at QoS 1 that keeps every message until the broker acknowledges it."""
-
-    def __init__(self, port: int, client_id: str | None = None) -> None:
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id or "", clean_session=True)
-        self.client.max_inflight_messages_set(1000)
-        self.client.max_queued_messages_set(0)
-        self.acked = 0
-        self._lock = threading.Lock()
-        self.client.on_publish = self._on_publish
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
-        with self._lock:
-            self.acked += 1
-
-    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
-        self.client.publish(topic, payload, qos=1, retain=retain)
-
-    def wait_acked(self, count: int, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while self.acked < count:
-            assert time.monotonic() < deadline, f"the broker acknowledged {self.acked} of {count} messages"
-            time.sleep(0.01)
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 async def count(influx: InfluxClient, database: str, statement: str) -> int:
@@ -142,22 +84,6 @@ async def wait_for_count(influx: InfluxClient, database: str, statement: str, ex
             return await count(influx, database, statement)
         await asyncio.sleep(0.2)
     return found
-
-
-def publish_all(publisher: Publisher, items: Iterable[tuple[str, bytes]], rate_per_s: float | None = None,
-                between: Callable[[int], None] | None = None) -> int:
-    sent = 0
-    started = time.monotonic()
-    for topic, payload in items:
-        publisher.publish(topic, payload)
-        sent += 1
-        if between is not None:
-            between(sent)
-        if rate_per_s:
-            ahead = sent / rate_per_s - (time.monotonic() - started)
-            if ahead > 0:
-                time.sleep(ahead)
-    return sent
 
 
 async def until(predicate: Callable[[], bool], timeout_s: float, what: str = "") -> bool:

@@ -7,22 +7,21 @@ full-disk behaviour is tested in test_spool.py and test_core.py.)"""
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from gateway_helpers import T0, Publisher, count, readings, settings, start_child, wait_for_count
+from gateway_helpers import T0, count, readings, settings, wait_for_count
 
 from gateway.dedup import Dedup
 from gateway.settings import GatewaySettings
 from gateway.spool import Spool
+from harness.gateway import GatewayProcess, start_gateway
+from harness.publisher import Publisher
 from lauks.influx import InfluxClient
-from lauks.services import Influxd, Mosquitto, free_port
+from lauks.services import Influxd, Mosquitto
 from lauks.topics import Topics
 
 pytestmark = pytest.mark.slow
@@ -35,53 +34,16 @@ def stream(topics: Topics, messages: int) -> list[tuple[str, bytes]]:
 
 def publish(port: int, items: list[tuple[str, bytes]]) -> None:
     """Publish and wait until the broker has every message (acknowledged to the publisher, as to a kit)."""
-    publisher = Publisher(port)
-    try:
-        for topic, payload in items:
-            publisher.publish(topic, payload)
+    with Publisher(port) as publisher:
+        publisher.publish_all(items)
         publisher.wait_acked(len(items), 20)
-    finally:
-        publisher.close()
 
 
-async def healthz(config: GatewaySettings) -> dict[str, Any] | None:
-    try:
-        async with httpx.AsyncClient(timeout=2) as client:
-            response = await client.get(f"http://127.0.0.1:{config.gateway_http_port}/healthz")
-    except httpx.TransportError:
-        return None
-    return dict(response.json())
-
-
-def tail(log: Path) -> str:
-    return log.read_text(errors="replace")[-3000:]
-
-
-async def health_until(config: GatewaySettings, child: subprocess.Popen[bytes], log: Path,
-                       condition: Callable[[dict[str, Any]], bool], timeout_s: float, what: str) -> dict[str, Any]:
-    """Poll the child's /healthz until ``condition``; fail (with its log) if it exits or time runs out."""
-    deadline = time.monotonic() + timeout_s
-    detail = None
-    while time.monotonic() < deadline:
-        assert child.poll() is None, f"the gateway exited with {child.returncode}:\n{tail(log)}"
-        detail = await healthz(config)
-        if detail is not None and condition(detail):
-            return detail
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what}: /healthz said {detail}\n{tail(log)}")
-
-
-async def stop(child: subprocess.Popen[bytes], timeout_s: float = 20) -> tuple[int, float]:
+def stop(gateway: GatewayProcess, timeout_s: float = 20) -> tuple[int, float]:
+    """SIGTERM; the exit code and how long it took."""
     started = time.monotonic()
-    child.send_signal(signal.SIGTERM)
-    code = await asyncio.to_thread(child.wait, timeout_s)
+    code = gateway.stop(timeout_s)
     return code, time.monotonic() - started
-
-
-def kill(child: subprocess.Popen[bytes]) -> None:
-    if child.poll() is None:
-        child.kill()
-        child.wait(10)
 
 
 async def assert_exactly_once(influx: InfluxClient, database: str, messages: int) -> None:
@@ -92,8 +54,8 @@ async def assert_exactly_once(influx: InfluxClient, database: str, messages: int
 
 def gateway_settings(state: Path, mqtt_port: int, influx_url: str, database: str, topics: Topics,
                      **overrides: Any) -> GatewaySettings:
-    return settings(state, mqtt_port, influx_url, database, topics, gateway_http_port=free_port(),
-                    gateway_client_id=f"full-{topics.root}", gateway_kit_rate=0, **overrides)
+    return settings(state, mqtt_port, influx_url, database, topics, gateway_client_id=f"full-{topics.root}",
+                    gateway_kit_rate=0, **overrides)
 
 
 def what_an_earlier_run_left(config: GatewaySettings, points: int) -> None:
@@ -121,25 +83,21 @@ async def test_a_gateway_starts_on_a_full_disk_replays_its_spool_and_ingests_onc
     what_an_earlier_run_left(config, spooled)
     fs.fill()
     log = tmp_path / "gateway.log"
-    child = start_child(config, log)
-    try:
-        detail = await health_until(config, child, log, lambda d: d["mqtt_connected"], 15,
-                                    "the gateway did not start on a full disk")
-        assert detail["disk_writable"] is False and detail["ok"] is False, detail
+    with start_gateway(config, log) as gateway:  # connected to the broker, though not ok
+        detail = gateway.health()
+        assert detail is not None and detail["disk_writable"] is False and detail["ok"] is False, detail
         # the spool goes to InfluxDB, but how far it got cannot be recorded: the replay is tried again
-        await health_until(config, child, log, lambda d: "replayed" in d.get("disk_problem", ""), 15,
-                           "the replay's full disk was not reported")
+        gateway.wait_for(lambda d: "replayed" in d.get("disk_problem", ""), 15,
+                         "the replay's full disk was not reported")
         messages = 120
         await asyncio.to_thread(publish, mosquitto.port, stream(topics, messages))
-        assert child.poll() is None, f"the gateway exited:\n{tail(log)}"
+        assert gateway.process.poll() is None, f"the gateway exited:\n{gateway.tail()}"
         fs.free()
-        await health_until(config, child, log, lambda d: d["ok"] and d["disk_writable"] and not d["spool_depth_points"],
-                           15, "the gateway did not see the room made on its disk")
+        gateway.wait_for(lambda d: d["ok"] and d["disk_writable"] and not d["spool_depth_points"], 15,
+                         "the gateway did not see the room made on its disk")
         await assert_exactly_once(influx, database, messages + spooled)
-        code, _ = await stop(child)
+        code, _ = stop(gateway)
         assert code == 0
-    finally:
-        kill(child)
     text = log.read_text()
     assert "CANNOT WRITE TO DISK: writing a test file in" in text
     assert "CANNOT WRITE TO DISK: recording how far the spool" in text
@@ -153,25 +111,18 @@ async def test_sigterm_on_a_full_disk_exits_in_bounded_time_and_the_messages_com
                               gateway_shutdown_timeout_s=2.0)
     log = tmp_path / "gateway.log"
     messages = 200
-    child = start_child(config, log)
-    try:
-        await health_until(config, child, log, lambda d: d["mqtt_connected"], 15, "the gateway did not start")
+    with start_gateway(config, log) as gateway:
         fs.fill()  # InfluxDB is up; what fails is the de-duplication log, written before any point
         await asyncio.to_thread(publish, mosquitto.port, stream(topics, messages))
-        await health_until(config, child, log, lambda d: not d["disk_writable"], 15, "the full disk was not reported")
-        code, took_s = await stop(child)
+        gateway.wait_for(lambda d: not d["disk_writable"], 15, "the full disk was not reported")
+        code, took_s = stop(gateway)
         assert code == 0 and took_s < 8, (code, took_s)
-    finally:
-        kill(child)
     text = log.read_text()
     assert "CANNOT WRITE TO DISK: appending to the de-duplication key log" in text
     assert "InfluxDB is reachable" in text and "InfluxDB is unavailable" not in text
     assert "NOT acknowledged and stay in the broker" in text
     fs.free()
-    again = start_child(config, log)  # the broker kept what was not acknowledged
-    try:
+    with start_gateway(config, log) as again:  # the broker kept what was not acknowledged
         await assert_exactly_once(influx, database, messages)
-        code, _ = await stop(again)
+        code, _ = stop(again)
         assert code == 0
-    finally:
-        kill(again)

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gateway_helpers import Publisher, count, readings, running, settings, until, wait_for_count
+from gateway_helpers import count, readings, running, settings, until, wait_for_count
 
 from gateway.service import Gateway
+from harness.publisher import Publisher
 from lauks.influx import InfluxClient
 from lauks.services import Influxd, Mosquitto
 from lauks.topics import Topics

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-import signal
 import threading
 import time
 import urllib.error
@@ -15,10 +14,12 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
-from gateway_helpers import Publisher, count, readings, running, settings, start_child, until, wait_for_count
+from gateway_helpers import count, readings, running, settings, until, wait_for_count
 from golden_set import Golden
 from paho.mqtt.enums import CallbackAPIVersion
 
+from harness.gateway import start_gateway
+from harness.publisher import Publisher
 from lauks.influx import InfluxClient
 from lauks.services import Influxd, Mosquitto
 from lauks.topics import Topics
@@ -162,20 +163,18 @@ async def test_status_messages_and_activity_become_kit_status(tmp_path: Path, mo
 async def test_sigterm_flushes_and_exits_zero(tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd,
                                               influx: InfluxClient, database: str, topics: Topics) -> None:
     config = settings(tmp_path, mosquitto.port, influxd.url, database, topics, gateway_batch_ms=2000)
-    child = start_child(config, tmp_path / "gateway.log")
+    child = start_gateway(config, tmp_path / "gateway.log")
     try:
         publisher = Publisher(mosquitto.port)
-        assert await until(lambda: "connected to MQTT" in (tmp_path / "gateway.log").read_text(), 20)
         for seq in range(50):
             publisher.publish(topics.readings("s1", "k1"), readings("k1", 1, seq))
         publisher.wait_acked(50)
-        await asyncio.sleep(0.3)  # held in the gateway's 2 s batch
-        child.send_signal(signal.SIGTERM)
-        code = await asyncio.to_thread(child.wait, 20)
+        # held in the gateway's 2 s batch
+        assert await until(lambda: child.metrics().get("lauks_gateway_received_total", 0) >= 50, 10)
+        code = await asyncio.to_thread(child.stop, 20)
         publisher.close()
     finally:
-        if child.poll() is None:
-            child.kill()
+        child.kill()
     assert code == 0, (tmp_path / "gateway.log").read_text()
     assert await count(influx, database, "SELECT count(temperature) FROM readings") == 50
 
@@ -205,20 +204,17 @@ async def test_workers_share_one_subscription_and_stop_together(tmp_path: Path, 
     config = settings(tmp_path, mosquitto.port, influxd.url, database, topics, gateway_workers=2,
                       gateway_share_group=f"w{topics.root}")
     log = tmp_path / "gateway.log"
-    child = start_child(config, log)
+    child = start_gateway(config, log)  # both workers connected
     try:
-        assert await until(lambda: log.read_text().count("connected to MQTT") >= 2, 30), log.read_text()
         publisher = Publisher(mosquitto.port)
         for seq in range(400):
             publisher.publish(topics.readings("s1", f"k{seq % 4}"), readings(f"k{seq % 4}", 1, seq))
         publisher.wait_acked(400)
         assert await wait_for_count(influx, database, "SELECT count(humidity) FROM readings", 400) == 400
         publisher.close()
-        child.send_signal(signal.SIGTERM)
-        code = await asyncio.to_thread(child.wait, 30)
+        code = await asyncio.to_thread(child.stop, 30)
     finally:
-        if child.poll() is None:
-            child.kill()
+        child.kill()
     assert code == 0
     assert await count(influx, database, "SELECT count(temperature) FROM readings") == 400
     instances = await influx.query_rows("SHOW TAG VALUES FROM gateway WITH KEY = instance", database=database)

@@ -9,24 +9,14 @@ stored twice with a re-dated copy would show up as an extra 'humidity' point, on
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from gateway_helpers import (
-    Publisher,
-    count,
-    publish_all,
-    readings,
-    running,
-    settings,
-    start_child,
-    until,
-    wait_for_count,
-)
+from gateway_helpers import count, readings, running, settings, wait_for_count
 
+from harness.gateway import GatewayProcess, start_gateway
+from harness.publisher import Publisher
 from lauks.influx import InfluxClient
 from lauks.services import Influxd, Mosquitto
 from lauks.topics import Topics
@@ -64,7 +54,7 @@ async def test_an_influxdb_outage_under_load_loses_and_doubles_nothing(
                 elif sent == 2000:
                     store.start()
 
-            await asyncio.to_thread(publish_all, publisher, stream(topics, messages), 300.0, outage)
+            await asyncio.to_thread(publisher.publish_all, stream(topics, messages), 300.0, outage)
             await asyncio.to_thread(publisher.wait_acked, messages, 30)
             publisher.close()
             await assert_exactly_once(influx, database, messages)
@@ -80,31 +70,27 @@ async def test_a_gateway_killed_again_and_again_under_load_stores_everything_onc
                       gateway_client_id=f"killed-{topics.root}")
     log = tmp_path / "gateway.log"
     messages = 4000
-    children: list[Any] = [start_child(config, log)]
-    assert await until(lambda: "connected to MQTT" in log.read_text(), 20), log.read_text()
+    children: list[GatewayProcess] = [start_gateway(config, log)]
     kills = 0
 
     def kill_now_and_then(sent: int) -> None:
         nonlocal kills
         if sent % 900 == 0:
-            children[-1].send_signal(signal.SIGKILL)
-            children[-1].wait(10)
+            children[-1].kill()
             kills += 1
-            children.append(start_child(config, log))
+            children.append(GatewayProcess(config, log))  # not waited for: the broker keeps what comes meanwhile
 
     try:
         publisher = Publisher(mosquitto.port)
-        await asyncio.to_thread(publish_all, publisher, stream(topics, messages), 400.0, kill_now_and_then)
+        await asyncio.to_thread(publisher.publish_all, stream(topics, messages), 400.0, kill_now_and_then)
         await asyncio.to_thread(publisher.wait_acked, messages, 30)
         publisher.close()
         await assert_exactly_once(influx, database, messages, 60)
     finally:
         for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-                child.wait(20)
+            child.stop(20)
     assert kills >= 4
-    assert children[-1].returncode == 0
+    assert children[-1].process.returncode == 0
 
 
 async def test_a_broker_restart_under_load_loses_nothing_it_accepted(
@@ -121,7 +107,7 @@ async def test_a_broker_restart_under_load_loses_nothing_it_accepted(
                 broker.stop()
                 broker.start()
 
-        await asyncio.to_thread(publish_all, publisher, stream(topics, messages), 300.0, restart)
+        await asyncio.to_thread(publisher.publish_all, stream(topics, messages), 300.0, restart)
         # paho keeps every unacknowledged message and sends it again after it reconnects
         await asyncio.to_thread(publisher.wait_acked, messages, 40)
         publisher.close()
@@ -140,7 +126,7 @@ async def test_two_gateways_in_a_share_group_split_the_load_and_store_everything
     messages = 3000
     async with running(one) as first, running(two) as second:
         publisher = Publisher(mosquitto.port)
-        await asyncio.to_thread(publish_all, publisher, stream(topics, messages), 1000.0)
+        await asyncio.to_thread(publisher.publish_all, stream(topics, messages), 1000.0)
         await asyncio.to_thread(publisher.wait_acked, messages, 30)
         publisher.close()
         await assert_exactly_once(influx, database, messages)

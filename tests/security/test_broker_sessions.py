@@ -8,27 +8,22 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 
+from harness.publisher import Publisher
 from lauks import brokerauth
 from lauks.brokerauth import BrokerAuth
 from lauks.brokerauth_cli import _connect_once
-from lauks.cli import main
 from lauks.services import Mosquitto, free_port
+from stack.cli import main
 
 pytestmark = pytest.mark.services
 OLD_ID = "lauks-gateway-gateway"  # the compose gateway's client id before ids were bound
 
 
 def _persistent_subscriber(port: int, client_id: str) -> None:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    client.subscribe("lauks/v1/+/+/readings", qos=1)
-    time.sleep(0.3)
-    client.disconnect()
-    client.loop_stop()
+    with Publisher(port, client_id=client_id, clean_session=False) as client:
+        client.subscribe("lauks/v1/+/+/readings")  # the SUBACK is in: the broker holds the subscription
 
 
 def test_drop_session_ends_a_session_left_from_before_ids_were_bound(tmp_path: Path,
@@ -45,13 +40,8 @@ def test_drop_session_ends_a_session_left_from_before_ids_were_bound(tmp_path: P
     broker = Mosquitto(state / "mosquitto", port, password_file=auth.password_file, acl_file=auth.acl_file)
     broker.start()
     try:
-        kit = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="s1-k1")
-        kit.username_pw_set("s1.k1", kit_password)
-        kit.connect("127.0.0.1", port)
-        kit.loop_start()
-        kit.publish("lauks/v1/s1/k1/readings", b"queued for a session no one can resume", qos=1).wait_for_publish(5)
-        kit.disconnect()
-        kit.loop_stop()
+        with Publisher(port, "s1.k1", kit_password, client_id="s1-k1") as kit:
+            kit.publish_and_wait("lauks/v1/s1/k1/readings", b"queued for a session no one can resume")
 
         assert main(["broker", "drop-session", OLD_ID, "--state-dir", str(state), "--port", str(port)]) == 0
         assert f"session {OLD_ID} ended: the broker had a session" in capsys.readouterr().out

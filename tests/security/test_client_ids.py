@@ -9,8 +9,6 @@ import json
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,13 +16,14 @@ from typing import Any
 import pytest
 from mqtt_helpers import Client
 
+from harness.gateway import start_gateway
 from lauks.brokerauth import API_USER, GATEWAY_USER, STAFF_USER, BrokerAuth, kit_username
 from lauks.influx import InfluxClient
-from lauks.services import Influxd, Mosquitto, free_port
+from lauks.services import Influxd, Mosquitto
 from lauks.topics import Topics
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))  # the gateway tests' helpers
-from gateway_helpers import readings, settings, start_child, until, wait_for_count
+from gateway_helpers import readings, settings, wait_for_count
 
 pytestmark = pytest.mark.services
 KITS = ("k1", "k2", "k3")
@@ -43,21 +42,6 @@ class Site:
         return Client(self.broker.port, kit_username("s1", kit), self.kits[kit], client_id=client_id).connect()
 
 
-def _health(port: int) -> dict[str, Any]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
-            return dict(json.load(answer))
-    except urllib.error.HTTPError as error:  # 503 while not ok, with the same JSON
-        return dict(json.load(error))
-    except OSError:
-        return {}
-
-
-def _metrics(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
-        return str(answer.read().decode())
-
-
 def _connects(log: Path) -> int:
     return log.read_text(errors="replace").count("connected to MQTT")
 
@@ -66,14 +50,11 @@ async def test_a_kit_using_the_gateways_client_id_cannot_take_its_session_and_no
         tmp_path: Path, topics: Topics, make_mosquitto: Callable[..., Mosquitto], influxd: Influxd,
         influx: InfluxClient, database: str) -> None:
     site = Site(tmp_path / "broker-state", topics, make_mosquitto)
-    http_port = free_port()
-    config = settings(tmp_path, site.broker.port, influxd.url, database, topics, gateway_http_port=http_port,
+    config = settings(tmp_path, site.broker.port, influxd.url, database, topics,
                       mqtt_username=GATEWAY_USER, mqtt_password=site.services[GATEWAY_USER])
     assert config.client_id == GATEWAY_USER  # the id the broker keeps the session under anyway
     log = tmp_path / "gateway.log"
-    child = start_child(config, log)
-    try:
-        assert await until(lambda: _connects(log) >= 1, 20), log.read_text()
+    with start_gateway(config, log) as gateway:
         kits = {kit: site.kit(kit) for kit in KITS}
         # The attack of issue 10: a kit's own credentials with the gateway's client id (and the
         # predictable one from before ids were bound), over and over, while the other kits publish.
@@ -99,7 +80,7 @@ async def test_a_kit_using_the_gateways_client_id_cannot_take_its_session_and_no
                 client.publish(topics.readings("s1", kit), readings(kit, 1, sent))
                 sent += 1
             if sent % 30 == 0:
-                health.append(await asyncio.to_thread(_health, http_port))
+                health.append(await asyncio.to_thread(gateway.health) or {})
             await asyncio.sleep(0.01)
         stop.set()
         attacker_thread.join(10)
@@ -107,20 +88,17 @@ async def test_a_kit_using_the_gateways_client_id_cannot_take_its_session_and_no
             kit = KITS[seq % len(KITS)]
             kits[kit].publish(topics.readings("s1", kit), readings(kit, 1, seq))
         sent += 30
-        health.append(await asyncio.to_thread(_health, http_port))
+        health.append(await asyncio.to_thread(gateway.health) or {})
         for client in kits.values():
             client.close()
 
         stored = await wait_for_count(influx, database, "SELECT count(temperature) FROM readings", sent, 30)
         assert stored == sent, f"{stored} of {sent} readings stored"
         assert all(h.get("ok") is True and h.get("mqtt_connected") is True for h in health), health
-        assert "lauks_gateway_mqtt_connected 1.0" in await asyncio.to_thread(_metrics, http_port)
+        assert (await asyncio.to_thread(gateway.metrics))["lauks_gateway_mqtt_connected"] == 1.0
         assert _connects(log) == 1, "the gateway was knocked off the broker:\n" + log.read_text()
         assert len(attempts) >= 10
         assert f"as {GATEWAY_USER}" in log.read_text()  # it logs the id it is known by
-    finally:
-        child.terminate()
-        await asyncio.to_thread(child.wait, 20)
 
 
 def test_kit_a_with_kit_bs_client_id_does_not_knock_kit_b_off(tmp_path: Path, topics: Topics,
@@ -146,12 +124,10 @@ async def test_gateway_workers_log_in_as_their_own_users_and_do_not_knock_each_o
         influx: InfluxClient, database: str) -> None:
     site = Site(tmp_path / "broker-state", topics, make_mosquitto)
     config = settings(tmp_path, site.broker.port, influxd.url, database, topics, gateway_workers=2,
-                      gateway_share_group=f"w{topics.root}", gateway_http_port=free_port(),
+                      gateway_share_group=f"w{topics.root}",
                       mqtt_username=GATEWAY_USER, mqtt_password=site.services[GATEWAY_USER])
     log = tmp_path / "gateway.log"
-    child = start_child(config, log)
-    try:
-        assert await until(lambda: _connects(log) >= 2, 30), log.read_text()
+    with start_gateway(config, log):  # ready when both workers' /healthz say connected
         kit = site.kit("k1")
         for seq in range(200):
             kit.publish(topics.readings("s1", "k1"), readings("k1", 1, seq))
@@ -161,9 +137,6 @@ async def test_gateway_workers_log_in_as_their_own_users_and_do_not_knock_each_o
         text = log.read_text()
         assert _connects(log) == 2, text
         assert f"as {GATEWAY_USER}-w0" in text and f"as {GATEWAY_USER}-w1" in text
-    finally:
-        child.terminate()
-        await asyncio.to_thread(child.wait, 30)
 
 
 def test_kit_configure_publishes_through_a_broker_that_binds_ids(tmp_path: Path, topics: Topics,

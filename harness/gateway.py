@@ -1,0 +1,187 @@
+"""The gateway as a child process, started from its settings the way an operator starts it
+(``lauks gateway`` with ``LAUKS_*`` variables), and ready once /healthz says it is connected to the
+broker (connected means subscribed: the gateway's client sets it after the SUBACK). Used by the
+tests, the firmware's end-to-end test and the benchmarks alike."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from pydantic import SecretStr
+
+from gateway.settings import GatewaySettings
+from lauks.services import die_with_parent, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+Health = dict[str, Any]
+_SAMPLE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? ([-+0-9.eE]+|[-+]?Inf|NaN)")
+
+
+def gateway_command(log_level: str | None = None) -> list[str]:
+    """How a gateway is started: the ``lauks`` command of this interpreter's environment."""
+    return [sys.executable, "-m", "stack", "gateway", *(["--log-level", log_level] if log_level else [])]
+
+
+def settings_env(config: GatewaySettings) -> dict[str, str]:
+    """``config`` as the ``LAUKS_*`` variables that give a gateway exactly these settings."""
+    env: dict[str, str] = {}
+    for name, value in config.model_dump().items():
+        if value is not None:
+            env[f"LAUKS_{name.upper()}"] = str(value.get_secret_value() if isinstance(value, SecretStr) else value)
+    return env
+
+
+def read_metrics(port: int, labelled: bool = False) -> dict[str, float]:
+    """A gateway's /metrics samples by name; with ``labelled``, labelled ones too, by their full text
+    (``lauks_gateway_rejections_total{reason="rate_limited"}``)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _SAMPLE.fullmatch(line)
+        if match and (labelled or not match.group(2)):
+            out[match.group(1) + (match.group(2) or "")] = float(match.group(3))
+    return out
+
+
+def read_health(port: int) -> Health | None:
+    """What a gateway's /healthz says (its JSON, whether it answers 200 or 503), None if it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            return dict(json.load(response))
+    except urllib.error.HTTPError as error:  # 503 while not ok, with the same JSON
+        return dict(json.load(error))
+    except (OSError, ValueError):
+        return None
+
+
+def mqtt_connected(health: Health) -> bool:
+    return health.get("mqtt_connected") is True
+
+
+class GatewayFailed(RuntimeError):
+    """The gateway exited, or did not become ready in time; the message ends with its log's tail."""
+
+
+class GatewayProcess:
+    """``lauks gateway`` as a child process with ``config`` in its environment, its output appended to
+    ``log_path``. It dies with the process that started it. Several workers (``gateway_workers``) serve
+    /healthz and /metrics on consecutive ports, all of which ``ports`` lists."""
+
+    def __init__(self, config: GatewaySettings, log_path: Path, *, log_level: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        if not config.gateway_http_port:  # None (off) or 0 (any port): we must know where to ask
+            config = config.model_copy(update={"gateway_http_port": free_port()})
+        assert config.gateway_http_port is not None
+        self.config = config
+        self.http_port: int = config.gateway_http_port
+        self.ports = [self.http_port + index for index in range(config.gateway_workers)]
+        self.log_path = log_path
+        variables = {**_inherited_env(), **settings_env(config), **(env or {})}
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(gateway_command(log_level), cwd=ROOT, env=variables, stdout=log,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            preexec_fn=die_with_parent)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log_text()[-chars:]
+
+    def health(self) -> Health | None:
+        """/healthz of the first worker (of the gateway, with one)."""
+        return read_health(self.http_port)
+
+    def metrics(self, labelled: bool = False) -> dict[str, float]:
+        """/metrics of every worker: counters (``*_total``) added up, gauges the highest of them."""
+        if len(self.ports) == 1:
+            return read_metrics(self.http_port, labelled)
+        total: dict[str, float] = {}
+        for port in self.ports:
+            for name, value in read_metrics(port, labelled).items():
+                counter = name.split("{", 1)[0].endswith("_total")
+                total[name] = total.get(name, 0.0) + value if counter else max(total.get(name, value), value)
+        return total
+
+    def wait_for(self, condition: Callable[[Health], bool] = mqtt_connected, timeout_s: float = 30.0,
+                 what: str = "the gateway did not connect to the broker") -> list[Health]:
+        """Poll /healthz of every worker until ``condition`` holds for each; their answers. Raises
+        GatewayFailed (with the log's tail) if the process exits or ``timeout_s`` passes first."""
+        deadline = time.monotonic() + timeout_s
+        answers: list[Health | None] = []
+        while True:
+            if self.process.poll() is not None:
+                raise GatewayFailed(f"the gateway exited with {self.process.returncode}:\n{self.tail()}")
+            answers = [read_health(port) for port in self.ports]
+            if all(answer is not None and condition(answer) for answer in answers):
+                return [answer for answer in answers if answer is not None]
+            if time.monotonic() > deadline:
+                raise GatewayFailed(f"{what} within {timeout_s:g} s: /healthz said {answers}\n{self.tail()}")
+            time.sleep(0.05)
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM, and its exit code; killed (and GatewayFailed) if it has not exited in ``timeout_s``."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise GatewayFailed(f"the gateway did not exit within {timeout_s:g} s of SIGTERM:\n{self.tail()}") from None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or the OOM killer would: nothing is flushed."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if self.process.poll() is None:
+            try:
+                self.stop()
+            except GatewayFailed:
+                if kind is None:
+                    raise
+
+
+def start_gateway(config: GatewaySettings, log_path: Path, *, ready: Callable[[Health], bool] | None = mqtt_connected,
+                  timeout_s: float = 30.0, log_level: str | None = None,
+                  env: dict[str, str] | None = None) -> GatewayProcess:
+    """Start a gateway and wait until every worker's /healthz satisfies ``ready`` (by default: connected to
+    the broker; None: do not wait). Use it as a context manager to stop it (SIGTERM) afterwards. A gateway
+    that does not become ready is killed, and GatewayFailed carries its log's tail."""
+    gateway = GatewayProcess(config, log_path, log_level=log_level, env=env)
+    if ready is not None:
+        try:
+            gateway.wait_for(ready, timeout_s)
+        except BaseException:
+            gateway.kill()
+            raise
+    return gateway
+
+
+def _inherited_env() -> dict[str, str]:
+    """This process's environment without its ``LAUKS_*`` variables: the child's settings are ``config``'s,
+    whatever the shell that runs the tests or the benchmarks has set."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("LAUKS_")}
