@@ -5,6 +5,7 @@ the /healthz answer built from them. Logs each problem loudly when it starts and
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -97,6 +98,26 @@ class DiskHealth:
         self._logged_at[what] = now
         log.error("CANNOT WRITE TO DISK: %s failed (%s); %s. %s. Retrying every few seconds (for %.0f s so far, "
                   "attempt %d)", doing, error, influx, meaning, now - since, attempt + 1)
+
+    def probe(self, folders: list[Path], attempt: int, influx: str) -> bool:
+        """Write, fsync and remove a small file in each state folder: does the disk take writes? Tells a
+        full disk at start-up, before any message needs it."""
+        for where in dict.fromkeys(folders):
+            probe = where / ".disk-probe"
+            try:
+                where.mkdir(parents=True, exist_ok=True)  # a folder a full disk kept from being made at start
+                fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                try:
+                    os.write(fd, b"lauks\n")
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                    probe.unlink(missing_ok=True)
+            except OSError as error:
+                self.failed("probe", error, attempt, influx, where)
+                return False
+        self.recovered("probe")
+        return True
 
     def recovered(self, what: str, how: str = "the disk takes writes again") -> None:
         if self.failures.pop(what, None) is not None:

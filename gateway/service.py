@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -346,7 +345,7 @@ class Gateway(Generic[A]):
                     # writes the same points again, which overwrite themselves)
                     await self._store(db, body, len(batch.lines), stall_s)
                     self.stats.write_latency_ms.append((time.monotonic() - started) * 1000)
-                    self._influx_answered()
+                    self.influx_health.answered()
                     self.disk.recovered("spool", "InfluxDB takes the batches again: none needs the spool now")
                     return
                 except (InfluxError, TimeoutError) as error:
@@ -405,43 +404,24 @@ class Gateway(Generic[A]):
             assert isinstance(error, InfluxThrottled)
             self.influx_health.throttle(error.retry_after_s, str(error))
         else:
-            self._influx_down(self._failure_text(error))
+            self.influx_health.down(self._failure_text(error))
 
     def _failure_text(self, error: InfluxError | TimeoutError) -> str:
         if isinstance(error, TimeoutError):
             return f"a write went unanswered for {self.settings.gateway_write_stall_s:.1f} s"
         return str(error)
 
-    def _influx_answered(self) -> None:
-        self.influx_health.answered()
+    def _disk_failed(self, what: str, error: OSError, attempt: int) -> None:
+        self.disk.failed(what, error, attempt, self._influx_text())
 
-    def _influx_down(self, why: str) -> None:
-        self.influx_health.down(why)
-
-    def _disk_failed(self, what: str, error: OSError, attempt: int, where: Path | None = None) -> None:
+    def _influx_text(self) -> str:
+        """How InfluxDB is doing, for a disk failure's log line (it decides what the failure costs)."""
         reachable, problem = self.influx_reachable()
-        influx = "InfluxDB is reachable" if reachable else f"InfluxDB is unreachable ({problem or 'no answer yet'})"
-        self.disk.failed(what, error, attempt, influx, where)
+        return "InfluxDB is reachable" if reachable else f"InfluxDB is unreachable ({problem or 'no answer yet'})"
 
     def _probe_disk(self, attempt: int = 0) -> bool:
-        """Write, fsync and remove a small file in each state folder: does the disk take writes? Tells a
-        full disk at start-up, before any message needs it."""
-        for where in dict.fromkeys((self.spool.directory, self.settings.dedup_dir)):
-            probe = where / ".disk-probe"
-            try:
-                where.mkdir(parents=True, exist_ok=True)  # a folder a full disk kept from being made at start
-                fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                try:
-                    os.write(fd, b"lauks\n")
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                    probe.unlink(missing_ok=True)
-            except OSError as error:
-                self._disk_failed("probe", error, attempt, where)
-                return False
-        self.disk.recovered("probe")
-        return True
+        folders = [self.spool.directory, self.settings.dedup_dir]
+        return self.disk.probe(folders, attempt, self._influx_text())
 
     async def _disk_loop(self) -> None:
         """While the start-up probe fails, try it again (with no traffic, nothing else would)."""
@@ -497,7 +477,7 @@ class Gateway(Generic[A]):
                 await asyncio.sleep(backoff(attempt, 0.2, REFUSED_RETRY_MAX_S if refused else 2.0))
                 attempt += 1
                 continue
-            self._influx_answered()
+            self.influx_health.answered()
             try:
                 self.spool.advance(chunk)
                 self.disk.recovered("cursor")
