@@ -22,6 +22,8 @@ T = TypeVar("T")
 
 
 class ThreadedWriter:
+    """The gateway's ``PointWriter`` (``gateway.stages``): raises the typed errors of ``lauks.influx``."""
+
     def __init__(self, settings: GatewaySettings) -> None:
         self._settings = settings
         self._loop = asyncio.new_event_loop()
