@@ -37,7 +37,7 @@ def _imports(path: Path) -> list[str]:
 
 
 def test_the_foundation_imports_no_package_above_it_and_no_module_by_name() -> None:
-    files = sorted((ROOT / "lauks").glob("*.py"))
+    files = sorted((ROOT / "lauks").rglob("*.py"))
     assert len(files) > 10
     wrong = [f"{path.name} imports {name}" for path in files for name in _imports(path)
              if name.split(".")[0] in ABOVE_THE_FOUNDATION or name.split(".")[0] in ("importlib", "__import__")]
