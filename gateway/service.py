@@ -350,8 +350,9 @@ class Gateway(Generic[A]):
                     return
                 except (InfluxError, TimeoutError) as error:
                     self._write_failed(error)
-                    self._warn("InfluxDB did not take a batch (%s): spooling batches to %s",
-                               self._failure_text(error), self.spool.directory)
+                    if self.influx_health.refused is None:  # a refusal is an ERROR once, not a warning per batch
+                            self._warn("InfluxDB did not take a batch (%s): spooling batches to %s",
+                                   self._failure_text(error), self.spool.directory)
             try:
                 self.spool.append(body, len(batch.lines))
                 self.disk.recovered("spool")
@@ -363,7 +364,7 @@ class Gateway(Generic[A]):
                 await asyncio.sleep(backoff(attempt, 0.5, DISK_RETRY_MAX_S))
                 attempt += 1
 
-    async def _store(self, db: str, body: bytes, points: int, timeout_s: float | None) -> None:
+    async def _store(self, db: str, body: bytes, points: int, timeout_s: float | None, depth: int = 0) -> None:
         """Write ``body`` (``points`` points), applying the write policy of ``lauks.influx`` to what InfluxDB
         answers: bad data is dropped and counted; a request too large is written in halves, down to one
         point (one point still too large is dropped and counted: it can never be written). Raises what the
@@ -387,9 +388,11 @@ class Gateway(Generic[A]):
                           len(body), error.message)
                 return
             half = len(parts) // 2
-            log.info("InfluxDB refused %d points in one request as too large: writing them in halves", len(parts))
-            await self._store(db, b"".join(parts[:half]), half, timeout_s)
-            await self._store(db, b"".join(parts[half:]), len(parts) - half, timeout_s)
+            if not depth:  # once per batch, not for every half
+                log.info("InfluxDB refused %d points in one request as too large: writing them in halves",
+                         len(parts))
+            await self._store(db, b"".join(parts[:half]), half, timeout_s, depth + 1)
+            await self._store(db, b"".join(parts[half:]), len(parts) - half, timeout_s, depth + 1)
 
     def _write_failed(self, error: InfluxError | TimeoutError) -> None:
         """A write that must be kept for later: count it and say why in /healthz (and the log)."""
