@@ -267,6 +267,7 @@ class MqttSource:
         self.sessions_lost = 0
         self.session_lost_at: float | None = None  # Unix time of the last loss
         self.lost_at: float | None = None  # monotonic time the last connection was lost
+        self.notices_too_large = 0  # notices not sent: larger than the broker's maximum packet size
         self._acks_soon: list[Ack] = []
         self._stop = asyncio.Event()
 
@@ -468,16 +469,19 @@ class MqttSource:
         connection = self.connection
         if connection is None or not connection.open or not self.connected:
             return
-        if connection.maximum_qos >= 1 and len(connection.outgoing) < connection.server_receive_maximum:
-            packet_id = connection.packet_id()
-            packet = wire.publish_packet(topic, payload, qos=1, packet_id=packet_id)
-            if len(packet) <= connection.maximum_packet_size:
-                connection.outgoing.add(packet_id)
-                connection.send(packet)
+        qos = 1 if connection.maximum_qos >= 1 and len(connection.outgoing) < connection.server_receive_maximum else 0
+        packet_id = connection.packet_id() if qos else None
+        packet = wire.publish_packet(topic, payload, qos=qos, packet_id=packet_id)
+        if len(packet) > connection.maximum_packet_size:
+            # the broker would disconnect us for it, before the message's own PUBACK
+            self.notices_too_large += 1
+            log.warning("a notice of %d bytes to %s is not sent: the broker takes packets of at most %d bytes "
+                        "(notices too large so far: %d)", len(packet), topic, connection.maximum_packet_size,
+                        self.notices_too_large)
             return
-        packet = wire.publish_packet(topic, payload, qos=0)
-        if len(packet) <= connection.maximum_packet_size:
-            connection.send(packet)
+        if packet_id is not None:
+            connection.outgoing.add(packet_id)
+        connection.send(packet)
 
     def stop(self) -> None:
         self._stop.set()

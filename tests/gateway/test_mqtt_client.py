@@ -495,5 +495,5 @@ async def test_a_notice_larger_than_the_broker_takes_is_not_sent_and_the_gateway
             publisher.close()
         stored = await wait_for_count(influx, database, "SELECT count(humidity) FROM readings", 1)
         assert source.connects == 1, "the broker dropped the gateway"
-        assert gateway.stats.received == 2
+        assert gateway.stats.received == 2 and source.notices_too_large == 1
     assert stored == 1
