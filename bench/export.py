@@ -28,12 +28,13 @@ import httpx
 import orjson
 import psutil
 
+from harness.api import start_api
+from harness.command import ROOT, lauks_command
 from lauks import influxql
 from lauks.influx import InfluxClient
 from lauks.services import Influxd, free_port
 from metastore.registry import register_kit
 
-ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2025, 1, 1, tzinfo=UTC)
 SITE = "bench"
 
@@ -118,19 +119,6 @@ def api_export(api_url: str, token: str, end: datetime, process: psutil.Process,
     return count_rows(fmt, lines, b"".join(kept) if kept else None), elapsed, peak[0], size
 
 
-def start_api(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    api = subprocess.Popen([sys.executable, "-m", "stack", "api"], env=env, cwd=ROOT,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    api_url = f"http://127.0.0.1:{env['LAUKS_API_PORT']}"
-    for _ in range(300):
-        try:
-            httpx.get(f"{api_url}/v1/health", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    return api, api_url
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=1_000_000)
@@ -142,7 +130,6 @@ def main() -> int:
         state = Path(tmp)
         store = Influxd(state / "influxdb", free_port())
         store.start()
-        api: subprocess.Popen[bytes] | None = None
         try:
             database = "bench"
             began = time.perf_counter()
@@ -154,7 +141,7 @@ def main() -> int:
                    "LAUKS_API_RATE_LIMIT_PER_MINUTE": "100000"}
 
             def lauks(*argv: str) -> str:
-                return subprocess.run([sys.executable, "-m", "stack", *argv], env=env, cwd=ROOT, check=True,
+                return subprocess.run(lauks_command(*argv), env=env, cwd=ROOT, check=True,
                                       capture_output=True, text=True).stdout.strip()
 
             lauks("site", "add", SITE)
@@ -166,13 +153,8 @@ def main() -> int:
             print(f"raw InfluxDB chunked /query: {raw_rows} rows in {raw_s:.2f} s = {raw_rate:,.0f} rows/s")
             ratios: dict[str, float] = {}
             for fmt in formats:
-                api, api_url = start_api(env)
-                try:
-                    rows, api_s, peak, size = api_export(api_url, token, end, psutil.Process(api.pid), fmt)
-                finally:
-                    api.terminate()
-                    api.wait(timeout=10)
-                    api = None
+                with start_api(env) as api:  # a fresh one for each format, so that each peak is its own
+                    rows, api_s, peak, size = api_export(api.url, token, end, psutil.Process(api.pid), fmt)
                 api_rate = rows / api_s
                 ratios[fmt] = api_rate / raw_rate
                 print(f"API {fmt.upper()} export: {rows} rows ({size / 1e6:.1f} MB) in {api_s:.2f} s = "
@@ -183,9 +165,6 @@ def main() -> int:
             if "csv" in ratios:
                 print(f"ratio={ratios['csv']:.2f}")
         finally:
-            if api is not None:
-                api.terminate()
-                api.wait(timeout=10)
             store.stop()
     return 0
 

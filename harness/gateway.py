@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -22,16 +21,15 @@ from typing import Any, Self
 from pydantic import SecretStr
 
 from gateway.settings import GatewaySettings
+from harness.command import ROOT, lauks_command
 from lauks.services import die_with_parent, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 Health = dict[str, Any]
 _SAMPLE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? ([-+0-9.eE]+|[-+]?Inf|NaN)")
 
 
 def gateway_command(log_level: str | None = None) -> list[str]:
-    """How a gateway is started: the ``lauks`` command of this interpreter's environment."""
-    return [sys.executable, "-m", "stack", "gateway", *(["--log-level", log_level] if log_level else [])]
+    return lauks_command("gateway", *(["--log-level", log_level] if log_level else []))
 
 
 def settings_env(config: GatewaySettings) -> dict[str, str]:
