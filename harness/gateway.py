@@ -72,6 +72,10 @@ def mqtt_connected(health: Health) -> bool:
 class GatewayFailed(RuntimeError):
     """The gateway exited, or did not become ready in time; the message ends with its log's tail."""
 
+    def __init__(self, message: str, process: subprocess.Popen[bytes]) -> None:
+        super().__init__(message)
+        self.process = process
+
 
 class GatewayProcess:
     """``lauks gateway`` as a child process with ``config`` in its environment, its output appended to
@@ -126,12 +130,13 @@ class GatewayProcess:
         answers: list[Health | None] = []
         while True:
             if self.process.poll() is not None:
-                raise GatewayFailed(f"the gateway exited with {self.process.returncode}:\n{self.tail()}")
+                raise GatewayFailed(f"the gateway exited with {self.process.returncode}:\n{self.tail()}", self.process)
             answers = [read_health(port) for port in self.ports]
             if all(answer is not None and condition(answer) for answer in answers):
                 return [answer for answer in answers if answer is not None]
             if time.monotonic() > deadline:
-                raise GatewayFailed(f"{what} within {timeout_s:g} s: /healthz said {answers}\n{self.tail()}")
+                raise GatewayFailed(f"{what} within {timeout_s:g} s: /healthz said {answers}\n{self.tail()}",
+                                    self.process)
             time.sleep(0.05)
 
     def stop(self, timeout_s: float = 30.0) -> int:
@@ -142,7 +147,8 @@ class GatewayProcess:
             return self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise GatewayFailed(f"the gateway did not exit within {timeout_s:g} s of SIGTERM:\n{self.tail()}") from None
+            raise GatewayFailed(f"the gateway did not exit within {timeout_s:g} s of SIGTERM:\n{self.tail()}",
+                                self.process) from None
 
     def kill(self) -> None:
         """SIGKILL, as a crash or the OOM killer would: nothing is flushed."""
