@@ -159,6 +159,21 @@ def cpu_s(pid: int) -> float:
     return float(times.user + times.system)
 
 
+def settled(gateway: GatewayProcess, timeout_s: float = 30.0) -> dict[str, float]:
+    """The gateway's metrics once it has taken what the broker still held for it: nothing in flight, and no
+    more received in the last 0.2 s."""
+    deadline = time.monotonic() + timeout_s
+    last = gateway.metrics(labelled=True)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = gateway.metrics(labelled=True)
+        if now.get("lauks_gateway_inflight", 0) == 0 and \
+                now.get("lauks_gateway_received_total") == last.get("lauks_gateway_received_total"):
+            return now
+        last = now
+    return last
+
+
 def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(p * len(values)))] if values else float("nan")
 
@@ -274,8 +289,7 @@ def run(s: Stack, gateway: GatewayProcess, database: str, args: argparse.Namespa
     while len(seen) < len(published) and time.time() < deadline:
         poll_once()
         time.sleep(0.05)
-    time.sleep(1)
-    final = gateway.metrics(labelled=True)
+    final = settled(gateway)
     threads[0].join(5)
     quiet.close()
     listener.close()
