@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import NotRequired, TypedDict, Unpack
+from typing import NotRequired, TypedDict, TypeVar, Unpack
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -80,6 +80,7 @@ KIT_FIELDS = tuple(KitFields.__annotations__)
 # Text columns that are NOT NULL: None clears them to "" (a description), or is refused (a title, a type).
 CLEARED = {"description": ""}
 REQUIRED = ("title", "kit_type")
+_Named = TypeVar("_Named", Site, Kit)
 RANGES = {"latitude": (-90.0, 90.0), "longitude": (-180.0, 180.0), "elevation_m": (-500.0, 9000.0)}
 
 
@@ -144,11 +145,17 @@ def get_site(session: Session, name: str) -> Site:
     return site
 
 
+def by_name(rows: Iterable[_Named]) -> list[_Named]:
+    """In the order of their names' characters: a PostgreSQL server's collation (en_US, lv_LV) would ignore the
+    '-' in names and SQLite's would not, so the order is not left to the store."""
+    return sorted(rows, key=lambda row: row.name)
+
+
 def list_sites(session: Session, *, include_retired: bool = False) -> list[Site]:
-    statement = select(Site).order_by(Site.name)
+    statement = select(Site)
     if not include_retired:
         statement = statement.where(Site.retired_at.is_(None))
-    return list(session.scalars(statement))
+    return by_name(session.scalars(statement))
 
 
 def add_site(session: Session, name: str, **fields: Unpack[SiteFields]) -> Site:
@@ -194,10 +201,10 @@ def get_kit(session: Session, site: str, name: str) -> Kit:
 
 def list_kits(session: Session, site: str, *, include_retired: bool = False) -> list[Kit]:
     get_site(session, site)
-    statement = select(Kit).where(Kit.site == site).order_by(Kit.name)
+    statement = select(Kit).where(Kit.site == site)
     if not include_retired:
         statement = statement.where(Kit.retired_at.is_(None))
-    return list(session.scalars(statement))
+    return by_name(session.scalars(statement))
 
 
 def add_kit(session: Session, site: str, name: str, **fields: Unpack[KitFields]) -> Kit:
