@@ -30,7 +30,8 @@ import psutil
 
 from harness.api import start_api
 from harness.command import ROOT, lauks_command
-from lauks import influxql
+from lauks import influxql, schema
+from lauks.contract import Sample
 from lauks.influx import InfluxClient
 from lauks.services import Influxd, free_port
 from metastore.registry import register_kit
@@ -46,9 +47,9 @@ async def seed(url: str, database: str, points: int, kits: int) -> None:
         await client.create_database(database)
         batch: list[str] = []
         for minute in range(per_kit):
-            t = start_ms + minute * 60_000
+            samples = [Sample(start_ms + minute * 60_000, {"temperature": (minute % 600) / 10 - 20.0})]
             for k in range(kits):
-                batch.append(f"readings,kit=k{k:02d},site={SITE} temperature={(minute % 600) / 10 - 20.0!r} {t}")
+                batch += schema.readings_lines(SITE, f"k{k:02d}", samples)
             if len(batch) >= 10_000:
                 await client.write(database, batch)
                 batch = []
@@ -57,7 +58,8 @@ async def seed(url: str, database: str, points: int, kits: int) -> None:
 
 
 def raw_query(url: str, database: str, end: datetime) -> tuple[int, float]:
-    statement = (f'SELECT "kit", "temperature" FROM "readings" WHERE "site" = {influxql.string(SITE)} '
+    statement = (f'SELECT {influxql.identifier(schema.KIT)}, "temperature" FROM {influxql.identifier(schema.READINGS)} '
+                 f"WHERE {influxql.identifier(schema.SITE)} = {influxql.string(SITE)} "
                  f"AND time >= {influxql.time_literal(START)} AND time < {influxql.time_literal(end)}")
     rows = 0
     began = time.perf_counter()
