@@ -3,79 +3,56 @@ bench.export."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
+import contextlib
+import os
 import tempfile
-import time
 import urllib.error
 import urllib.request
-from types import TracebackType
-from typing import Self
+from pathlib import Path
 
-from harness.command import ROOT, lauks_command
-
-
-class ApiFailed(RuntimeError):
-    """The API exited, or did not answer in time; the message ends with its output's tail."""
+from harness.process import LauksProcess
 
 
-class ApiProcess:
-    """``lauks api`` with ``env`` (LAUKS_API_PORT must be set), its output kept in a temporary file."""
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/v1/health", timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
 
-    def __init__(self, env: dict[str, str]) -> None:
+
+class ApiProcess(LauksProcess):
+    """``lauks api`` with ``env`` (LAUKS_API_PORT must be set) as its environment; its output goes to
+    ``log_path``, or to a temporary file removed when it stops."""
+
+    def __init__(self, env: dict[str, str], log_path: Path | None = None) -> None:
         self.url = f"http://127.0.0.1:{env['LAUKS_API_PORT']}"
-        self._output = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(lauks_command("api"), env=env, cwd=ROOT, stdout=self._output,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self._own_log = log_path is None
+        if log_path is None:
+            fd, name = tempfile.mkstemp(prefix="lauks-api-", suffix=".log")
+            os.close(fd)
+            log_path = Path(name)
+        super().__init__(["api"], env, log_path)
 
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def tail(self, chars: int = 3000) -> str:
-        self._output.seek(0)
-        return self._output.read().decode(errors="replace")[-chars:]
-
-    def wait_ready(self, timeout_s: float = 30.0) -> Self:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if self.process.poll() is not None:
-                raise ApiFailed(f"lauks api exited with {self.process.returncode}:\n{self.tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/v1/health", timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise ApiFailed(f"lauks api did not answer within {timeout_s:g} s:\n{self.tail()}")
-            time.sleep(0.05)
+    def wait_ready(self, timeout_s: float = 30.0) -> None:
+        self.wait_until(lambda: _answers(self.url), timeout_s, lambda: "did not answer /v1/health")
 
     def stop(self, timeout_s: float = 10.0) -> int:
-        """SIGTERM and its exit code; killed if it has not exited in ``timeout_s``."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait(10)
+            return super().stop(timeout_s)
         finally:
-            self._output.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.stop()
+            if self._own_log:
+                with contextlib.suppress(FileNotFoundError):
+                    self.log_path.unlink()
 
 
-def start_api(env: dict[str, str], timeout_s: float = 30.0) -> ApiProcess:
+def start_api(env: dict[str, str], log_path: Path | None = None, timeout_s: float = 30.0) -> ApiProcess:
     """Start ``lauks api`` and wait for its /v1/health; use it as a context manager to stop it afterwards."""
-    api = ApiProcess(env)
+    api = ApiProcess(env, log_path)
     try:
-        return api.wait_ready(timeout_s)
+        api.wait_ready(timeout_s)
     except BaseException:
+        api.kill()
         api.stop()
         raise
+    return api

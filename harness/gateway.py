@@ -6,30 +6,21 @@ tests, the firmware's end-to-end test and the benchmarks alike."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from pydantic import SecretStr
 
 from gateway.settings import GatewaySettings
-from harness.command import ROOT, lauks_command
-from lauks.services import die_with_parent, free_port
+from harness.process import LauksProcess, inherited_env
+from lauks.services import free_port
 
 Health = dict[str, Any]
 _SAMPLE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? ([-+0-9.eE]+|[-+]?Inf|NaN)")
-
-
-def gateway_command(log_level: str | None = None) -> list[str]:
-    return lauks_command("gateway", *(["--log-level", log_level] if log_level else []))
 
 
 def settings_env(config: GatewaySettings) -> dict[str, str]:
@@ -69,18 +60,10 @@ def mqtt_connected(health: Health) -> bool:
     return health.get("mqtt_connected") is True
 
 
-class GatewayFailed(RuntimeError):
-    """The gateway exited, or did not become ready in time; the message ends with its log's tail."""
-
-    def __init__(self, message: str, process: subprocess.Popen[bytes]) -> None:
-        super().__init__(message)
-        self.process = process
-
-
-class GatewayProcess:
+class GatewayProcess(LauksProcess):
     """``lauks gateway`` as a child process with ``config`` in its environment, its output appended to
-    ``log_path``. It dies with the process that started it. Several workers (``gateway_workers``) serve
-    /healthz and /metrics on consecutive ports, all of which ``ports`` lists."""
+    ``log_path``. Several workers (``gateway_workers``) serve /healthz and /metrics on consecutive ports,
+    all of which ``ports`` lists."""
 
     def __init__(self, config: GatewaySettings, log_path: Path, *, log_level: str | None = None,
                  env: dict[str, str] | None = None) -> None:
@@ -90,22 +73,8 @@ class GatewayProcess:
         self.config = config
         self.http_port: int = config.gateway_http_port
         self.ports = [self.http_port + index for index in range(config.gateway_workers)]
-        self.log_path = log_path
-        variables = {**_inherited_env(), **settings_env(config), **(env or {})}
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(gateway_command(log_level), cwd=ROOT, env=variables, stdout=log,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            preexec_fn=die_with_parent)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def tail(self, chars: int = 3000) -> str:
-        return self.log_text()[-chars:]
+        super().__init__(["gateway", *(["--log-level", log_level] if log_level else [])],
+                         {**inherited_env(), **settings_env(config), **(env or {})}, log_path)
 
     def health(self) -> Health | None:
         """/healthz of the first worker (of the gateway, with one)."""
@@ -123,50 +92,17 @@ class GatewayProcess:
         return total
 
     def wait_for(self, condition: Callable[[Health], bool] = mqtt_connected, timeout_s: float = 30.0,
-                 what: str = "the gateway did not connect to the broker") -> list[Health]:
+                 what: str = "did not connect to the broker") -> list[Health]:
         """Poll /healthz of every worker until ``condition`` holds for each; their answers. Raises
-        GatewayFailed (with the log's tail) if the process exits or ``timeout_s`` passes first."""
-        deadline = time.monotonic() + timeout_s
+        ProcessFailed (with the log's tail) if the process exits or ``timeout_s`` passes first."""
         answers: list[Health | None] = []
-        while True:
-            if self.process.poll() is not None:
-                raise GatewayFailed(f"the gateway exited with {self.process.returncode}:\n{self.tail()}", self.process)
-            answers = [read_health(port) for port in self.ports]
-            if all(answer is not None and condition(answer) for answer in answers):
-                return [answer for answer in answers if answer is not None]
-            if time.monotonic() > deadline:
-                raise GatewayFailed(f"{what} within {timeout_s:g} s: /healthz said {answers}\n{self.tail()}",
-                                    self.process)
-            time.sleep(0.05)
 
-    def stop(self, timeout_s: float = 30.0) -> int:
-        """SIGTERM, and its exit code; killed (and GatewayFailed) if it has not exited in ``timeout_s``."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise GatewayFailed(f"the gateway did not exit within {timeout_s:g} s of SIGTERM:\n{self.tail()}",
-                                self.process) from None
+        def ready() -> bool:
+            answers[:] = [read_health(port) for port in self.ports]
+            return all(answer is not None and condition(answer) for answer in answers)
 
-    def kill(self) -> None:
-        """SIGKILL, as a crash or the OOM killer would: nothing is flushed."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(10)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        if self.process.poll() is None:
-            try:
-                self.stop()
-            except GatewayFailed:
-                if kind is None:
-                    raise
+        self.wait_until(ready, timeout_s, lambda: f"{what}: /healthz said {answers}")
+        return [answer for answer in answers if answer is not None]
 
 
 def start_gateway(config: GatewaySettings, log_path: Path, *, ready: Callable[[Health], bool] | None = mqtt_connected,
@@ -174,7 +110,7 @@ def start_gateway(config: GatewaySettings, log_path: Path, *, ready: Callable[[H
                   env: dict[str, str] | None = None) -> GatewayProcess:
     """Start a gateway and wait until every worker's /healthz satisfies ``ready`` (by default: connected to
     the broker; None: do not wait). Use it as a context manager to stop it (SIGTERM) afterwards. A gateway
-    that does not become ready is killed, and GatewayFailed carries its log's tail."""
+    that does not become ready is killed, and ProcessFailed carries its log's tail."""
     gateway = GatewayProcess(config, log_path, log_level=log_level, env=env)
     if ready is not None:
         try:
@@ -183,9 +119,3 @@ def start_gateway(config: GatewaySettings, log_path: Path, *, ready: Callable[[H
             gateway.kill()
             raise
     return gateway
-
-
-def _inherited_env() -> dict[str, str]:
-    """This process's environment without its ``LAUKS_*`` variables: the child's settings are ``config``'s,
-    whatever the shell that runs the tests or the benchmarks has set."""
-    return {name: value for name, value in os.environ.items() if not name.startswith("LAUKS_")}
