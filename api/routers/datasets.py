@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -39,8 +39,10 @@ def _out(dataset: Dataset) -> dict[str, Any]:
 
 
 def _local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
-    """A time without an offset is the dataset's local time, as its start and end are."""
-    return moment.replace(tzinfo=zone) if moment is not None and moment.tzinfo is None else moment
+    """A time without an offset is the dataset's local time, as its start and end are; kept in UTC."""
+    if moment is None:
+        return None
+    return (moment.replace(tzinfo=zone) if moment.tzinfo is None else moment).astimezone(UTC)
 
 
 @router.post("", response_model=DatasetOut, status_code=201, responses=responses(400, 401, 404, 422),

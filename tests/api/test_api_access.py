@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from api_fixtures import Api, api_settings_for, point, running, service
 
 from api.ratelimit import RateLimiter
@@ -20,6 +21,7 @@ def status_line(site: str, kit: str, moment: datetime, **fields: float | int | s
     return lineprotocol.line("kit_status", {"site": site, "kit": kit}, fields, int(moment.timestamp() * 1000))
 
 
+@pytest.mark.both_stores
 async def test_kit_status_shows_online_last_seen_and_battery_from_the_gateways_points(service: Api) -> None:
     service.add_site("s")
     service.add_kits("s", "live", "gone", "quiet")
@@ -46,9 +48,10 @@ def test_a_kit_heard_from_long_ago_is_not_online_even_if_its_status_said_so() ->
     assert status_of({**old, "seen_time": at - timedelta(minutes=2)}, 900, at).online is True
 
 
-async def test_public_read_lets_anyone_read_sites_but_never_write(tmp_path: Path, influxd: Influxd,
-                                                                  database: str) -> None:
-    settings = api_settings_for(tmp_path, influxd.url, database, api_public_read=True)
+@pytest.mark.both_stores
+async def test_public_read_lets_anyone_read_sites_but_never_write(tmp_path: Path, influxd: Influxd, database: str,
+                                                                  store_url: str) -> None:
+    settings = api_settings_for(tmp_path, influxd.url, database, api_public_read=True, api_database_url=store_url)
     async for api in running(settings):
         api.add_site("open")
         assert (await api.client.get("/v1/sites")).json()[0]["name"] == "open"
@@ -56,6 +59,7 @@ async def test_public_read_lets_anyone_read_sites_but_never_write(tmp_path: Path
         assert refused.status_code == 401
 
 
+@pytest.mark.both_stores
 async def test_staff_create_edit_and_retire_sites_and_kits_through_the_api(service: Api) -> None:
     made = await service.post("/v1/sites", json={"name": "river", "title": "River", "latitude": 56.9,
                                                  "longitude": 24.1, "timezone": "Europe/Riga"})

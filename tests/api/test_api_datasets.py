@@ -8,12 +8,14 @@ import json
 import zipfile
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from api_fixtures import Api, point, service
 
 from metastore import sharecode
 from metastore.db import Dataset
 
 __all__ = ["service"]
+pytestmark = pytest.mark.both_stores  # every test here writes or reads the store
 
 T0 = datetime(2025, 4, 1, tzinfo=UTC)
 

@@ -16,7 +16,7 @@ from api.dataset import request_of
 from api.frozen import FileOps, Freezer
 from lauks.influx import InfluxClient
 from lauks.services import Influxd
-from metastore.db import Dataset, open_store
+from metastore.db import Dataset, one_session
 
 CONTENT = [bytes([65 + i]) * 10_000 for i in range(20)]  # 200 kB in 20 chunks
 WHOLE = b"".join(CONTENT)
@@ -115,9 +115,10 @@ async def test_a_download_cancelled_half_way_keeps_nothing_and_the_next_keeps_th
     assert await download(freezer, target) == WHOLE and target.read_bytes() == WHOLE
 
 
+@pytest.mark.both_stores
 async def test_eight_first_downloads_and_one_cancelled_all_get_the_whole_file_of_a_fresh_export(
-        tmp_path: Path, influxd: Influxd, database: str) -> None:
-    env = process_env(tmp_path, influxd.url, database)
+        tmp_path: Path, influxd: Influxd, database: str, store_url: str) -> None:
+    env = process_env(tmp_path, influxd.url, database, DATABASE_URL=store_url)
     assert lauks(env, "site", "add", "school", "--timezone", "Europe/Riga").returncode == 0
     assert lauks(env, "kit", "register", "school", "k1").returncode == 0
     token = staff_token(env)
@@ -152,7 +153,7 @@ async def test_eight_first_downloads_and_one_cancelled_all_get_the_whole_file_of
                 bodies = await asyncio.gather(*(whole() for _ in range(8)))
                 assert await first > 700_000
                 after = await whole()
-        with open_store(f"sqlite:///{tmp_path / 'lauks.db'}")() as session:
+        with one_session(store_url) as session:
             dataset = session.get(Dataset, code.replace("-", ""))
             fresh = b"".join([part async for part in streaming.body(influx, database, request_of(dataset), "csv")])
     stored = (tmp_path / "datasets" / f"{code.replace('-', '')}.csv").read_bytes()

@@ -52,6 +52,7 @@ async def test_every_readings_parameter_refuses_the_corpus_with_a_4xx(service: A
             assert response.json()["message"], text
 
 
+@pytest.mark.both_stores  # PostgreSQL refuses a NUL in a query: a name with one must be a 404 before it
 async def test_other_endpoints_refuse_the_corpus_with_a_4xx(service: Api) -> None:
     await seed(service)
     for text in CORPUS:

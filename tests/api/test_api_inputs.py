@@ -70,6 +70,7 @@ async def test_a_real_zone_and_utc_are_accepted(service: Api) -> None:
         assert response.status_code == 200, response.text
 
 
+@pytest.mark.both_stores
 async def test_null_clears_a_description_and_a_coordinate_of_a_site_and_a_kit(service: Api) -> None:
     setup_site(service)
     patch = service.client.patch
@@ -141,3 +142,34 @@ async def test_an_empty_kits_parameter_is_a_422_not_every_kit(service: Api) -> N
     response = await service.get("/v1/sites/s/readings", params={"start": "2025-03-01", "end": "2025-03-02",
                                                                   "quantities": "rain", "kits": ""})
     assert response.status_code == 422 and "kits" in response.json()["message"], response.text
+
+
+@pytest.mark.both_stores
+async def test_a_nul_in_a_title_or_description_is_a_400_on_every_store_and_nothing_is_kept(service: Api) -> None:
+    setup_site(service)
+    site = await service.client.patch("/v1/sites/s", json={"description": "roof\x00"}, headers=service.staff)
+    kit = await service.post("/v1/sites/s/kits", json={"name": "k2", "description": "\x00"})
+    dataset = await service.post("/v1/datasets", json={"title": "Rain\x00", "site": "s", "quantities": ["rain"],
+                                                       "start": "2025-04-01", "end": "2025-04-02"})
+    for response in (site, kit, dataset):
+        assert response.status_code == 400 and response.json()["error"] == "bad_text", response.text
+    assert (await service.get("/v1/sites/s")).json()["description"] == ""
+    assert [k["name"] for k in (await service.get("/v1/sites/s/kits")).json()] == ["k1"]
+    assert (await service.get("/v1/datasets")).json() == []
+
+
+async def test_a_deployment_time_without_an_offset_is_a_400_saying_how_to_write_it(service: Api) -> None:
+    setup_site(service)
+    response = await service.client.patch("/v1/sites/s/kits/k1", json={"deployed_since": "2025-03-01T09:00:00"},
+                                          headers=service.staff)
+    assert response.status_code == 400 and "+02:00" in response.json()["message"], response.text
+
+
+async def test_an_expiry_without_an_offset_is_the_datasets_local_time(service: Api) -> None:
+    setup_site(service)  # the site is in Europe/Riga: UTC+3 in summer
+    response = await service.post("/v1/datasets", json={"title": "Rain", "site": "s", "quantities": ["rain"],
+                                                        "start": "2025-04-01", "end": "2025-04-02",
+                                                        "expires_at": "2035-06-01T00:00:00"})
+    assert response.status_code == 201, response.text
+    listed = (await service.get("/v1/datasets")).json()
+    assert response.json()["expires_at"] == listed[0]["expires_at"] == "2035-05-31T21:00:00Z"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_fixtures import ROOT, api_process, lauks, process_env, staff_token
+from api_fixtures import api_process, lauks, process_env, staff_token
 
 from lauks.services import Influxd
 
@@ -20,8 +20,8 @@ SCHEMATHESIS_CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
 @pytest.fixture
-def env(tmp_path: Path, influxd: Influxd, database: str) -> dict[str, str]:
-    return process_env(tmp_path, influxd.url, database)
+def env(tmp_path: Path, influxd: Influxd, database: str, store_url: str) -> dict[str, str]:
+    return process_env(tmp_path, influxd.url, database, DATABASE_URL=store_url)
 
 
 @pytest.fixture
@@ -35,6 +35,7 @@ def running(env: dict[str, str]) -> Iterator[tuple[str, str]]:
         yield url, token
 
 
+@pytest.mark.both_stores
 def test_cli_edits_retires_and_lists_sites_and_kits(env: dict[str, str]) -> None:
     assert lauks(env, "site", "add", "garden").returncode == 0
     again = lauks(env, "site", "add", "garden")
@@ -50,20 +51,20 @@ def test_cli_edits_retires_and_lists_sites_and_kits(env: dict[str, str]) -> None
     assert "The garden" in lauks(env, "site", "list").stdout
     missing = lauks(env, "kit", "register", "nowhere", "k1")
     assert missing.returncode == 1 and "no site 'nowhere'" in missing.stderr
+    naive = lauks(env, "kit", "register", "garden", "k2", "--deployed-since", "2025-03-01T09:00")
+    assert naive.returncode == 1 and "no offset" in naive.stderr
 
 
-def test_register_kit_function_records_the_kit_and_its_site(env: dict[str, str]) -> None:
-    code = ("from metastore.registry import register_kit; "
-            "register_kit('field-3', 'k9', 'river', description='by the bridge');"
-            "register_kit('field-3', 'k9', 'river', description='moved')")
-    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert "k9\triver\tmoved" in lauks(env, "kit", "list", "field-3").stdout
-
-
-def test_the_staff_token_is_stored_hashed(env: dict[str, str], tmp_path: Path) -> None:
+def test_the_staff_token_is_stored_hashed_and_listed_and_revoked_by_number(env: dict[str, str],
+                                                                            tmp_path: Path) -> None:
     token = lauks(env, "token", "create", "--name", "Mr Berzins").stdout.strip()
     assert token and token.encode() not in (tmp_path / "lauks.db").read_bytes()
+    assert lauks(env, "token", "list").stdout.startswith("1\tMr Berzins\tcreated ")
+    revoked = lauks(env, "token", "revoke", "1")
+    assert revoked.returncode == 0 and "refuses it" in revoked.stdout
+    assert lauks(env, "token", "list").stdout == "" and "revoked" in lauks(env, "token", "list", "--all").stdout
+    again = lauks(env, "token", "revoke", "7")
+    assert again.returncode == 1 and "no staff token 7" in again.stderr
 
 
 def test_lauks_api_serves_sites_kits_and_openapi(running: tuple[str, str]) -> None:
