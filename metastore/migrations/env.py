@@ -1,4 +1,5 @@
-"""Alembic environment: runs on the connection ``metastore.db.migrate`` hands in, or on sqlalchemy.url."""
+"""Alembic environment: runs on the connection ``metastore.db.migrate`` hands in, or on sqlalchemy.url, or on
+the store the settings name (``LAUKS_API_DATABASE_URL``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from metastore.db import Base
+from metastore.settings import StoreSettings
 
 config = context.config
 target_metadata = Base.metadata
@@ -18,7 +20,7 @@ def run() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "sqlite:///.lauks/lauks.db")
+    engine = create_engine(config.get_main_option("sqlalchemy.url") or StoreSettings().database_url)
     with engine.begin() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():
