@@ -166,6 +166,7 @@ def add_site(session: Session, name: str, **fields: Unpack[SiteFields]) -> Site:
         raise exists
     changes = dict(fields)
     site = Site(name=name, title=changes.pop("title", None) or name, description="")
+    _check_value(Site, "title", site.title)
     _apply(site, changes, SITE_FIELDS)
     session.add(site)
     _commit_new(session, exists)

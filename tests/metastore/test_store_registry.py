@@ -100,6 +100,8 @@ def test_text_the_store_cannot_hold_is_refused_alike_and_nothing_is_kept(session
         registry.edit_site(session, "school", description="roof\x00")
     with pytest.raises(Invalid, match="at most 200 characters") as long:
         registry.edit_site(session, "school", title="x" * 201)
+    with pytest.raises(Invalid, match="at most 200"):
+        registry.add_site(session, "other", title="x" * 201)
     with pytest.raises(Invalid, match="at most 64"):
         registry.add_kit(session, "school", "k1", kit_type="y" * 65)
     with pytest.raises(Invalid, match="at most 100"):
@@ -111,6 +113,7 @@ def test_text_the_store_cannot_hold_is_refused_alike_and_nothing_is_kept(session
     session.rollback()
     session.expire_all()
     assert registry.get_site(session, "school").title == "school"
+    assert [site.name for site in registry.list_sites(session)] == ["school"]
     assert registry.list_kits(session, "school")[0].kit_type == "weather"
     assert registry.list_datasets(session) == [] and registry.list_tokens(session) == []
 
