@@ -6,10 +6,7 @@ Imported by name from the test modules: a second conftest.py would shadow the to
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +20,9 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.settings import ApiSettings
+from harness.api import start_api
+from harness.command import ROOT, lauks_command
+from harness.process import inherited_env
 from lauks import lineprotocol
 from lauks.influx import InfluxClient
 from lauks.services import Influxd, free_port
@@ -98,22 +98,20 @@ async def running(settings: ApiSettings) -> AsyncIterator[Api]:
             yield Api(client, app, settings, token, influx)
 
 
-# --- `lauks api` as a process ---------------------------------------------------------------------
-
-ROOT = Path(__file__).resolve().parents[2]
+# --- `lauks api` as a process (harness.api) ---------------------------------------------------------
 
 
 def lauks(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stack", *args], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(lauks_command(*args), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
 def process_env(state_dir: Path, influx_url: str, database: str, **settings: str) -> dict[str, str]:
     """The environment of a `lauks api` process; ``settings`` are LAUKS_API_* without the prefix, e.g.
-    ``RATE_BURST="10"`` or ``DATABASE_URL=store_url``. The rate limits are off unless given."""
+    ``RATE_BURST="10"`` or ``DATABASE_URL=store_url``. The rate limits are off unless given; nothing else
+    of LAUKS_* comes from the shell that runs the tests."""
     limits = {"RATE_LIMIT_PER_MINUTE": "1000000", "RATE_BURST": "1000000", "CODE_FAILURES_PER_MINUTE": "1000000",
               "CODE_FAILURE_BURST": "1000000"}
-    return {**os.environ, "LAUKS_STATE_DIR": str(state_dir), "LAUKS_INFLUX_URL": influx_url,
+    return {**inherited_env(), "LAUKS_STATE_DIR": str(state_dir), "LAUKS_INFLUX_URL": influx_url,
             "LAUKS_INFLUX_DATABASE": database, "LAUKS_API_PORT": str(free_port()),
             **{f"LAUKS_API_{k}": v for k, v in {**limits, **settings}.items()}}
 
@@ -121,25 +119,8 @@ def process_env(state_dir: Path, influx_url: str, database: str, **settings: str
 @contextmanager
 def api_process(env: dict[str, str]) -> Iterator[str]:
     """`lauks api` running with ``env``, answering at the URL yielded."""
-    url = f"http://127.0.0.1:{env['LAUKS_API_PORT']}"
-    process = subprocess.Popen([sys.executable, "-m", "stack", "api"], env=env, cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                if process.poll() is not None:
-                    pytest.fail(f"lauks api exited: {process.stderr.read().decode()[-2000:] if process.stderr else ''}")
-                time.sleep(0.1)
-        else:
-            pytest.fail("lauks api did not answer within 30 s")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with start_api(env) as api:
+        yield api.url
 
 
 def staff_token(env: dict[str, str], name: str = "Ms Ozola") -> str:
