@@ -9,6 +9,8 @@ import psycopg
 import pytest
 
 from lauks.services import Postgres
+from metastore import registry
+from metastore.db import open_store
 
 
 def test_the_server_wants_its_password_on_tcp_and_keeps_its_socket_in_its_own_folder(postgres: Postgres) -> None:
@@ -23,3 +25,19 @@ def test_the_server_wants_its_password_on_tcp_and_keeps_its_socket_in_its_own_fo
         assert int(owner) != 0 and postgres.run_as == "postgres"
     else:
         assert int(owner) == os.geteuid()
+
+
+def test_the_store_carries_on_after_the_server_ends_its_connections(postgres: Postgres, postgres_url: str) -> None:
+    # What a restart of PostgreSQL (an upgrade, a failover) does to the connections an API process pools.
+    sessions = open_store(postgres_url)
+    with sessions() as session:
+        registry.add_site(session, "school")
+    name = postgres_url.rsplit("/", 1)[1]
+    with psycopg.connect(host="127.0.0.1", port=postgres.port, user=postgres.superuser, password=postgres.password,
+                         dbname="postgres", autocommit=True) as admin:
+        ended = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
+                              (name,)).fetchone()
+    assert ended is not None and ended[0] >= 1
+    with sessions() as session:
+        assert [site.name for site in registry.list_sites(session)] == ["school"]
+    sessions.kw["bind"].dispose()
