@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from metastore import registry, sharecode
@@ -76,6 +77,22 @@ def test_a_second_site_or_kit_of_the_same_name_is_a_conflict(session: Session) -
     with pytest.raises(Conflict, match="already") as kit:
         registry.add_kit(session, "school", "k1")
     assert (site.value.code, kit.value.code) == ("site_exists", "kit_exists")
+
+
+@both
+def test_a_site_or_kit_another_writer_adds_between_the_check_and_the_commit_is_a_conflict(store_url: str) -> None:
+    """Two API replicas (or a replica and a command) adding the same name at once: one wins, one hears why."""
+    sessions = open_store(store_url)
+    with sessions() as ours, sessions() as theirs:
+        registry.add_site(theirs, "garden")
+        event.listen(ours, "before_flush", lambda *_: registry.add_site(theirs, "school"), once=True)
+        with pytest.raises(Conflict, match="site 'school' exists already"):
+            registry.add_site(ours, "school")
+        event.listen(ours, "before_flush", lambda *_: registry.add_kit(theirs, "garden", "k1"), once=True)
+        with pytest.raises(Conflict, match="has a kit 'k1' already"):
+            registry.add_kit(ours, "garden", "k1")
+        assert [s.name for s in registry.list_sites(ours)] == ["garden", "school"]  # and the session goes on
+    sessions.kw["bind"].dispose()
 
 
 @both
