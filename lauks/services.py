@@ -358,7 +358,14 @@ class Postgres:
 
     @property
     def run_as(self) -> str | None:
-        return "postgres" if os.geteuid() == 0 else None
+        if os.geteuid() != 0:
+            return None
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            raise ServiceError("PostgreSQL refuses to run as root, and there is no user 'postgres' to run it as: "
+                               "apt-get install postgresql makes one") from None
+        return "postgres"
 
     @property
     def cluster_dir(self) -> Path:
