@@ -5,18 +5,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-import threading
+import logging
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as paho
 import pytest
 from gateway_helpers import count, readings, running, settings, until, wait_for_count
 from golden_set import Golden
-from paho.mqtt.enums import CallbackAPIVersion
 
 from harness.gateway import start_gateway
 from harness.publisher import Publisher
@@ -95,14 +93,8 @@ async def test_a_poisoned_stream_stores_every_valid_reading_and_rejects_every_in
         topics: Topics, golden: Golden) -> None:
     stream, expected, reasons = _poisoned_stream(golden, topics)
     notices: list[dict[str, Any]] = []
-    listener = paho.Client(CallbackAPIVersion.VERSION2)
-    subscribed = threading.Event()
-    listener.on_message = lambda c, u, m: notices.append(json.loads(m.payload))
-    listener.on_subscribe = lambda *a: subscribed.set()
-    listener.connect("127.0.0.1", mosquitto.port)
-    listener.subscribe(topics.filter("rejected"), qos=1)
-    listener.loop_start()
-    assert subscribed.wait(5)
+    listener = Publisher(mosquitto.port).wait_connected()
+    listener.subscribe(topics.filter("rejected"))
     started = time.time()
     config = settings(tmp_path, mosquitto.port, influxd.url, database, topics)
     async with running(config, clock=lambda: golden.received_at + (time.time() - started)):
@@ -117,12 +109,12 @@ async def test_a_poisoned_stream_stores_every_valid_reading_and_rejects_every_in
         while time.monotonic() < deadline:
             rows = await influx.query_rows("SELECT * FROM readings", database=database)
             stored = collections.Counter(row["kit"] for row in rows)
+            notices += [json.loads(payload) for _, payload in listener.drain()]
             if sum(stored.values()) >= total and len(notices) >= sum(1 for i in golden.invalid):
                 break
             await asyncio.sleep(0.2)
         publisher.close()
-    listener.loop_stop()
-    listener.disconnect()
+    listener.close()
     assert {k: v for k, v in stored.items()} == {k: v for k, v in expected.items() if v}
     rows = await influx.query_rows('SELECT "count", detail, reason FROM rejections', database=database)
     assert sorted(row["reason"] for row in rows) == sorted(reasons)
@@ -179,16 +171,21 @@ async def test_sigterm_flushes_and_exits_zero(tmp_path: Path, mosquitto: Mosquit
     assert await count(influx, database, "SELECT count(temperature) FROM readings") == 50
 
 
-async def test_a_broker_that_is_not_there_is_retried_and_health_says_so(tmp_path: Path, influxd: Influxd,
-                                                                        database: str, topics: Topics) -> None:
+async def test_a_broker_that_is_not_there_is_retried_and_health_says_so(
+        tmp_path: Path, influxd: Influxd, database: str, topics: Topics, caplog: pytest.LogCaptureFixture) -> None:
     from gateway.service import Gateway
     from lauks.services import free_port
 
     config = settings(tmp_path, free_port(), influxd.url, database, topics)
     gateway = Gateway(config)
     stop = asyncio.Event()
+    caplog.set_level(logging.WARNING, logger="lauks.gateway")
     task = asyncio.create_task(gateway.run(stop))
-    await asyncio.sleep(1.5)
+
+    def tries() -> int:
+        return sum("cannot connect to MQTT" in record.getMessage() for record in caplog.records)
+
+    assert await until(lambda: tries() >= 2 and gateway.http_port is not None, 10), "no second attempt to connect"
     port = gateway.http_port
     with pytest.raises(urllib.error.HTTPError) as answer:
         await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/healthz")

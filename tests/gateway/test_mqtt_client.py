@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from gateway_helpers import T0, running, settings, wait_for_count
+from gateway_helpers import T0, running, settings, until, wait_for_count
 
 from gateway import mqttwire as wire
 from gateway.mqtt import Ack, MqttSource
@@ -37,13 +37,6 @@ def _mqtt(gateway: Gateway) -> MqttSource:
     return gateway.source
 
 
-async def _until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.05)
-
-
 def _secured_broker(tmp_path: Path, make_mosquitto: Callable[..., Mosquitto]) -> tuple[Mosquitto, BrokerAuth,
                                                                                           dict[str, str]]:
     auth = BrokerAuth(tmp_path / "auth", root="lauks")
@@ -57,7 +50,7 @@ async def _run_briefly(config: GatewaySettings, condition: Callable[[Gateway], b
     stop = asyncio.Event()
     task = asyncio.create_task(gateway.run(stop))
     try:
-        await _until(lambda: condition(gateway) or task.done(), timeout_s, "the condition never held")
+        assert await until(lambda: condition(gateway) or task.done(), timeout_s), "the condition never held"
     finally:
         stop.set()
         await asyncio.wait_for(task, 20)
@@ -192,11 +185,11 @@ async def test_a_hung_broker_is_noticed_by_keepalive_and_the_gateway_comes_back_
         assert broker.child is not None
         broker.child.signal(signal.SIGSTOP)  # TCP stays open; nothing answers
         try:
-            await _until(lambda: not gateway.source.connected, 8, "a silent broker was not noticed")
+            assert await until(lambda: not gateway.source.connected, 8), "a silent broker was not noticed"
         finally:
             broker.child.signal(signal.SIGCONT)
-        await _until(lambda: gateway.source.connected and _mqtt(gateway).connects >= 2, 15,
-                     "the gateway did not reconnect")
+        reconnected = await until(lambda: gateway.source.connected and _mqtt(gateway).connects >= 2, 15)
+        assert reconnected, "the gateway did not reconnect"
         publisher = Publisher(broker.port)
         try:
             body = {"v": 1, "kit": "k01", "boot": 1, "seq": 1, "samples": [{"t": T0, "temperature": 21.5}]}
@@ -373,7 +366,7 @@ async def _subscribed(config: GatewaySettings, topics: Topics, handler: Held) ->
     source = MqttSource(config, [topics.filter("readings"), topics.filter("status")], handler)
     task = asyncio.create_task(source.run())
     try:
-        await _until(lambda: source.connected or task.done(), 10, "the source did not connect")
+        assert await until(lambda: source.connected or task.done(), 10), "the source did not connect"
         yield source
     finally:
         await source.close()
@@ -391,15 +384,15 @@ async def test_pubacks_leave_in_receive_order_when_a_later_batch_is_durable_firs
     held = Held()
     async with StandIn(CONNACK_OK, suback_codes=b"\x01\x01", publishes={0: publishes}) as broker:
         async with _subscribed(_source_settings(tmp_path, broker.port, topics), topics, held) as source:
-            await _until(lambda: len(held.acks) == 5, 5, "the five messages did not arrive")
+            assert await until(lambda: len(held.acks) == 5, 5), "the five messages did not arrive"
             first_batch, second_batch, rejected = held.acks[:2], held.acks[2:4], held.acks[4]
             source.acknowledge(second_batch)  # the later batch is durable first
             source.acknowledge_soon(rejected)  # a message with nothing to write, acknowledged at once
             await asyncio.sleep(0.05)
             assert broker.pubacks(0) == [], "a PUBACK went out before an earlier-received message's"
             source.acknowledge(first_batch)
-        await _until(lambda: bool(broker.received[0]) and broker.received[0][-1][0] >> 4 == wire.DISCONNECT, 5,
-                     "the stand-in did not read up to the DISCONNECT")
+        hung_up = await until(lambda: bool(broker.received[0]) and broker.received[0][-1][0] >> 4 == wire.DISCONNECT, 5)
+        assert hung_up, "the stand-in did not read up to the DISCONNECT"
     assert broker.pubacks(0) == [11, 12, 13, 14, 15]
 
 
@@ -410,12 +403,12 @@ async def test_acks_of_a_dropped_connection_are_never_sent_on_the_next(tmp_path:
     held = Held()
     async with StandIn(CONNACK_OK, suback_codes=b"\x01\x01", publishes={0: first, 1: again}) as broker:
         async with _subscribed(_source_settings(tmp_path, broker.port, topics), topics, held) as source:
-            await _until(lambda: len(held.acks) == 2, 5, "the two messages did not arrive")
+            assert await until(lambda: len(held.acks) == 2, 5), "the two messages did not arrive"
             broker.hang_up(0)
-            await _until(lambda: source.connects == 2 and len(held.acks) == 3, 5, "no second session")
+            assert await until(lambda: source.connects == 2 and len(held.acks) == 3, 5), "no second session"
             source.acknowledge(held.acks)  # the first connection's two (made durable late), then the new one
-        await _until(lambda: bool(broker.received[1]) and broker.received[1][-1][0] >> 4 == wire.DISCONNECT, 5,
-                     "the stand-in did not read up to the DISCONNECT")
+        hung_up = await until(lambda: bool(broker.received[1]) and broker.received[1][-1][0] >> 4 == wire.DISCONNECT, 5)
+        assert hung_up, "the stand-in did not read up to the DISCONNECT"
     assert broker.pubacks(0) == [] and broker.pubacks(1) == [1]
 
 
@@ -439,7 +432,7 @@ async def test_a_handler_that_fails_drops_the_connection_and_the_message_comes_a
         source = MqttSource(_source_settings(tmp_path, broker.port, topics), [topics.filter("readings")], failing_once)
         task = asyncio.create_task(source.run())
         try:
-            await _until(lambda: len(held.acks) == 1, 5, "the message did not come again")
+            assert await until(lambda: len(held.acks) == 1, 5), "the message did not come again"
         finally:
             await source.close()
             await asyncio.wait_for(task, 10)
@@ -462,12 +455,12 @@ async def test_with_mosquitto_a_message_acknowledged_before_an_earlier_one_waits
             publisher.wait_acked(3)
         finally:
             publisher.close()
-        await _until(lambda: len(held.acks) == 3, 5, "the three messages did not arrive")
+        assert await until(lambda: len(held.acks) == 3, 5), "the three messages did not arrive"
         source.acknowledge(held.acks[1:])
     again = Held()
     async with _subscribed(config, topics, again) as source:
         assert source.connection is not None and source.connection.session_present
-        await _until(lambda: len(again.acks) == 3, 5, f"the broker delivered {len(again.acks)} of 3 again")
+        assert await until(lambda: len(again.acks) == 3, 5), f"the broker delivered {len(again.acks)} of 3 again"
         source.acknowledge(again.acks)
     assert [payload for _, payload, _ in again.messages] == [b"0", b"1", b"2"]
 
