@@ -26,7 +26,8 @@ class ErrorOut(BaseModel):
 
 MEANINGS = {
     400: "The request fits the schema but cannot be answered as asked (a reversed or too long window, a time "
-         "zone or bucket size we do not know, a year outside 2000-2199): the message says what to change.",
+         "zone or bucket size we do not know, a year outside 2000-2199, a text with a NUL character, a time "
+         "without an offset): the message says what to change.",
     401: "A staff token is needed, or the one sent is not known or was revoked.",
     404: "No such site, kit, quantity or share code: the message says where the list is.",
     409: "It exists already.",
