@@ -164,7 +164,9 @@ class Gateway(Generic[A]):
                 "oldest_batch_waiting_s": self._oldest_commit_s()}
 
     def _counters(self) -> dict[str, tuple[float, str]]:
-        return {"sessions_lost": (self.source.sessions_lost, "times the broker had lost the gateway's MQTT session")}
+        return {"sessions_lost": (self.source.sessions_lost, "times the broker had lost the gateway's MQTT session"),
+                "notices_too_large": (self.source.notices_too_large,
+                                      "notices to kits not sent: larger than the broker's maximum packet size")}
 
     def health(self) -> tuple[bool, dict[str, object]]:
         """/healthz: see ``gateway.health.report``."""

@@ -28,6 +28,10 @@ class MessageSource(Protocol[A]):
     def sessions_lost(self) -> int: ...
 
     @property
+    def notices_too_large(self) -> int:
+        """Notices not sent: larger than the broker takes."""
+
+    @property
     def session_lost_at(self) -> float | None:
         """Unix time the broker last lost our session."""
 

@@ -509,11 +509,26 @@ def rate_limited(count: int, per_s: float, bytes_per_s: float, over_s: float | N
     return Rejection(Reason.RATE_LIMITED, text, value=count)
 
 
-def rejected_notice(boot: int | None, seq: int | None, rejections: list[Rejection]) -> bytes:
-    """The payload published on a kit's ``.../rejected`` topic."""
-    notice: dict[str, Any] = {"v": 1, "rejections": [r.as_dict() for r in rejections]}
+# A notice stays well under the broker's maximum packet size (32 KiB as shipped): a 16 KiB message of bad
+# fields has hundreds of rejections, and a notice the broker will not take would tell the kit nothing.
+NOTICE_MAX_BYTES = 16 * 1024
+
+
+def rejected_notice(boot: int | None, seq: int | None, rejections: list[Rejection],
+                    max_bytes: int = NOTICE_MAX_BYTES) -> bytes:
+    """The payload published on a kit's ``.../rejected`` topic: the rejections in order, as many as fit in
+    ``max_bytes``, and ``more`` counting those left out (the first ones say what to fix)."""
+    notice: dict[str, Any] = {"v": 1, "rejections": []}
     if boot is not None:
         notice["boot"] = boot
     if seq is not None:
         notice["seq"] = seq
+    room = max_bytes - len(orjson.dumps(notice)) - len(',"more":') - 10
+    for index, rejection in enumerate(rejections):
+        entry = rejection.as_dict()
+        room -= len(orjson.dumps(entry)) + 1
+        if room < 0 and index > 0:
+            notice["more"] = len(rejections) - index
+            break
+        notice["rejections"].append(entry)
     return orjson.dumps(notice)

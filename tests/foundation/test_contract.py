@@ -99,6 +99,21 @@ def test_kit_config_refuses_an_interval_under_ten_seconds() -> None:
         KitConfig.model_validate({"interval_s": 1})
 
 
+def test_a_notice_of_hundreds_of_rejections_keeps_the_first_ones_and_counts_the_rest() -> None:
+    samples = [{"age": n, "humidity": 140, "pressure": 5} for n in range(300)]
+    readings = decode_readings(payload(*samples), "s", "k01", NOW)
+    assert len(readings.rejections) == 600
+    whole = rejected_notice(readings.boot, readings.seq, readings.rejections, max_bytes=10**6)
+    assert len(whole) > 32 * 1024  # what the broker would refuse
+    body = rejected_notice(readings.boot, readings.seq, readings.rejections)
+    notice = json.loads(body)
+    assert len(body) <= 16 * 1024
+    kept = notice["rejections"]
+    assert kept == json.loads(whole)["rejections"][:len(kept)]
+    assert len(kept) + notice["more"] == 600 and len(kept) > 50
+    assert "more" not in json.loads(rejected_notice(readings.boot, readings.seq, readings.rejections[:3]))
+
+
 def test_the_rejected_notice_lists_each_reason() -> None:
     readings = decode_readings(payload({"age": 0, "humidity": 140}), "s", "k01", NOW)
     notice = json.loads(rejected_notice(readings.boot, readings.seq, readings.rejections))

@@ -465,12 +465,14 @@ async def test_with_mosquitto_a_message_acknowledged_before_an_earlier_one_waits
     assert [payload for _, payload, _ in again.messages] == [b"0", b"1", b"2"]
 
 
-async def test_a_notice_larger_than_the_broker_takes_is_not_sent_and_the_gateway_stays_connected(
+async def test_a_message_of_hundreds_of_rejections_gets_a_notice_that_fits_and_the_gateway_stays_connected(
         tmp_path: Path, make_mosquitto: Callable[..., Mosquitto], influx_url: str, database: str,
         topics: Topics, influx: InfluxClient) -> None:
-    # 363 samples with two fields out of range each fill the contract's 16 KiB, and their notice takes ~80 KB:
-    # more than the broker's max_packet_size (32 KiB, said in its CONNACK). Sent, it would get the gateway
-    # disconnected before the message's PUBACK, and the broker would deliver the same message again, for ever.
+    # 363 samples with two fields out of range each fill the contract's 16 KiB; all their rejections would take
+    # ~80 KB, more than the broker's max_packet_size (32 KiB, said in its CONNACK). Sent whole, that notice got
+    # the gateway disconnected before the message's PUBACK, and the broker delivered the same message again,
+    # for ever. The notice now carries the first rejections and counts the rest; one the broker would refuse
+    # anyway is not sent.
     broker = make_mosquitto()
     config = settings(tmp_path / "state", broker.port, influx_url, database, topics)
     samples = [{"t": T0 + n, "humidity": 140, "pressure": 5} for n in range(363)]
@@ -479,14 +481,23 @@ async def test_a_notice_larger_than_the_broker_takes_is_not_sent_and_the_gateway
     async with running(config) as gateway:
         source = _mqtt(gateway)
         assert source.connection is not None and source.connection.maximum_packet_size == 32768
+        kit = Publisher(broker.port).wait_connected()
+        kit.subscribe(topics.rejected("s1", "k01"))
         publisher = Publisher(broker.port)
         try:
             publisher.publish(topics.readings("s1", "k01"), bad)
             publisher.publish(topics.readings("s1", "k01"), good)
             publisher.wait_acked(2)
+            _, payload = await asyncio.to_thread(kit.next_message, 10)
+            source.publish(topics.rejected("s1", "k01"), b"x" * 40_000)  # over the broker's limit: not sent
         finally:
             publisher.close()
+            kit.close()
         stored = await wait_for_count(influx, database, "SELECT count(humidity) FROM readings", 1)
         assert source.connects == 1, "the broker dropped the gateway"
         assert gateway.stats.received == 2 and source.notices_too_large == 1
     assert stored == 1
+    notice = json.loads(payload)
+    assert len(payload) <= 16 * 1024 and notice["seq"] == 1
+    assert notice["rejections"][0]["message"] == "humidity 140 % is above 100 %"
+    assert len(notice["rejections"]) + notice["more"] == 2 * 363

@@ -46,6 +46,7 @@ class FakeSource:
     connected: bool = True
     refusal: str | None = None
     sessions_lost: int = 0
+    notices_too_large: int = 0
     session_lost_at: float | None = None
     lost_at: float | None = None
     acked: list[FakeAck] = field(default_factory=list)
