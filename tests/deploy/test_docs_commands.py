@@ -60,8 +60,10 @@ def test_every_lauks_command_in_the_docs_parses(capsys: pytest.CaptureFixture[st
         text = doc.read_text()
         docker = re.findall(r"docker compose (?:exec|run --rm) \S+ lauks ([^\n#`]*)", text.replace("\\\n", " "))
         for rest in [r for _, r in _commands(text)] + [r for r in docker if not r.startswith("...")]:
-            # placeholders (<site>) stand for a word, optional parts ([--speedup 60]) are left out
-            words = shlex.split(re.sub(r"<[^>]*>", "x", re.sub(r"\[[^]]*\]", "", rest)).replace("...", "x"))
+            # placeholders (<site>; <id> and <number> for a number) stand for a word, optional parts
+            # ([--speedup 60]) are left out
+            rest = re.sub(r"<(id|number|n)>", "1", re.sub(r"\[[^]]*\]", "", rest))
+            words = shlex.split(re.sub(r"<[^>]*>", "x", rest).replace("...", "x"))
             if not words:
                 continue
             shown += 1
