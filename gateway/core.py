@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from gateway.dedup import Dedup, Key
+from lauks import schema
 from lauks.contract import (
     MessageRejected,
     Readings,
@@ -26,7 +27,7 @@ from lauks.contract import (
     rate_limited,
     rejected_notice,
 )
-from lauks.lineprotocol import LineProtocolError, line, readings_lines
+from lauks.lineprotocol import LineProtocolError
 from lauks.topics import Kind, KitTopic, Topics
 
 if TYPE_CHECKING:
@@ -132,13 +133,12 @@ class KitActivity:
 
     @staticmethod
     def _emit(site: str, kit: str, entry: KitSeen, now_ms: int) -> str:
-        fields: dict[str, int | str] = {"seen": 1, "samples": entry.samples, "late": entry.late, "boot": entry.boot}
-        if entry.fw is not None:
-            fields["fw"] = entry.fw
+        point = schema.seen_line(site, kit, now_ms, samples=entry.samples, late=entry.late, boot=entry.boot,
+                                 fw=entry.fw)
         entry.samples = entry.late = 0
         entry.last_emit_ms = now_ms
         entry.pending = False
-        return line("kit_status", {"site": site, "kit": kit}, fields, now_ms)
+        return point
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,8 +367,7 @@ class Ingest:
                                  over_s if math.isfinite(over_s) else None)
         at = max(now_ms, self._last_rejection_ms.get((site, kit), 0) + 1)
         self._last_rejection_ms[(site, kit)] = at
-        outcome.lines.append(line("rejections", {"site": site, "kit": kit, "reason": rejection.reason.value},
-                                  {"count": count, "detail": rejection.message}, at))
+        outcome.lines.append(schema.rejection_line(site, kit, rejection.reason.value, rejection.message, at, count))
         return rejection
 
     def _readings(self, site: str, kit: str, payload: bytes, now_s: float, now_ms: int) -> Outcome:
@@ -386,10 +385,10 @@ class Ingest:
             outcome.duplicate = True
             if seen.received_ms != now_ms and any(s.from_age for s in readings.samples):
                 readings = decode_readings(payload, site, kit, seen.received_ms / 1000)
-            outcome.lines = readings_lines(site, kit, readings.samples)
+            outcome.lines = schema.readings_lines(site, kit, readings.samples)
             outcome.samples = len(readings.samples)
             return outcome
-        outcome.lines = readings_lines(site, kit, readings.samples)
+        outcome.lines = schema.readings_lines(site, kit, readings.samples)
         outcome.samples = len(readings.samples)
         late = sum(1 for s in readings.samples if s.time_ms < now_ms - LATE_MS)
         seen_line = self.activity.note(site, kit, readings.boot, readings.fw, outcome.samples, late, now_ms)
@@ -404,21 +403,8 @@ class Ingest:
             return Outcome(drop=True)  # the broker handing back the retained status we already stored
         status = decode_status(payload)
         self._last_status[(site, kit)] = payload
-        fields: dict[str, int | float | str] = {"state": status.state}
-        for name in ("fw", "boot", "interval_s", "buffered", "dropped", "awake_ms"):
-            value = getattr(status, name)
-            if value is not None:
-                fields[name] = value
-        for name in ("battery", "rssi"):
-            value = getattr(status, name)
-            if value is not None:
-                fields[name] = float(value)
-        for name in ("sensors", "failed_sensors"):
-            value = getattr(status, name)
-            if value is not None:
-                fields[name] = ",".join(value)
         try:
-            return Outcome(lines=[line("kit_status", {"site": site, "kit": kit}, fields, now_ms)])
+            return Outcome(lines=[schema.status_line(site, kit, status, now_ms)])
         except LineProtocolError as error:  # a sensor name line protocol cannot carry
             raise MessageRejected(Rejection(Reason.BAD_FIELD, f"the status cannot be stored: {error}")) from None
 
@@ -433,8 +419,7 @@ class Ingest:
             reason = rejection.reason.value
             self.stats.by_reason[reason] = self.stats.by_reason.get(reason, 0) + 1
             last = max(now_ms, last + 1)
-            outcome.lines.append(line("rejections", {"site": site, "kit": kit, "reason": reason},
-                                      {"count": 1, "detail": rejection.message}, last))
+            outcome.lines.append(schema.rejection_line(site, kit, reason, rejection.message, last))
         self._last_rejection_ms[(site, kit)] = last
         outcome.rejections = rejections
         outcome.notice_topic = self.topics.rejected(site, kit)
@@ -466,12 +451,11 @@ class Ingest:
 
     def gateway_line(self, instance: str, now_ms: int, spool_depth: int, inflight: int) -> str:
         s = self.stats
-        return line("gateway", {"instance": instance}, {
-            "received": s.received, "stored_messages": s.stored_messages, "stored_points": s.stored_points,
-            "duplicates": s.duplicates, "rejected": s.rejected, "spooled": s.spooled, "spool_depth": spool_depth,
-            "inflight": inflight, "write_latency_ms_p50": float(s.latency_percentile(0.5)),
-            "write_latency_ms_p99": float(s.latency_percentile(0.99)),
-        }, now_ms)
+        return schema.gateway_line(
+            instance, now_ms, received=s.received, stored_messages=s.stored_messages, stored_points=s.stored_points,
+            duplicates=s.duplicates, rejected=s.rejected, spooled=s.spooled, spool_depth=spool_depth,
+            inflight=inflight, write_latency_ms_p50=s.latency_percentile(0.5),
+            write_latency_ms_p99=s.latency_percentile(0.99))
 
 
 @dataclass(slots=True)

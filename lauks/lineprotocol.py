@@ -135,8 +135,3 @@ def sample_lines(head: str, samples: Iterable[Sample]) -> list[str]:
         body = ",".join([f"{k}={float(v)!r}" for k, v in values.items()])
         lines.append(f"{head}{body} {s.time_ms}")
     return lines
-
-
-def readings_lines(site: str, kit: str, samples: Iterable[Sample], measurement_name: str = "readings") -> list[str]:
-    """Until gateway/core.py calls lauks.schema.readings_lines (going in this same change)."""
-    return sample_lines(f"{measurement(measurement_name)},kit={kit},site={site} ", samples)

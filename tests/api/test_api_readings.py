@@ -13,7 +13,7 @@ from api_fixtures import Api, point, service
 from golden_set import Golden
 
 from lauks.contract import decode_readings
-from lauks.lineprotocol import readings_lines
+from lauks.schema import readings_lines
 
 __all__ = ["service"]
 
