@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from lauks.brokerauth import GATEWAY_WORKER_USERS, gateway_worker_username
-from lauks.services import die_with_parent
+from lauks.services import die_with_parent, stop_on_signals
 
 if TYPE_CHECKING:
     from gateway.settings import GatewaySettings
@@ -93,14 +93,7 @@ def worker_env(settings: GatewaySettings, index: int) -> dict[str, str]:
 
 def supervise(settings: GatewaySettings, log_level: str) -> int:
     """Run ``gateway_workers`` gateways in one shared subscription; restart one that dies; SIGTERM stops all."""
-    stopping = False
-
-    def stop(signum: int, frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stopping = stop_on_signals()
     command = [sys.executable, "-m", "stack", "gateway", "--log-level", log_level]
     # Workers die with the supervisor, however it dies, so a killed supervisor leaves no orphan gateways.
     workers = [subprocess.Popen(command, env=worker_env(settings, i), preexec_fn=die_with_parent)
@@ -109,10 +102,9 @@ def supervise(settings: GatewaySettings, log_level: str) -> int:
              settings.gateway_share_group or "lauks-gateway",
              f", as broker users {gateway_worker_username(settings.mqtt_username, 0)} .." if settings.mqtt_username
              else "")
-    while not stopping:
-        time.sleep(0.2)
+    while not stopping.wait(0.2):
         for index, worker in enumerate(workers):
-            if worker.poll() is not None and not stopping:
+            if worker.poll() is not None and not stopping.is_set():
                 log.error("gateway worker %d exited with %s; starting it again", index, worker.returncode)
                 time.sleep(1)
                 workers[index] = subprocess.Popen(command, env=worker_env(settings, index), preexec_fn=die_with_parent)

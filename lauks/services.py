@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -33,6 +34,19 @@ def die_with_parent() -> None:  # pragma: no cover - runs in the child between f
     """Ask Linux to SIGTERM this child when its parent dies, however the parent dies."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event that SIGINT or SIGTERM sets, for a supervisor's loop (``lauks up``, the gateway's workers)
+    to end and stop its children in order instead of dying with them half-stopped."""
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    return stop
 
 
 def free_port(host: str = "127.0.0.1") -> int:

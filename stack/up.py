@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from firmware.tools import add_kit
 from lauks import brokerauth
 from lauks.influx import InfluxClient
 from lauks.privatefile import private_dir, write_private
-from lauks.services import Child, Influxd, Mosquitto
+from lauks.services import Child, Influxd, Mosquitto, stop_on_signals
 from lauks.stack import STACK_ENV, StackPorts, choose_ports, stack_env, write_stack_env
 from metastore.registry import register_kit
 
@@ -129,14 +127,7 @@ def up(state_dir: Path, available: set[str], kits: int = 3) -> int:
     ports = choose_ports()
     env_values = stack_env(state_dir, ports)
 
-    stopping = False
-
-    def _stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    stopping = stop_on_signals()
 
     try:
         users = prepare_users(state_dir, ports, kits)
@@ -162,14 +153,14 @@ def up(state_dir: Path, available: set[str], kits: int = 3) -> int:
             child.start()
             children.append(child)
         print(_banner(ports, state_dir, [c.name for c in children], users.hand_kit_password), flush=True)
-        while not stopping:
+        while not stopping.is_set():
             watched = [c for c in (broker.child, store.child) if c is not None] + children
             for child in watched:
                 if not child.running:
                     print(f"{child.name} stopped unexpectedly; its log ends with:\n{child.log_tail()}",
                           file=sys.stderr, flush=True)
                     return 1
-            time.sleep(0.3)
+            stopping.wait(0.3)
         return 0
     finally:
         print("stopping ...", flush=True)
