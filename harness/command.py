@@ -3,11 +3,12 @@ by this interpreter, so that it is this checkout's code whether or not the conso
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+
+from stack.up import LAUKS_COMMAND
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def lauks_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "stack", *args]
+    return [*LAUKS_COMMAND, *args]

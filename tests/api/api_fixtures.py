@@ -23,7 +23,7 @@ from api.settings import ApiSettings
 from harness.api import start_api
 from harness.command import ROOT, lauks_command
 from harness.process import inherited_env
-from lauks import lineprotocol
+from lauks import lineprotocol, schema
 from lauks.influx import InfluxClient
 from lauks.services import Influxd, free_port
 from metastore import registry
@@ -67,8 +67,8 @@ class Api:
 
 def point(site: str, kit: str, moment: datetime, **values: float) -> str:
     """One ``readings`` point as the gateway writes it: tags site and kit, float fields, ms time."""
-    return lineprotocol.line("readings", {"site": site, "kit": kit}, {k: float(v) for k, v in values.items()},
-                             int(moment.timestamp() * 1000))
+    return lineprotocol.line(schema.READINGS, {schema.SITE: site, schema.KIT: kit},
+                             {k: float(v) for k, v in values.items()}, int(moment.timestamp() * 1000))
 
 
 def api_settings_for(tmp_path: Path, influx_url: str, database: str, **overrides: Any) -> ApiSettings:

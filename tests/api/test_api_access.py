@@ -10,7 +10,7 @@ from api_fixtures import Api, api_settings_for, point, running, service
 
 from api.ratelimit import RateLimiter
 from api.routers.sites import status_of
-from lauks import lineprotocol
+from lauks import lineprotocol, schema
 from lauks.services import Influxd
 from metastore import sharecode
 
@@ -18,7 +18,8 @@ __all__ = ["service"]
 
 
 def status_line(site: str, kit: str, moment: datetime, **fields: float | int | str) -> str:
-    return lineprotocol.line("kit_status", {"site": site, "kit": kit}, fields, int(moment.timestamp() * 1000))
+    return lineprotocol.line(schema.KIT_STATUS, {schema.SITE: site, schema.KIT: kit}, fields,
+                             int(moment.timestamp() * 1000))
 
 
 @pytest.mark.both_stores
