@@ -94,13 +94,13 @@ def _add(args: argparse.Namespace) -> int:
     if warning:
         print(f"lauks kit: {warning}", file=sys.stderr)
     if args.register:
-        print(f"wrote {path}; kit {args.site}/{args.kit} registered (lauks kit edit adds its location)")
+        print(f"wrote {path}; kit {args.site}/{args.kit} registered (.venv/bin/lauks kit edit adds its location)")
     else:
         print(f"wrote {path}; the broker knows kit {args.site}/{args.kit}. Record it in the API's store: "
               f"docker compose exec api lauks kit register {args.site} {args.kit} --type {args.kit_type}")
     if not wifi:
         print("  it lists a placeholder Wi-Fi network: edit 'wifi' in it, or run again with --wifi SSID:PASSWORD")
-    print(f"  next: lauks kit flash --port /dev/ttyUSB0 --config {path}")
+    print(f"  next: .venv/bin/lauks kit flash --port /dev/ttyUSB0 --config {path}")
     return 0
 
 
