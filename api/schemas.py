@@ -176,6 +176,19 @@ class DatasetIn(BaseModel):
     expires_at: Moment | None = Field(None, description="after this the code stops working")
 
 
+class DatasetEdit(BaseModel):
+    """Fields left out stay as they are. ``title`` cannot be null; ``description`` can (null clears it), and
+    ``expires_at`` can (null: the code never expires). The selection and the window cannot be edited: pupils may
+    have its files already, so publish a new dataset instead."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = _kept(min_length=1, max_length=200, examples=["Schoolyard temperature, spring 2025"])
+    description: str | None = Field(None, max_length=5000, description="null clears it")
+    expires_at: Moment | None = Field(None, description="a time to come (without an offset: the dataset's time "
+                                                        "zone), to extend or shorten; null: never expires")
+
+
 class DatasetOut(BaseModel):
     code: str = Field(description="the share code to give the class, e.g. 4KTW-9ACE")
     title: str

@@ -75,8 +75,18 @@ class NewDataset(TypedDict):
     expires_at: NotRequired[datetime | None]
 
 
+class DatasetFields(TypedDict, total=False):
+    """What can be edited on a published dataset; None clears the description, or makes the code never expire.
+    Its selection (site, kits, quantities, window) stays: pupils may have downloaded it already."""
+
+    title: str
+    description: str | None
+    expires_at: datetime | None
+
+
 SITE_FIELDS = tuple(SiteFields.__annotations__)
 KIT_FIELDS = tuple(KitFields.__annotations__)
+DATASET_FIELDS = tuple(DatasetFields.__annotations__)
 # Text columns that are NOT NULL: None clears them to "" (a description), or is refused (a title, a type).
 CLEARED = {"description": ""}
 REQUIRED = ("title", "kit_type")
@@ -113,7 +123,7 @@ def _check_value(row_type: type[Base], key: str, value: object) -> None:
             raise Invalid("bad_location", f"{key} must be between {low:g} and {high:g}, not {value}")
 
 
-def _apply(row: Site | Kit, changes: Mapping[str, object], allowed: tuple[str, ...]) -> None:
+def _apply(row: Site | Kit | Dataset, changes: Mapping[str, object], allowed: tuple[str, ...]) -> None:
     for key, value in changes.items():
         if key not in allowed:
             raise Invalid("bad_field", f"{key!r} cannot be set here; the fields are {', '.join(allowed)}")
@@ -310,10 +320,18 @@ def revoke_token(session: Session, token_id: int) -> StaffToken:
 # --- class datasets -------------------------------------------------------------------------------
 
 
+def _check_expiry(expires_at: datetime | None) -> None:
+    """A code that would expire before it is given out is a mistake, not a dataset (None: it never expires)."""
+    if expires_at is not None and expires_at.tzinfo is not None and expires_at <= now():
+        raise Invalid("expiry_in_past", f"expires_at {expires_at:%Y-%m-%d %H:%M} UTC is in the past: give a time "
+                                        "to come, or null for a code that never expires")
+
+
 def add_dataset(session: Session, **fields: Unpack[NewDataset]) -> Dataset:
     get_site(session, fields["site"])
     for key, value in fields.items():
         _check_value(Dataset, key, value)
+    _check_expiry(fields.get("expires_at"))
     for _ in range(10):
         code = sharecode.new_code()
         if session.get(Dataset, code) is None:
@@ -328,13 +346,40 @@ def list_datasets(session: Session) -> list[Dataset]:
     return list(session.scalars(select(Dataset).order_by(Dataset.created_at)))
 
 
-def dataset_by_code(session: Session, typed: str) -> Dataset:
+def get_dataset(session: Session, typed: str) -> Dataset:
+    """The dataset of a typed code, expired or not (staff may extend or delete an expired one)."""
     code = sharecode.normalise(typed)
     dataset = session.get(Dataset, code) if code else None
     if dataset is None:
         raise NotFound("code", f"no class dataset has the code {typed[:40]!r}: check it for typos (it looks like "
                                "4KTW-9ACE: letters and digits, no O, I or L)")
+    return dataset
+
+
+def dataset_by_code(session: Session, typed: str) -> Dataset:
+    dataset = get_dataset(session, typed)
     if dataset.expires_at is not None and dataset.expires_at <= now():
         raise Gone("code_expired", f"the code {sharecode.display(dataset.code)} expired on "
                                    f"{dataset.expires_at:%Y-%m-%d}: ask your teacher for a new one")
     return dataset
+
+
+def edit_dataset(session: Session, typed: str, **changes: Unpack[DatasetFields]) -> Dataset:
+    """Retitle, redescribe, or move the expiry (a later one brings an expired code back; None: never)."""
+    dataset = get_dataset(session, typed)
+    if "expires_at" in changes:
+        _check_value(Dataset, "expires_at", changes["expires_at"])
+        _check_expiry(changes["expires_at"])
+    _apply(dataset, changes, DATASET_FIELDS)
+    session.commit()
+    return dataset
+
+
+def delete_dataset(session: Session, typed: str) -> str:
+    """Remove the dataset; its code then answers as one never given. Returns the stored code, whose frozen files
+    the caller removes (the store knows nothing of files)."""
+    dataset = get_dataset(session, typed)
+    code = dataset.code
+    session.delete(dataset)
+    session.commit()
+    return code

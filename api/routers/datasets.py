@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api import dataset as datasets
@@ -16,12 +17,13 @@ from api.errors import ApiError, responses
 from api.frozen import Freezer
 from api.query import make_request, parse_quantities, parse_time, parse_zone, split_names
 from api.routers.readings import FILE_RESPONSES
-from api.schemas import DatasetIn, DatasetOut, DatasetPreview
+from api.schemas import DatasetEdit, DatasetIn, DatasetOut, DatasetPreview
 from lauks.influx import InfluxError
 from metastore import registry, sharecode
 from metastore.db import Dataset
 
 router = APIRouter(prefix="/v1/datasets", tags=["class datasets"])
+FORMATS = ("csv", "json", "parquet", "zip")
 
 
 def _out(dataset: Dataset) -> dict[str, Any]:
@@ -42,7 +44,19 @@ def _local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
     """A time without an offset is the dataset's local time, as its start and end are; kept in UTC."""
     if moment is None:
         return None
-    return (moment.replace(tzinfo=zone) if moment.tzinfo is None else moment).astimezone(UTC)
+    try:
+        return (moment.replace(tzinfo=zone) if moment.tzinfo is None else moment).astimezone(UTC)
+    except OverflowError:  # year 1 east of UTC, or 9999 west of it
+        raise ApiError(400, "bad_time", f"{moment.isoformat()} is outside the times the store can keep: give a "
+                                        "time like 2025-06-01T00:00:00+03:00") from None
+
+
+def frozen_files(folder: Path, code: str) -> list[Path]:
+    """Every file ``api.frozen`` may have left for a dataset: its kept files, their locks and temporary files."""
+    found: list[Path] = []
+    for name in (f"{code}{comma}.{fmt}" for comma in ("", "-comma") for fmt in FORMATS):
+        found += [folder / name, folder / f".{name}.lock", *folder.glob(f".{name}.*.tmp")]
+    return [path for path in found if path.exists()]
 
 
 @router.post("", response_model=DatasetOut, status_code=201, responses=responses(400, 401, 404, 422),
@@ -68,6 +82,28 @@ def create_dataset(body: DatasetIn, session: SessionDep, settings: SettingsDep, 
 @router.get("", response_model=list[DatasetOut], responses=responses(401), summary="Every class dataset (staff)")
 def list_datasets(session: SessionDep, _staff: Staff) -> list[dict[str, Any]]:
     return [_out(d) for d in registry.list_datasets(session)]
+
+
+@router.patch("/{code}", response_model=DatasetOut, responses=responses(400, 401, 404, 422),
+              summary="Edit a class dataset's title, description or expiry (staff)")
+def edit_dataset(code: str, body: DatasetEdit, session: SessionDep, _staff: Staff) -> dict[str, Any]:
+    # Staff reach expired datasets too (to extend them), and a staff token is not a guess: no failure budget.
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("expires_at") is not None:
+        zone = parse_zone(registry.get_dataset(session, code).timezone)  # a time without an offset is local
+        changes["expires_at"] = _local(changes["expires_at"], zone)
+    return _out(registry.edit_dataset(session, code, **changes))
+
+
+@router.delete("/{code}", status_code=204, response_class=Response, responses=responses(401, 404),
+               summary="Delete a class dataset and its kept files (staff): the code stops working")
+def delete_dataset(code: str, session: SessionDep, settings: SettingsDep, _staff: Staff) -> Response:
+    stored = registry.delete_dataset(session, code)
+    # After the row: a download that looked the code up before may still keep a file, which no request can
+    # reach now that the code is unknown.
+    for path in frozen_files(settings.datasets_dir, stored):
+        path.unlink(missing_ok=True)
+    return Response(status_code=204)
 
 
 @router.get("/{code}", response_model=DatasetPreview, responses=responses(404, 410),

@@ -100,3 +100,91 @@ async def test_publishing_needs_a_staff_token(service: Api) -> None:
     response = await service.client.post("/v1/datasets", json={
         "title": "x", "site": "s", "quantities": ["rain"], "start": "2025-01-01", "end": "2025-01-02"})
     assert response.status_code == 401
+
+
+# --- staff edit and delete ------------------------------------------------------------------------
+
+
+def moment(text: object) -> datetime:
+    return datetime.fromisoformat(str(text))
+
+
+async def test_staff_edit_a_datasets_title_description_and_expiry_and_the_list_shows_it(service: Api) -> None:
+    made = await publish(service)
+    url = f"/v1/datasets/{made['code']}"
+    edited = await service.client.patch(url, headers=service.staff, json={"title": "Spring rain, corrected"})
+    assert edited.status_code == 200, edited.text
+    assert (edited.json()["title"], edited.json()["description"]) == ("Spring rain, corrected", "Our garden, April")
+    cleared = (await service.client.patch(url, headers=service.staff, json={"description": None})).json()
+    assert cleared["description"] == "" and cleared["title"] == "Spring rain, corrected"
+    # without an offset an expiry is the dataset's local time (Riga, UTC+3 in summer), as on publishing
+    local = (await service.client.patch(url, headers=service.staff, json={"expires_at": "2035-06-01T00:00:00"}))
+    assert local.json()["expires_at"] == "2035-05-31T21:00:00Z"
+    never = (await service.client.patch(url, headers=service.staff, json={"expires_at": None})).json()
+    assert never["expires_at"] is None and never["kits"] == ["k1", "k2"]
+    assert moment(never["start"]) == moment(made["start"]) and moment(never["end"]) == moment(made["end"])
+    listed = (await service.get("/v1/datasets")).json()
+    assert [(d["code"], d["title"], d["expires_at"], moment(d["created_at"])) for d in listed] == [
+        (made["code"], "Spring rain, corrected", None, moment(made["created_at"]))]
+    assert (await service.client.get(url)).json()["title"] == "Spring rain, corrected"  # pupils see it too
+
+
+async def test_an_expiry_in_the_past_a_null_title_and_an_unknown_field_are_refused_with_a_sentence(
+        service: Api) -> None:
+    made = await publish(service)
+    url = f"/v1/datasets/{made['code']}"
+    past = await service.client.patch(url, headers=service.staff, json={"expires_at": "2025-01-01T00:00:00Z"})
+    assert past.status_code == 400 and past.json()["error"] == "expiry_in_past"
+    assert "in the past" in past.json()["message"] and "null for a code that never expires" in past.json()["message"]
+    for body in ({"title": None}, {"title": 7}, {"site": "other"}, {"expires_at": 0}):
+        refused = await service.client.patch(url, headers=service.staff, json=body)
+        assert refused.status_code == 422, (body, refused.text)
+    assert (await service.client.get(url)).json()["title"] == "Spring rain"  # nothing of that was kept
+    unknown = await service.client.patch("/v1/datasets/AAAA-AAAA", headers=service.staff, json={"title": "x"})
+    assert unknown.status_code == 404 and "typos" in unknown.json()["message"]
+    # publishing a code that has expired already was accepted before: it is the same mistake
+    response = await service.post("/v1/datasets", json={"title": "Late", "site": "school", "quantities": ["rain"],
+                                                        "start": "2025-04-01", "end": "2025-04-01",
+                                                        "expires_at": "2025-01-01T00:00:00Z"})
+    assert response.status_code == 400 and response.json()["error"] == "expiry_in_past"
+
+
+async def test_extending_an_expired_dataset_brings_its_code_back(service: Api) -> None:
+    made = await publish(service, expires_at=(datetime.now(UTC) + timedelta(days=1)).isoformat())
+    with service.session() as session:
+        session.get(Dataset, str(made["code"]).replace("-", "")).expires_at = datetime.now(UTC) - timedelta(seconds=1)
+        session.commit()
+    url = f"/v1/datasets/{made['code']}"
+    assert (await service.client.get(url)).status_code == 410
+    later = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    assert (await service.client.patch(url, headers=service.staff, json={"expires_at": later})).status_code == 200
+    assert (await service.client.get(f"{url}/data.csv")).status_code == 200
+
+
+async def test_a_deleted_dataset_and_its_kept_files_are_gone_for_everybody(service: Api) -> None:
+    code = str((await publish(service))["code"])
+    url = f"/v1/datasets/{code}"
+    assert (await service.client.get(f"{url}/data.csv", params={"decimal": "comma"})).status_code == 200
+    assert (await service.client.get(f"{url}/dataset.zip")).status_code == 200
+    folder = service.settings.datasets_dir
+    kept = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    assert kept == [f"{code.replace('-', '')}-comma.csv", f"{code.replace('-', '')}.zip"]
+    deleted = await service.client.delete(url, headers=service.staff)
+    assert deleted.status_code == 204 and deleted.content == b""
+    assert list(folder.iterdir()) == []  # the files, their locks and any temporary file
+    for path in ("", "/data.csv", "/dataset.zip"):
+        gone = await service.client.get(f"{url}{path}")
+        assert gone.status_code == 404 and "typos" in gone.json()["message"], path
+    assert (await service.get("/v1/datasets")).json() == []
+    assert (await service.client.delete(url, headers=service.staff)).status_code == 404
+
+
+async def test_a_pupil_or_a_wrong_token_can_neither_edit_nor_delete_a_dataset(service: Api) -> None:
+    made = await publish(service)
+    url = f"/v1/datasets/{made['code']}"
+    for headers in ({}, {"Authorization": "Bearer lauks_wrong"}):
+        edit = await service.client.patch(url, headers=headers, json={"title": "Hacked"})
+        delete = await service.client.delete(url, headers=headers)
+        assert (edit.status_code, delete.status_code) == (401, 401), headers
+        assert edit.headers["WWW-Authenticate"] == "Bearer"
+    assert (await service.client.get(url)).json()["title"] == "Spring rain"
