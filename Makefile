@@ -33,9 +33,12 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # MicroPython (WebAssembly build) for the firmware's tests; filled in by the firmware's make file.
+# Swagger UI's files, which the API serves at /docs itself (api/docs_assets.py); web/ will hold the web app's too.
 node-deps:
 	@test -f firmware/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs || \
 	  (cd firmware && { npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error; })
+	@test -f web/node_modules/swagger-ui-dist/swagger-ui-bundle.js || \
+	  (cd web && { npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error; })
 
 clean:
 	rm -rf $(VENV) .lauks .pytest_cache .mypy_cache .ruff_cache

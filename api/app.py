@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from api import errors
+from api import docs_assets, errors
 from api.deps import SettingsDep, rate_limit
 from api.frozen import Freezer
 from api.ratelimit import OpenedCodes, RateLimiter
@@ -41,14 +41,17 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             await app.state.influx.aclose()
             app.state.sessions.kw["bind"].dispose()
 
+    # /docs is served by docs_assets with its own Swagger UI files (FastAPI's page loads them from a CDN, blank
+    # offline); no /redoc: it too loads from a CDN, and Swagger UI documents the same OpenAPI document.
     app = FastAPI(title="Lauks API", version="1", description=DESCRIPTION, lifespan=lifespan,
-                  dependencies=[Depends(rate_limit)])
+                  dependencies=[Depends(rate_limit)], docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.limiter = RateLimiter(settings.api_rate_limit_per_minute, settings.api_rate_burst)
     app.state.freezer = Freezer(settings.datasets_dir)
     app.state.code_failures = RateLimiter(settings.api_code_failures_per_minute, settings.api_code_failure_burst)
     app.state.opened_codes = OpenedCodes()
     errors.install(app)
+    docs_assets.install(app)
     for module in (quantities, sites, readings, datasets):
         app.include_router(module.router)
 
