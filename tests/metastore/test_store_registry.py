@@ -197,6 +197,62 @@ def test_a_dataset_is_found_by_its_code_in_any_spelling_until_it_expires(session
 
 
 @both
+def test_a_datasets_title_description_and_expiry_are_edited_and_its_selection_stays(session: Session) -> None:
+    registry.add_site(session, "school")
+    registry.add_kit(session, "school", "k1")
+    made = new_dataset(session, description="April")
+    code = sharecode.display(made.code).lower()
+    later = datetime.now(UTC) + timedelta(days=30)
+    registry.edit_dataset(session, code, title="Spring rain, corrected", description=None, expires_at=later)
+    session.expire_all()
+    found = registry.dataset_by_code(session, made.code)
+    assert (found.title, found.description, found.expires_at) == ("Spring rain, corrected", "", later)
+    assert (found.kits, found.start, found.end) == (["k1"], T0, T0 + timedelta(days=1))
+    registry.edit_dataset(session, made.code, expires_at=None)
+    session.expire_all()
+    assert registry.dataset_by_code(session, made.code).expires_at is None  # never expires
+    with pytest.raises(Required, match="title cannot be null"):
+        registry.edit_dataset(session, made.code, title=None)  # type: ignore[arg-type]
+    with pytest.raises(Invalid, match="'site' cannot be set here"):
+        registry.edit_dataset(session, made.code, site="other")  # type: ignore[call-arg]
+    with pytest.raises(NotFound, match="check it for typos"):
+        registry.edit_dataset(session, "AAAA-AAAA", title="x")
+
+
+@both
+def test_an_expiry_in_the_past_is_refused_and_a_later_one_brings_an_expired_code_back(session: Session) -> None:
+    registry.add_site(session, "school")
+    registry.add_kit(session, "school", "k1")
+    with pytest.raises(Invalid, match="in the past: give a time to come, or null") as past:
+        new_dataset(session, expires_at=datetime.now(UTC) - timedelta(minutes=1))
+    assert past.value.code == "expiry_in_past" and registry.list_datasets(session) == []
+    made = new_dataset(session, expires_at=datetime.now(UTC) + timedelta(days=1))
+    made.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    session.commit()
+    with pytest.raises(Gone):
+        registry.dataset_by_code(session, made.code)
+    with pytest.raises(Invalid, match="in the past"):
+        registry.edit_dataset(session, made.code, expires_at=datetime(2025, 1, 1, tzinfo=UTC))
+    registry.edit_dataset(session, made.code, expires_at=datetime.now(UTC) + timedelta(days=7))
+    session.expire_all()
+    assert registry.dataset_by_code(session, made.code).code == made.code
+
+
+@both
+def test_a_deleted_dataset_is_not_found_and_a_second_delete_says_so(session: Session) -> None:
+    registry.add_site(session, "school")
+    registry.add_kit(session, "school", "k1")
+    made, kept = new_dataset(session), new_dataset(session, title="Kept")
+    assert registry.delete_dataset(session, sharecode.display(made.code)) == made.code
+    session.expire_all()
+    with pytest.raises(NotFound, match="check it for typos"):
+        registry.dataset_by_code(session, made.code)
+    with pytest.raises(NotFound):
+        registry.delete_dataset(session, made.code)
+    assert [d.code for d in registry.list_datasets(session)] == [kept.code]
+
+
+@both
 def test_register_kit_records_the_kit_and_its_site_in_the_store_the_settings_name(
         store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAUKS_API_DATABASE_URL", store_url)
