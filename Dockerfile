@@ -1,5 +1,12 @@
 # One image for the gateway and the API of a Lauks school server (docker-compose.yml runs
 # `lauks gateway` and `lauks api` from it). Build: docker compose build.
+
+# Swagger UI's files for /docs (web/package.json), from npm in a stage of their own, so Node stays out of the image.
+FROM node:22-slim AS web-assets
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -26,6 +33,8 @@ COPY dashboards ./dashboards
 COPY bench ./bench
 COPY stack ./stack
 RUN pip install --no-deps . && lauks --help > /dev/null
+# Where an installed api/docs_assets.py looks for them: <sys.prefix>/share/lauks, and sys.prefix is /usr/local here.
+COPY --from=web-assets /web/node_modules/swagger-ui-dist /usr/local/share/lauks/swagger-ui-dist
 
 USER lauks
 ENV LAUKS_ENVIRONMENT=production \
