@@ -34,11 +34,13 @@ $(STAMP): pyproject.toml
 
 # MicroPython (WebAssembly build) for the firmware's tests; filled in by the firmware's make file.
 # Swagger UI's files, which the API serves at /docs itself (api/docs_assets.py); web/ will hold the web app's too.
+# They are plain files: no install script runs (swagger-ui-dist's dependency @scarf/scarf only reports installs).
+WEB_NPM := --no-audit --no-fund --ignore-scripts --loglevel=error
 node-deps:
 	@test -f firmware/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs || \
 	  (cd firmware && { npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error; })
 	@test -f web/node_modules/swagger-ui-dist/swagger-ui-bundle.js || \
-	  (cd web && { npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error; })
+	  (cd web && { npm ci $(WEB_NPM) || npm install $(WEB_NPM); })
 
 clean:
 	rm -rf $(VENV) .lauks .pytest_cache .mypy_cache .ruff_cache
