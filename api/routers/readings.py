@@ -84,7 +84,7 @@ async def readings(
                                     decimal_comma=decimal == "comma", meta=meta)
 
 
-@router.get("/latest", response_model=list[LatestValue], responses=responses(401, 404, 422, 503),
+@router.get("/latest", response_model=list[LatestValue], responses=responses(400, 401, 404, 422, 503),
             summary="The newest value of each kit and quantity")
 async def latest(site: str, session: SessionDep, influx: InfluxDep, settings: SettingsDep, _reader: Reader,
                  quantities: Annotated[list[Names] | None, Query(description="comma-separated; default: all")] = None,

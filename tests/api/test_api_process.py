@@ -84,12 +84,18 @@ def test_schemathesis_finds_the_api_true_to_its_openapi_document(running: tuple[
     input accepted and schema-invalid refused, Allow on 405, ...), in its examples, coverage, fuzzing and
     stateful phases, a bounded number of examples per operation."""
     url, token = running
-    made = httpx.post(f"{url}/v1/datasets", headers={"Authorization": f"Bearer {token}"}, json={
-        "title": "Rain", "site": "school", "quantities": ["rain"], "start": "2025-04-01", "end": "2025-04-02"})
-    assert made.status_code == 201, made.text
+    made, doomed = (httpx.post(f"{url}/v1/datasets", headers={"Authorization": f"Bearer {token}"}, json={
+        "title": title, "site": "school", "quantities": ["rain"], "start": "2025-04-01", "end": "2025-04-02"})
+        for title in ("Rain", "Rain, to be deleted"))
+    assert made.status_code == 201 and doomed.status_code == 201, made.text + doomed.text
     command = [str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(SCHEMATHESIS_CONFIG), "run",
                f"{url}/openapi.json", "-H", f"Authorization: Bearer {token}", "--max-examples", str(EXAMPLES),
                "--checks", "all", "--no-color", "--continue-on-failure", "--max-failures", "50"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=tmp_path,
-                          env={**os.environ, "LAUKS_TEST_DATASET_CODE": made.json()["code"]})
+                          env={**os.environ, "LAUKS_TEST_DATASET_CODE": made.json()["code"],
+                               "LAUKS_TEST_DELETED_CODE": doomed.json()["code"]})
     assert done.returncode == 0, done.stdout[-20_000:] + done.stderr[-2_000:]
+    # the downloads were checked against a dataset that still exists, and DELETE had one of its own
+    staff = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{url}/v1/datasets/{made.json()['code']}", headers=staff).status_code == 200
+    assert httpx.get(f"{url}/v1/datasets/{doomed.json()['code']}", headers=staff).status_code == 404
