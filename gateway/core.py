@@ -367,7 +367,9 @@ class Ingest:
                                  over_s if math.isfinite(over_s) else None)
         at = max(now_ms, self._last_rejection_ms.get((site, kit), 0) + 1)
         self._last_rejection_ms[(site, kit)] = at
-        outcome.lines.append(schema.rejection_line(site, kit, rejection.reason.value, rejection.message, at, count))
+        # its parts: no field, the count as the value, the message rate as the bound
+        outcome.lines.append(schema.rejection_line(site, kit, rejection.reason.value, rejection.message, at, count,
+                                                   bad_value=count, bound=rejection.limit))
         return rejection
 
     def _readings(self, site: str, kit: str, payload: bytes, now_s: float, now_ms: int) -> Outcome:
@@ -419,7 +421,9 @@ class Ingest:
             reason = rejection.reason.value
             self.stats.by_reason[reason] = self.stats.by_reason.get(reason, 0) + 1
             last = max(now_ms, last + 1)
-            outcome.lines.append(schema.rejection_line(site, kit, reason, rejection.message, last))
+            outcome.lines.append(schema.rejection_line(
+                site, kit, reason, rejection.message, last, field_name=rejection.field, bad_value=rejection.value,
+                bound=rejection.limit, sample_index=rejection.sample))
         self._last_rejection_ms[(site, kit)] = last
         outcome.rejections = rejections
         outcome.notice_topic = self.topics.rejected(site, kit)

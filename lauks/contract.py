@@ -78,6 +78,9 @@ class Rejection:
     sample: int | None = None  # index in ``samples``, for sample and field rejections
     field: str | None = None  # the quantity or key, for field rejections
     value: Any = None  # the offending value where it is short enough to repeat
+    # The bound that was crossed, where there is one (a range's end, the byte or rate limit, the time window):
+    # with ``field`` and ``value`` it is what a sentence in another language is built from (docs/schema.md).
+    limit: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"reason": self.reason.value, "message": self.message}
@@ -87,6 +90,8 @@ class Rejection:
             out["field"] = self.field
         if self.value is not None:
             out["value"] = self.value
+        if self.limit is not None:
+            out["limit"] = self.limit
         return out
 
 
@@ -174,6 +179,8 @@ def parse_json(payload: bytes) -> Any:
                 Reason.TOO_LARGE,
                 f"the message is {len(payload)} bytes, more than the {MAX_PAYLOAD_BYTES} allowed: "
                 "send fewer samples in each message",
+                value=len(payload),
+                limit=float(MAX_PAYLOAD_BYTES),
             )
         )
     try:
@@ -418,13 +425,13 @@ def _decode_sample(index: int, raw: Any, received_at: float, rejections: list[Re
             rejections.append(
                 Rejection(Reason.OUT_OF_RANGE,
                           f"{name} {spec.display(value)} is below {spec.display(spec.minimum)}",
-                          sample=index, field=name, value=_short(value))
+                          sample=index, field=name, value=_short(value), limit=float(spec.minimum))
             )
         elif value > spec.maximum:
             rejections.append(
                 Rejection(Reason.OUT_OF_RANGE,
                           f"{name} {spec.display(value)} is above {spec.display(spec.maximum)}",
-                          sample=index, field=name, value=_short(value))
+                          sample=index, field=name, value=_short(value), limit=float(spec.maximum))
             )
         else:
             values[name] = float(value)
@@ -468,13 +475,13 @@ def _sample_time(index: int, raw: dict[str, Any], received_at: float,
         rejections.append(Rejection(
             Reason.TIME_IN_FUTURE,
             f"{where} is {time_s - received_at:.0f} s in the future: the kit's clock is wrong",
-            sample=index, field=key, value=_short(value)))
+            sample=index, field=key, value=_short(value), limit=float(MAX_FUTURE_S)))
         return None
     if time_s < EARLIEST_TIME_S:
         rejections.append(Rejection(
             Reason.TIME_TOO_OLD,
             f"{where} is dated before 2020-01-01: the kit's clock is not set, send 'age' instead of 't'",
-            sample=index, field=key, value=_short(value)))
+            sample=index, field=key, value=_short(value), limit=float(EARLIEST_TIME_S)))
         return None
     return time_s
 
@@ -500,13 +507,13 @@ def decode_status(payload: bytes) -> StatusMessage:
 
 def rate_limited(count: int, per_s: float, bytes_per_s: float, over_s: float | None = None) -> Rejection:
     """The rejection of ``count`` messages a kit sent beyond its fair share in the last ``over_s`` seconds
-    (``value`` is the count)."""
+    (``value`` is the count, ``limit`` the messages a second)."""
     limit = f"{per_s:g} messages" if bytes_per_s == math.inf else f"{per_s:g} messages or {bytes_per_s / 1024:g} KiB"
     lost = "1 message was" if count == 1 else f"{count} messages were"
     within = "" if over_s is None else f" in the last {over_s:.0f} s"
     text = (f"this kit sends more than its share, {limit} a second: {lost} not stored{within}; "
             "look for a loop that publishes without pause")
-    return Rejection(Reason.RATE_LIMITED, text, value=count)
+    return Rejection(Reason.RATE_LIMITED, text, value=count, limit=float(per_s))
 
 
 # A notice stays well under the broker's maximum packet size (32 KiB as shipped): a 16 KiB message of bad

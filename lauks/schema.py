@@ -8,9 +8,12 @@ encoder of ``lauks.lineprotocol``; the others through ``lineprotocol.line``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
+
+import orjson
 
 from lauks.catalog import QUANTITY_NAMES, quantity
 from lauks.contract import Sample, StatusMessage
@@ -41,6 +44,13 @@ RSSI = quantity("rssi").name
 # rejections
 COUNT = "count"  # 1 per rejection; for rate_limited, the messages not stored since the kit's previous point
 DETAIL = "detail"  # the sentence sent to the kit
+# The sentence's parts, so the web app can say it in the reader's language (each written only when the
+# rejection has it). The names avoid InfluxQL's keywords FIELD, KEY, LIMIT and VALUE.
+FIELD_NAME = "field_name"  # the quantity or message key
+BAD_VALUE = "bad_value"  # the offending value as short JSON text: ``85.3``, ``"abc"``, ``true``
+BOUND = "bound"  # the limit crossed: a range's end, the byte limit, the time window, messages a second
+SAMPLE_INDEX = "sample_index"  # the sample's index in ``samples``
+BAD_VALUE_MAX_CHARS = 64
 
 # kit_status, from a status message (with BATTERY and RSSI): the message's own keys
 STATE = "state"
@@ -82,7 +92,9 @@ class Measurement:
 
 MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
     Measurement(READINGS, (SITE, KIT), dict.fromkeys(QUANTITY_NAMES, "float")),
-    Measurement(REJECTIONS, (SITE, KIT, REASON), {COUNT: "integer", DETAIL: "text"}),
+    Measurement(REJECTIONS, (SITE, KIT, REASON), {
+        COUNT: "integer", DETAIL: "text", FIELD_NAME: "text", BAD_VALUE: "text", BOUND: "float",
+        SAMPLE_INDEX: "integer"}),
     Measurement(KIT_STATUS, (SITE, KIT), {
         STATE: "text", FW: "text", BOOT: "integer", INTERVAL_S: "integer", BUFFERED: "integer",
         DROPPED: "integer", AWAKE_MS: "integer", BATTERY: "float", RSSI: "float", SENSORS: "text",
@@ -109,8 +121,36 @@ def readings_lines(site: str, kit: str, samples: Iterable[Sample]) -> list[str]:
     return sample_lines(f"{_READINGS_KIT}{kit}{_READINGS_SITE}{site} ", samples)
 
 
-def rejection_line(site: str, kit: str, reason: str, detail: str, time_ms: int, count: int = 1) -> str:
-    return line(REJECTIONS, {SITE: site, KIT: kit, REASON: reason}, {COUNT: count, DETAIL: detail}, time_ms)
+def bad_value_text(value: object) -> str:
+    """``value`` as JSON text of at most ``BAD_VALUE_MAX_CHARS`` characters, cut with an ellipsis if longer.
+
+    JSON, so that a reader tells the number ``85`` from the text ``"85"``; a value JSON cannot write (a
+    non-finite float, an integer beyond 64 bits, anything else) is written as the JSON text of its repr.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        value = repr(value)
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:  # an integer beyond 64 bits, or a type orjson does not know
+        text = orjson.dumps(repr(value)).decode()
+    return text if len(text) <= BAD_VALUE_MAX_CHARS else text[:BAD_VALUE_MAX_CHARS - 1] + "…"
+
+
+def rejection_line(site: str, kit: str, reason: str, detail: str, time_ms: int, count: int = 1, *,
+                   field_name: str | None = None, bad_value: object = None, bound: float | None = None,
+                   sample_index: int | None = None) -> str:
+    """A ``rejections`` point: the sentence, and those of its parts the rejection has (a ``None`` is left out,
+    as InfluxDB lets a point lack a field). ``bad_value`` is the value itself; it is stored as ``bad_value_text``."""
+    fields: dict[str, FieldValue] = {COUNT: count, DETAIL: detail}
+    if field_name is not None:
+        fields[FIELD_NAME] = field_name
+    if bad_value is not None:
+        fields[BAD_VALUE] = bad_value_text(bad_value)
+    if bound is not None and math.isfinite(bound):
+        fields[BOUND] = float(bound)
+    if sample_index is not None:
+        fields[SAMPLE_INDEX] = sample_index
+    return line(REJECTIONS, {SITE: site, KIT: kit, REASON: reason}, fields, time_ms)
 
 
 def status_line(site: str, kit: str, status: StatusMessage, time_ms: int) -> str:

@@ -7,11 +7,15 @@ import json
 import pytest
 
 from lauks.contract import (
+    EARLIEST_TIME_S,
+    MAX_FUTURE_S,
+    MAX_PAYLOAD_BYTES,
     KitConfig,
     MessageRejected,
     Reason,
     decode_readings,
     decode_status,
+    rate_limited,
     rejected_notice,
 )
 
@@ -120,3 +124,66 @@ def test_the_rejected_notice_lists_each_reason() -> None:
     assert notice["boot"] == 4 and notice["seq"] == 9
     assert notice["rejections"][0]["reason"] == "out_of_range"
     assert notice["rejections"][0]["message"] == "humidity 140 % is above 100 %"
+
+
+# --- the parts of a rejection: what a sentence in another language is built from ------------------------------
+
+
+def test_out_of_range_above_gives_the_catalog_maximum_as_its_limit() -> None:
+    (rejection,) = decode_readings(payload({"age": 0, "humidity": 140}), "s", "k01", NOW).rejections
+    assert (rejection.field, rejection.value, rejection.limit, rejection.sample) == ("humidity", 140, 100.0, 0)
+
+
+def test_out_of_range_below_gives_the_catalog_minimum_as_its_limit() -> None:
+    readings = decode_readings(payload({"age": 0, "temperature": 20}, {"age": 1, "temperature": -80.5}), "s", "k01",
+                               NOW)
+    (rejection,) = readings.rejections
+    assert (rejection.field, rejection.value, rejection.limit, rejection.sample) == ("temperature", -80.5, -60.0, 1)
+    assert isinstance(rejection.limit, float)
+
+
+def test_too_large_gives_the_size_and_the_byte_limit() -> None:
+    big = payload({"age": 0, "temperature": 1}, pad="x" * MAX_PAYLOAD_BYTES)
+    with pytest.raises(MessageRejected) as caught:
+        decode_readings(big, "s", "k01", NOW)
+    rejection = caught.value.rejection
+    assert rejection.reason is Reason.TOO_LARGE
+    assert (rejection.value, rejection.limit) == (len(big), float(MAX_PAYLOAD_BYTES))
+
+
+def test_time_in_future_gives_the_sample_time_and_the_five_minutes_allowed() -> None:
+    (rejection,) = decode_readings(payload({"t": NOW + 3600, "temperature": 1}), "s", "k01", NOW).rejections
+    assert rejection.reason is Reason.TIME_IN_FUTURE
+    assert (rejection.field, rejection.value, rejection.limit, rejection.sample) == ("t", NOW + 3600, MAX_FUTURE_S, 0)
+
+
+def test_time_too_old_gives_the_sample_time_and_the_earliest_time() -> None:
+    (rejection,) = decode_readings(payload({"t": 1_000_000, "temperature": 1}), "s", "k01", NOW).rejections
+    assert rejection.reason is Reason.TIME_TOO_OLD
+    assert (rejection.field, rejection.value, rejection.limit) == ("t", 1_000_000, EARLIEST_TIME_S)
+
+
+def test_rate_limited_gives_the_count_as_value_and_the_message_rate_as_limit() -> None:
+    rejection = rate_limited(412, 20.0, 64 * 1024, 10.0)
+    assert (rejection.field, rejection.value, rejection.limit) == (None, 412, 20.0)
+
+
+def test_unknown_quantity_names_the_quantity_and_has_no_limit() -> None:
+    (rejection,) = decode_readings(payload({"age": 0, "temprature": 21.5}), "s", "k01", NOW).rejections
+    assert (rejection.field, rejection.value, rejection.limit, rejection.sample) == ("temprature", None, None, 0)
+
+
+def test_not_a_number_names_the_quantity_and_its_value_and_has_no_limit() -> None:
+    (rejection,) = decode_readings(payload({"age": 0, "temperature": "abc"}), "s", "k01", NOW).rejections
+    assert (rejection.field, rejection.value, rejection.limit) == ("temperature", "abc", None)
+
+
+def test_the_notice_adds_limit_and_keeps_every_other_key_as_it_was() -> None:
+    readings = decode_readings(payload({"age": 0, "humidity": 140}, {"age": 0, "temprature": 1}), "s", "k01", NOW)
+    entries = json.loads(rejected_notice(readings.boot, readings.seq, readings.rejections))["rejections"]
+    assert entries == [
+        {"reason": "out_of_range", "message": "humidity 140 % is above 100 %", "sample": 0, "field": "humidity",
+         "value": 140, "limit": 100.0},
+        {"reason": "unknown_quantity", "message": "'temprature' is not a quantity Lauks knows: did you mean "
+         "temperature?", "sample": 1, "field": "temprature"},
+    ]

@@ -46,12 +46,31 @@ def one_point_of_everything() -> list[str]:
                            failed_sensors=["ds18b20"], battery=4, rssi=-60, buffered=2, dropped=0, awake_ms=1800)
     return [
         *schema.readings_lines("s", "k", [Sample(1000, dict.fromkeys(QUANTITY_NAMES, 1.0))]),
-        schema.rejection_line("s", "k", "out_of_range", "humidity 140 % is above 100 %", 1000),
+        schema.rejection_line("s", "k", "out_of_range", "humidity 140 % is above 100 %", 1000, field_name="humidity",
+                              bad_value=140, bound=100.0, sample_index=0),
         schema.status_line("s", "k", status, 1000),
         schema.seen_line("s", "k", 2000, samples=1, late=0, boot=3, fw="0.3.0"),
         schema.gateway_line("gw-1", 1000, received=5, stored_messages=4, stored_points=20, duplicates=0, rejected=1,
                             spooled=0, spool_depth=0, inflight=2, write_latency_ms_p50=7, write_latency_ms_p99=31.5),
     ]
+
+
+def test_a_rejection_point_writes_only_the_parts_it_has() -> None:
+    assert schema.rejection_line("s", "k", "not_json", "the message is not valid UTF-8 JSON", 5) == \
+        'rejections,kit=k,reason=not_json,site=s count=1i,detail="the message is not valid UTF-8 JSON" 5'
+    assert schema.rejection_line("s", "k", "out_of_range", "d", 5, field_name="humidity", bad_value=140,
+                                 bound=100, sample_index=2) == \
+        'rejections,kit=k,reason=out_of_range,site=s count=1i,detail="d",field_name="humidity",bad_value="140",' \
+        'bound=100.0,sample_index=2i 5'
+
+
+def test_a_bad_value_is_short_json_text() -> None:
+    assert [schema.bad_value_text(v) for v in (85.3, 140, "abc", True, False, 0)] == \
+        ["85.3", "140", '"abc"', "true", "false", "0"]
+    assert schema.bad_value_text("inf") == '"inf"' and schema.bad_value_text(float("nan")) == '"nan"'
+    assert schema.bad_value_text(10**30) == '"' + str(10**30) + '"'
+    long = schema.bad_value_text("x" * 500)
+    assert len(long) == schema.BAD_VALUE_MAX_CHARS and long == '"' + "x" * 62 + "…"
 
 
 INFLUX_TYPES = {"float": "float", "integer": "integer", "text": "string"}

@@ -81,7 +81,8 @@ def test_rejected_fields_are_announced_and_the_rest_is_kept() -> None:
     assert any(line.startswith("readings,") and "temperature=20.0" in line for line in outcome.lines)
     rejection_lines = [line for line in outcome.lines if line.startswith("rejections,")]
     assert rejection_lines == [f'rejections,kit=k1,reason=out_of_range,site=s count=1i,'
-                               f'detail="humidity 140 % is above 100 %" {int(NOW * 1000)}']
+                               f'detail="humidity 140 % is above 100 %",field_name="humidity",bad_value="140",'
+                               f'bound=100.0,sample_index=0i {int(NOW * 1000)}']
     assert outcome.notice_topic == "lauks/v1/s/k1/rejected"
     notice = orjson.loads(outcome.notice or b"")
     assert notice["seq"] == 1 and notice["rejections"][0]["reason"] == "out_of_range"
