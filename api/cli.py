@@ -167,6 +167,9 @@ def _kit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--type", dest="kit_type", help="e.g. weather, soil, river, air")
     parser.add_argument("--deployed-since", dest="deployed_since", type=datetime.fromisoformat,
                         help="ISO 8601 time with offset, e.g. 2025-03-01T09:00+02:00")
+    parser.add_argument("--location-precision", dest="location_precision", choices=("exact", "blurred"),
+                        help="blurred (a new kit's default): readers without a staff token see its place to "
+                             "about 1 km, so a kit at a pupil's home does not show it; exact: for a kit at school")
     _location(parser)
 
 

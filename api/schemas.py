@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from lauks.catalog import CATALOG
 from lauks.topics import ID_PATTERN, id_problem
 
 Agg = Literal["mean", "min", "max", "median", "count", "sum"]
+LocationPrecision = Literal["exact", "blurred"]
 # A site or kit name as the OpenAPI document states it; the validator below says what is wrong in a sentence.
 NAME_SCHEMA: dict[str, Any] = {"pattern": ID_PATTERN, "minLength": 1, "maxLength": 32}
 
@@ -36,10 +38,22 @@ def _no_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
-def _kept(**constraints: Any) -> Any:
+def _kept(schema_extra: dict[str, Any] | None = None, **constraints: Any) -> Any:
     """A field that may be left out of an edit but never set to null (its column is NOT NULL): the schema says
     ``string`` and nothing else, so ``null`` is a 422 like any other wrong type."""
-    return Field(None, json_schema_extra=_no_default, **constraints)
+
+    def extra(schema: dict[str, Any]) -> None:
+        _no_default(schema)
+        schema.update(schema_extra or {})
+
+    return Field(None, json_schema_extra=extra, **constraints)
+
+
+# Documented, not enforced by the schema: the store checks the range and says what is wrong in a 400.
+ROLLING_DAYS_SCHEMA: dict[str, Any] = {"minimum": 1, "maximum": 366}
+
+
+Days = Annotated[int, Field(strict=True)]  # JSON true is not 1 day
 
 
 # Strict: JSON `false` is not 0.0, nor "1.5" a number (ints are still fine).
@@ -115,9 +129,14 @@ class KitEdit(Location):
     kit_type: str = _kept(min_length=1, max_length=64, examples=["weather"])
     description: str | None = Field(None, max_length=5000, description="null clears it")
     deployed_since: Moment | None = None
+    location_precision: LocationPrecision = _kept(
+        description="blurred (the default): readers without a staff token see the kit's place to about 1 km, so "
+                    "a kit in a pupil's garden does not show their home; exact: everybody sees the coordinates")
 
 
 class KitIn(KitEdit):
+    """A new kit; ``location_precision`` left out is ``blurred``."""
+
     name: str = Field(description="1-32 of a-z, 0-9 and '-'", examples=["k01"], json_schema_extra=NAME_SCHEMA)
 
     @field_validator("name")
@@ -136,6 +155,9 @@ class KitOut(BaseModel):
     latitude: float | None
     longitude: float | None
     elevation_m: float | None
+    location_precision: LocationPrecision = Field(
+        description="blurred: readers without a staff token get latitude and longitude snapped to a grid of about "
+                    "1 km; staff always get them exact")
     deployed_since: datetime | None
     retired_at: datetime | None
     status: KitStatus | None = None
@@ -149,6 +171,17 @@ class QuantityOut(BaseModel):
     maximum: float
     description: str
     default_agg: str
+    resolution: float = Field(0.0, json_schema_extra=_no_default,
+                              description="the display step: aggregated values are rounded to it (0.01: two "
+                                          "decimals); raw readings are given as measured")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolution_from_catalog(cls, data: Any) -> Any:
+        # The route builds this from a catalog row field by field; the resolution comes from the same row.
+        if isinstance(data, dict) and "resolution" not in data and data.get("name") in CATALOG:
+            return {**data, "resolution": CATALOG[data["name"]].resolution}
+        return data
 
 
 class LatestValue(BaseModel):
@@ -168,8 +201,13 @@ class DatasetIn(BaseModel):
     site: Name
     kits: list[Name] | None = Field(None, max_length=100, description="default: every kit of the site")
     quantities: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(min_length=1, max_length=30)
-    start: str = Field(description="date (YYYY-MM-DD) or ISO 8601 time", examples=["2025-03-01"])
-    end: str = Field(description="date (inclusive) or ISO 8601 time (exclusive)", examples=["2025-05-31"])
+    start: str | None = Field(None, description="date (YYYY-MM-DD) or ISO 8601 time; give start and end, or "
+                                                "rolling_days", examples=["2025-03-01"])
+    end: str | None = Field(None, description="date (inclusive) or ISO 8601 time (exclusive)",
+                            examples=["2025-05-31"])
+    rolling_days: Days | None = Field(None, description="instead of start and end: always the last 1-366 days up "
+                                                       "to now, so the dataset stays live (it is never frozen)",
+                                     json_schema_extra=ROLLING_DAYS_SCHEMA, examples=[7])
     every: str | None = Field(None, examples=["1h"])
     agg: Agg | None = None
     tz: str | None = Field(None, max_length=64, examples=["Europe/Riga"])
@@ -178,8 +216,8 @@ class DatasetIn(BaseModel):
 
 class DatasetEdit(BaseModel):
     """Fields left out stay as they are. ``title`` cannot be null; ``description`` can (null clears it), and
-    ``expires_at`` can (null: the code never expires). The selection and the window cannot be edited: pupils may
-    have its files already, so publish a new dataset instead."""
+    ``expires_at`` can (null: the code never expires). The selection and a fixed window cannot be edited: pupils
+    may have its files already, so publish a new dataset instead. A rolling dataset's ``rolling_days`` can."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -187,6 +225,8 @@ class DatasetEdit(BaseModel):
     description: str | None = Field(None, max_length=5000, description="null clears it")
     expires_at: Moment | None = Field(None, description="a time to come (without an offset: the dataset's time "
                                                         "zone), to extend or shorten; null: never expires")
+    rolling_days: Days = _kept(ROLLING_DAYS_SCHEMA, description="a rolling dataset's window, 1-366 days up to now "
+                                                                "(a dataset with a fixed window keeps it)")
 
 
 class DatasetOut(BaseModel):
@@ -197,11 +237,13 @@ class DatasetOut(BaseModel):
     site: str
     kits: list[str]
     quantities: list[str]
-    start: datetime
-    end: datetime
+    start: datetime = Field(description="the window's start; for a rolling dataset, as of this answer")
+    end: datetime = Field(description="the window's end (excluded); for a rolling dataset, now")
+    rolling_days: int | None = Field(description="the last N days up to now, or null for a fixed window")
     every: str | None
     agg: str | None
     timezone: str
+    created_by: str = Field(description="the name of the staff token that published it")
     created_at: datetime
     expires_at: datetime | None
     frozen: bool = Field(description="the window has ended: every download gives the same bytes")

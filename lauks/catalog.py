@@ -5,7 +5,8 @@ Adding a quantity is adding one row to ``_ROWS``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Literal
 
 Aggregate = Literal["mean", "sum"]
@@ -20,6 +21,14 @@ class Quantity:
     maximum: float
     description: str
     default_agg: Aggregate = "mean"  # how a time bucket summarises it when nobody says
+    # The display step: an aggregate (a mean of 12.6466...) is rounded to it, so exports show 12.65, not the
+    # float's 17 digits. A power of ten, so it is a number of decimals (``decimals``).
+    resolution: float = field(kw_only=True)
+
+    @property
+    def decimals(self) -> int:
+        """Decimals of ``resolution``: 0.01 -> 2, 1 -> 0 (``round(value, decimals)`` is the cheap rounding)."""
+        return max(0, -math.floor(math.log10(self.resolution) + 1e-9))
 
     def display(self, value: float) -> str:
         """``140 %``, ``21.5 °C``: a value with its unit, as a sentence for a pupil shows it."""
@@ -27,28 +36,38 @@ class Quantity:
         return f"{text} {self.unit}" if self.unit else text
 
 
-# name, unit, UCUM, min, max, description[, default aggregate]
+# name, unit, UCUM, min, max, description[, default aggregate], resolution.
+# Resolutions are the step a typical school kit's sensor can tell apart, rounded to a power of ten, from the
+# datasheets: BME280 (temperature 0.01 °C, humidity 0.008 %RH -> 0.1 %, pressure 0.18 Pa -> 0.01 hPa),
+# DS18B20 (soil and water, 0.0625 °C at 12 bits -> 0.01), BH1750 (1 lx), VEML6075 / the WHO's UV index
+# (given to 0.1), capacitive soil probes (0.1 % after calibration), cup anemometers and vanes (0.1 m/s, 1°),
+# tipping buckets (0.2794 mm a tip; WMO reports rain to 0.1 mm), Plantower PMS5003 (1 µg/m³), SCD30/SCD40
+# (1 ppm), SGP30 (1 ppb), class-2 sound meters (0.1 dB), the ESP32's ADC (about 1 mV), Wi-Fi RSSI (1 dBm).
 _ROWS: tuple[Quantity, ...] = (
-    Quantity("temperature", "°C", "Cel", -60, 70, "Air temperature"),
-    Quantity("soil_temperature", "°C", "Cel", -60, 70, "Soil temperature at the probe's depth"),
-    Quantity("water_temperature", "°C", "Cel", -5, 50, "Water temperature"),
-    Quantity("humidity", "%", "%", 0, 100, "Relative humidity of the air"),
-    Quantity("pressure", "hPa", "hPa", 300, 1100, "Air pressure at the kit (not reduced to sea level)"),
-    Quantity("light", "lx", "lx", 0, 200_000, "Illuminance"),
-    Quantity("uv_index", "", "1", 0, 20, "UV index"),
-    Quantity("soil_moisture", "%", "%", 0, 100, "Soil moisture, calibrated between dry (0 %) and wet (100 %)"),
-    Quantity("wind_speed", "m/s", "m/s", 0, 75, "Mean wind speed over the sampling interval"),
-    Quantity("wind_gust", "m/s", "m/s", 0, 75, "Strongest gust in the sampling interval"),
-    Quantity("wind_direction", "°", "deg", 0, 360, "Direction the wind blows from, clockwise from north"),
-    Quantity("rain", "mm", "mm", 0, 500, "Rain since the previous sample", "sum"),
-    Quantity("pm1", "µg/m³", "ug/m3", 0, 2000, "Particulate matter up to 1 µm"),
-    Quantity("pm2_5", "µg/m³", "ug/m3", 0, 2000, "Particulate matter up to 2.5 µm"),
-    Quantity("pm10", "µg/m³", "ug/m3", 0, 2000, "Particulate matter up to 10 µm"),
-    Quantity("co2", "ppm", "ppm", 250, 10_000, "Carbon dioxide concentration"),
-    Quantity("tvoc", "ppb", "ppb", 0, 60_000, "Total volatile organic compounds"),
-    Quantity("noise", "dB(A)", "dB", 0, 140, "A-weighted sound level"),
-    Quantity("battery", "V", "V", 0, 6, "Battery voltage of the kit"),
-    Quantity("rssi", "dBm", "dB[mW]", -120, 0, "Wi-Fi signal strength at the kit"),
+    Quantity("temperature", "°C", "Cel", -60, 70, "Air temperature", resolution=0.01),
+    Quantity("soil_temperature", "°C", "Cel", -60, 70, "Soil temperature at the probe's depth",
+             resolution=0.01),
+    Quantity("water_temperature", "°C", "Cel", -5, 50, "Water temperature", resolution=0.01),
+    Quantity("humidity", "%", "%", 0, 100, "Relative humidity of the air", resolution=0.1),
+    Quantity("pressure", "hPa", "hPa", 300, 1100, "Air pressure at the kit (not reduced to sea level)",
+             resolution=0.01),
+    Quantity("light", "lx", "lx", 0, 200_000, "Illuminance", resolution=1),
+    Quantity("uv_index", "", "1", 0, 20, "UV index", resolution=0.1),
+    Quantity("soil_moisture", "%", "%", 0, 100, "Soil moisture, calibrated between dry (0 %) and wet (100 %)",
+             resolution=0.1),
+    Quantity("wind_speed", "m/s", "m/s", 0, 75, "Mean wind speed over the sampling interval", resolution=0.1),
+    Quantity("wind_gust", "m/s", "m/s", 0, 75, "Strongest gust in the sampling interval", resolution=0.1),
+    Quantity("wind_direction", "°", "deg", 0, 360, "Direction the wind blows from, clockwise from north",
+             resolution=1),
+    Quantity("rain", "mm", "mm", 0, 500, "Rain since the previous sample", "sum", resolution=0.1),
+    Quantity("pm1", "µg/m³", "ug/m3", 0, 2000, "Particulate matter up to 1 µm", resolution=1),
+    Quantity("pm2_5", "µg/m³", "ug/m3", 0, 2000, "Particulate matter up to 2.5 µm", resolution=1),
+    Quantity("pm10", "µg/m³", "ug/m3", 0, 2000, "Particulate matter up to 10 µm", resolution=1),
+    Quantity("co2", "ppm", "ppm", 250, 10_000, "Carbon dioxide concentration", resolution=1),
+    Quantity("tvoc", "ppb", "ppb", 0, 60_000, "Total volatile organic compounds", resolution=1),
+    Quantity("noise", "dB(A)", "dB", 0, 140, "A-weighted sound level", resolution=0.1),
+    Quantity("battery", "V", "V", 0, 6, "Battery voltage of the kit", resolution=0.001),
+    Quantity("rssi", "dBm", "dB[mW]", -120, 0, "Wi-Fi signal strength at the kit", resolution=1),
 )
 
 CATALOG: dict[str, Quantity] = {q.name: q for q in _ROWS}

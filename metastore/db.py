@@ -81,6 +81,8 @@ class Kit(Base):
     deployed_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # 'blurred' (readers without a staff token see it to about 1 km: metastore.location) or 'exact'
+    location_precision: Mapped[str] = mapped_column(String(8), default="blurred", server_default="blurred")
 
 
 class StaffToken(Base):
@@ -103,6 +105,7 @@ class Dataset(Base):
     site: Mapped[str] = mapped_column(ForeignKey("sites.name"))
     kits: Mapped[list[str]] = mapped_column(JSON)
     quantities: Mapped[list[str]] = mapped_column(JSON)
+    # A fixed window; for a rolling dataset, the window as it was when published or last edited
     start: Mapped[datetime] = mapped_column(UtcDateTime)
     end: Mapped[datetime] = mapped_column(UtcDateTime)
     every: Mapped[str | None] = mapped_column(String(8))
@@ -111,6 +114,8 @@ class Dataset(Base):
     created_by: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The last rolling_days days up to now (api.dataset.window_of), or None for the fixed window above
+    rolling_days: Mapped[int | None] = mapped_column(Integer)
 
 
 def private_sqlite_file(path: Path) -> None:

@@ -12,7 +12,7 @@ import hashlib
 import math
 import secrets
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NotRequired, TypedDict, TypeVar, Unpack
 
@@ -25,6 +25,7 @@ from lauks.zones import zone_problem
 from metastore import sharecode
 from metastore.db import Base, Dataset, Kit, Site, StaffToken, now, one_session
 from metastore.errors import Conflict, Gone, Invalid, NotFound, Required
+from metastore.location import PRECISIONS
 from metastore.settings import StoreSettings
 
 
@@ -52,9 +53,11 @@ class KitMetadata(Location, total=False):
 
 
 class KitFields(KitMetadata, total=False):
-    """What can be set on a kit. A kit type cannot be None."""
+    """What can be set on a kit. A kit type cannot be None, nor its location precision ('exact' or 'blurred',
+    ``metastore.location``; a new kit is 'blurred')."""
 
     kit_type: str
+    location_precision: str
 
 
 class NewDataset(TypedDict):
@@ -73,15 +76,18 @@ class NewDataset(TypedDict):
     agg: NotRequired[str | None]
     created_by: NotRequired[str]
     expires_at: NotRequired[datetime | None]
+    rolling_days: NotRequired[int | None]  # the last N days up to now; start and end then hold the first window
 
 
 class DatasetFields(TypedDict, total=False):
     """What can be edited on a published dataset; None clears the description, or makes the code never expire.
-    Its selection (site, kits, quantities, window) stays: pupils may have downloaded it already."""
+    Its selection (site, kits, quantities, a fixed window) stays: pupils may have downloaded it already. A
+    rolling dataset's ``rolling_days`` can change (it is live anyway); it cannot be None."""
 
     title: str
     description: str | None
     expires_at: datetime | None
+    rolling_days: int
 
 
 SITE_FIELDS = tuple(SiteFields.__annotations__)
@@ -89,7 +95,8 @@ KIT_FIELDS = tuple(KitFields.__annotations__)
 DATASET_FIELDS = tuple(DatasetFields.__annotations__)
 # Text columns that are NOT NULL: None clears them to "" (a description), or is refused (a title, a type).
 CLEARED = {"description": ""}
-REQUIRED = ("title", "kit_type")
+REQUIRED = ("title", "kit_type", "location_precision", "rolling_days")
+ROLLING_DAYS = (1, 366)  # a day to a (leap) year: longer windows are fixed datasets or /v1 readings
 _Named = TypeVar("_Named", Site, Kit)
 RANGES = {"latitude": (-90.0, 90.0), "longitude": (-180.0, 180.0), "elevation_m": (-500.0, 9000.0)}
 
@@ -109,6 +116,9 @@ def _check_zone(name: str | None) -> None:
 def _check_value(row_type: type[Base], key: str, value: object) -> None:
     """What a column cannot hold, refused with a sentence on both stores: PostgreSQL would fail on a NUL or on
     text longer than its column, SQLite would keep either; a time without a zone is no time at all."""
+    if key == "location_precision" and value not in PRECISIONS:
+        raise Invalid("bad_location_precision", f"location_precision must be 'exact' or 'blurred', not "
+                                                f"{str(value)[:20]!r}")
     if isinstance(value, str):
         if "\x00" in value:
             raise Invalid("bad_text", f"{key} holds a NUL character (\\x00), which the store cannot keep: remove it")
@@ -117,6 +127,11 @@ def _check_value(row_type: type[Base], key: str, value: object) -> None:
             raise Invalid("too_long", f"{key} may be at most {length} characters; this one has {len(value)}")
     elif isinstance(value, datetime) and value.tzinfo is None:
         raise Invalid("bad_time", f"{key} {value.isoformat()} has no offset: give it like 2025-03-01T09:00+02:00")
+    elif key == "rolling_days" and value is not None:
+        fewest, most = ROLLING_DAYS
+        if isinstance(value, bool) or not isinstance(value, int) or not fewest <= value <= most:
+            raise Invalid("bad_rolling_days", f"rolling_days must be a whole number of days from {fewest} to {most} "
+                                              f"(the last N days up to now), not {value!r}")
     elif isinstance(value, int | float) and key in RANGES:
         low, high = RANGES[key]
         if math.isnan(value) or not low <= value <= high:
@@ -342,8 +357,12 @@ def add_dataset(session: Session, **fields: Unpack[NewDataset]) -> Dataset:
     return dataset
 
 
-def list_datasets(session: Session) -> list[Dataset]:
-    return list(session.scalars(select(Dataset).order_by(Dataset.created_at)))
+def list_datasets(session: Session, *, created_by: str | None = None) -> list[Dataset]:
+    """Every dataset, oldest first; with ``created_by``, only those published with that staff token's name."""
+    statement = select(Dataset).order_by(Dataset.created_at)
+    if created_by is not None:
+        statement = statement.where(Dataset.created_by == created_by)
+    return list(session.scalars(statement))
 
 
 def get_dataset(session: Session, typed: str) -> Dataset:
@@ -370,7 +389,14 @@ def edit_dataset(session: Session, typed: str, **changes: Unpack[DatasetFields])
     if "expires_at" in changes:
         _check_value(Dataset, "expires_at", changes["expires_at"])
         _check_expiry(changes["expires_at"])
+    if "rolling_days" in changes and dataset.rolling_days is None:
+        raise Invalid("fixed_window", f"dataset {sharecode.display(dataset.code)} has a fixed window, which stays "
+                                      "as published (pupils may have its files): publish a rolling dataset instead")
     _apply(dataset, changes, DATASET_FIELDS)
+    days = changes.get("rolling_days")
+    if days is not None:  # the stored window follows, as if it had been published now
+        dataset.end = now()
+        dataset.start = dataset.end - timedelta(days=days)
     session.commit()
     return dataset
 

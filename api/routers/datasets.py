@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -20,20 +21,24 @@ from api.routers.readings import FILE_RESPONSES
 from api.schemas import DatasetEdit, DatasetIn, DatasetOut, DatasetPreview
 from lauks.influx import InfluxError
 from metastore import registry, sharecode
-from metastore.db import Dataset
+from metastore.db import Dataset, now
 
 router = APIRouter(prefix="/v1/datasets", tags=["class datasets"])
 FORMATS = ("csv", "json", "parquet", "zip")
+DECIMAL = "comma: decimal comma and ';' between columns, as spreadsheets in LV/LT expect"
+BOM_TEXT = "start each CSV with a UTF-8 byte order mark, so Excel shows ā, č, ų and µg/m³ right"
 
 
-def _out(dataset: Dataset) -> dict[str, Any]:
+def _out(dataset: Dataset, at: datetime | None = None) -> dict[str, Any]:
     code = sharecode.display(dataset.code)
     base = f"/v1/datasets/{code}"
+    start, end = datasets.window_of(dataset, at)
     return {
         "code": code, "title": dataset.title, "description": dataset.description, "licence": dataset.licence,
         "site": dataset.site, "kits": list(dataset.kits), "quantities": list(dataset.quantities),
-        "start": dataset.start, "end": dataset.end, "every": dataset.every, "agg": dataset.agg,
-        "timezone": dataset.timezone, "created_at": dataset.created_at, "expires_at": dataset.expires_at,
+        "start": start, "end": end, "rolling_days": dataset.rolling_days, "every": dataset.every,
+        "agg": dataset.agg, "timezone": dataset.timezone, "created_by": dataset.created_by,
+        "created_at": dataset.created_at, "expires_at": dataset.expires_at,
         "frozen": datasets.is_frozen(dataset),
         "links": {"preview": base, "csv": f"{base}/data.csv", "json": f"{base}/data.json",
                   "parquet": f"{base}/data.parquet", "zip": f"{base}/dataset.zip"},
@@ -54,7 +59,7 @@ def _local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
 def frozen_files(folder: Path, code: str) -> list[Path]:
     """Every file ``api.frozen`` may have left for a dataset: its kept files, their locks and temporary files."""
     found: list[Path] = []
-    for name in (f"{code}{comma}.{fmt}" for comma in ("", "-comma") for fmt in FORMATS):
+    for name in (f"{code}{suffix}.{fmt}" for suffix in datasets.SUFFIXES for fmt in FORMATS):
         found += [folder / name, folder / f".{name}.lock", *folder.glob(f".{name}.*.tmp")]
     return [path for path in found if path.exists()]
 
@@ -68,24 +73,49 @@ def create_dataset(body: DatasetIn, session: SessionDep, settings: SettingsDep, 
     if not kits:
         raise ApiError(404, "no_kits", f"site {body.site!r} has no kits yet: register one first")
     quantities = parse_quantities(body.quantities)
-    request = make_request(site=body.site, kits=kits, quantities=quantities,
-                           start=parse_time(body.start, zone, is_end=False, what="start"),
-                           end=parse_time(body.end, zone, is_end=True, what="end"), zone=zone,
+    start, end = _window(body, zone)
+    request = make_request(site=body.site, kits=kits, quantities=quantities, start=start, end=end, zone=zone,
                            every=body.every, agg=body.agg, layout="tidy", max_raw_days=settings.api_max_raw_days)
     row = registry.add_dataset(
         session, title=body.title, description=body.description, licence=body.licence, site=body.site, kits=kits,
         quantities=quantities, start=request.start, end=request.end, every=body.every, agg=body.agg,
-        timezone=zone.key, created_by=staff.name, expires_at=_local(body.expires_at, zone))
+        timezone=zone.key, created_by=staff.name, expires_at=_local(body.expires_at, zone),
+        rolling_days=body.rolling_days)
     return _out(row)
 
 
-@router.get("", response_model=list[DatasetOut], responses=responses(401), summary="Every class dataset (staff)")
-def list_datasets(session: SessionDep, _staff: Staff) -> list[dict[str, Any]]:
-    return [_out(d) for d in registry.list_datasets(session)]
+def _window(body: DatasetIn, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """start and end, or the last rolling_days days up to now: exactly one of the two, said in a sentence."""
+    fixed = body.start is not None or body.end is not None
+    if body.rolling_days is not None:
+        if fixed:
+            raise ApiError(400, "window_twice", "give either start and end (a fixed window) or rolling_days (the "
+                                                "last N days up to now), not both")
+        low, high = registry.ROLLING_DAYS
+        if not low <= body.rolling_days <= high:
+            raise ApiError(400, "bad_rolling_days", f"rolling_days must be from {low} to {high} days, not "
+                                                    f"{body.rolling_days}: e.g. 7 for the last week")
+        end = now()
+        return end - timedelta(days=body.rolling_days), end
+    if body.start is None or body.end is None:
+        raise ApiError(400, "no_window", "give the window: start and end (e.g. 2025-03-01 and 2025-05-31), or "
+                                         "rolling_days for the last N days up to now (e.g. 7)")
+    return (parse_time(body.start, zone, is_end=False, what="start"),
+            parse_time(body.end, zone, is_end=True, what="end"))
+
+
+@router.get("", response_model=list[DatasetOut], responses=responses(401, 422),
+            summary="Every class dataset, or with mine=true the caller's own (staff)")
+def list_datasets(session: SessionDep, staff: Staff,
+                  mine: bool = Query(False, description="only the datasets published with this staff token's name")
+                  ) -> list[dict[str, Any]]:
+    at = now()
+    found = registry.list_datasets(session, created_by=staff.name if mine else None)
+    return [_out(d, at) for d in found]
 
 
 @router.patch("/{code}", response_model=DatasetOut, responses=responses(400, 401, 404, 422),
-              summary="Edit a class dataset's title, description or expiry (staff)")
+              summary="Edit a class dataset's title, description, expiry or rolling days (staff)")
 def edit_dataset(code: str, body: DatasetEdit, session: SessionDep, _staff: Staff) -> dict[str, Any]:
     # Staff reach expired datasets too (to extend them), and a staff token is not a guess: no failure budget.
     changes = body.model_dump(exclude_unset=True)
@@ -111,7 +141,8 @@ def delete_dataset(code: str, session: SessionDep, settings: SettingsDep, _staff
 async def preview(code: str, request: Request, session: SessionDep, influx: InfluxDep,
                   settings: SettingsDep) -> dict[str, Any]:
     dataset = dataset_for_code(request, session, code)
-    wanted = datasets.request_of(dataset, layout="wide")
+    at = now()
+    wanted = datasets.request_of(dataset, layout="wide", at=at)
     shape = streaming.shape_of(wanted)
     fmt = export.TimeFormatter(wanted.zone)
     rows: list[list[Any]] = []
@@ -122,40 +153,50 @@ async def preview(code: str, request: Request, session: SessionDep, influx: Infl
                 break
     except InfluxError:  # the store being down must not hide what the code holds
         rows = []
-    return {**_out(dataset), "columns": shape.columns, "rows": rows[: settings.api_preview_rows]}
+    return {**_out(dataset, at), "columns": shape.columns, "rows": rows[: settings.api_preview_rows]}
+
+
+async def _with_bom(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield datasets.BOM
+    async for part in stream:
+        yield part
 
 
 async def _download(request: Request, code: str, fmt: Literal["csv", "json", "parquet", "zip"],
                     session: SessionDep, influx: InfluxDep, settings: SettingsDep,
-                    decimal: str = "point") -> StreamingResponse:
+                    options: datasets.CsvOptions = datasets.PLAIN) -> StreamingResponse:
     dataset = dataset_for_code(request, session, code)
     session.close()
     database = settings.influx_database
-    frozen = datasets.is_frozen(dataset)
-    comma = decimal == "comma"
-    path = settings.datasets_dir / f"{dataset.code}{'-comma' if comma else ''}.{fmt}"
+    at = now()  # one window for the whole file and its name, even as the download runs past midnight
+    frozen = datasets.is_frozen(dataset, at)
+    path = settings.datasets_dir / f"{dataset.code}{options.suffix}.{fmt}"
     api_path = f"/v1/datasets/{sharecode.display(dataset.code)}"
 
     def make() -> Any:
         if fmt == "zip":
-            return datasets.zip_bytes(influx, database, dataset, api_path)
-        request = datasets.request_of(dataset)
-        return streaming.body(influx, database, request, fmt, decimal_comma=comma,
+            return datasets.zip_bytes(influx, database, dataset, api_path, options, at)
+        request = datasets.request_of(dataset, at=at)
+        body = streaming.body(influx, database, request, fmt, decimal_comma=options.decimal_comma,
                               meta={"dataset": api_path, "title": dataset.title, "licence": dataset.licence})
+        return _with_bom(body) if options.bom else body
 
     freezer: Freezer = request.app.state.freezer
     stream = await streaming.primed(freezer.serve(path, make) if frozen else make())
     media = "application/zip" if fmt == "zip" else export.MEDIA_TYPES[fmt]
     return streaming.Streamed(stream, media_type=media, headers={
-        "Content-Disposition": f'attachment; filename="{datasets.file_name(dataset, fmt)}"'})
+        "Content-Disposition": f'attachment; filename="{datasets.file_name(dataset, fmt, at=at)}"'})
 
 
 @router.get("/{code}/data.csv", response_class=StreamingResponse,
             responses={**FILE_RESPONSES, **responses(404, 410, 422, 502, 503)},
             summary="The dataset as one tidy CSV")
 async def data_csv(code: str, request: Request, session: SessionDep, influx: InfluxDep, settings: SettingsDep,
-                   decimal: Literal["point", "comma"] = Query("point")) -> StreamingResponse:
-    return await _download(request, code, "csv", session, influx, settings, decimal)
+                   decimal: Literal["point", "comma"] = Query("point", description=DECIMAL),
+                   decimal_comma: bool = Query(False, description="the same as decimal=comma"),
+                   bom: bool = Query(False, description=BOM_TEXT)) -> StreamingResponse:
+    options = datasets.CsvOptions(decimal_comma=decimal_comma or decimal == "comma", bom=bom)
+    return await _download(request, code, "csv", session, influx, settings, options)
 
 
 @router.get("/{code}/data.json", response_class=StreamingResponse,
@@ -178,6 +219,9 @@ async def data_parquet(code: str, request: Request, session: SessionDep, influx:
             responses={200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
                        **responses(404, 410, 502, 503)},
             summary="The dataset to keep: a CSV per kit, datapackage.json and a README")
-async def data_zip(code: str, request: Request, session: SessionDep, influx: InfluxDep,
-                   settings: SettingsDep) -> StreamingResponse:
-    return await _download(request, code, "zip", session, influx, settings)
+async def data_zip(code: str, request: Request, session: SessionDep, influx: InfluxDep, settings: SettingsDep,
+                   decimal_comma: bool = Query(False, description="the CSVs inside use ';' between columns and a "
+                                                               "decimal comma, as spreadsheets in LV/LT expect"),
+                   bom: bool = Query(False, description=BOM_TEXT)) -> StreamingResponse:
+    options = datasets.CsvOptions(decimal_comma=decimal_comma, bom=bom)
+    return await _download(request, code, "zip", session, influx, settings, options)

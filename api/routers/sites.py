@@ -1,4 +1,7 @@
-"""Sites and their kits, with each kit's live status from the gateway's ``kit_status`` points."""
+"""Sites and their kits, with each kit's live status from the gateway's ``kit_status`` points.
+
+A kit's coordinates go to staff as stored; to a reader without a staff token (public read) as
+``metastore.location.shown_location`` gives them: a blurred kit is shown to about 1 km."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from api.schemas import KitEdit, KitIn, KitOut, KitStatus, SiteEdit, SiteIn, Sit
 from lauks.influx import InfluxError
 from metastore import registry
 from metastore.db import Kit
+from metastore.location import shown_location
 
 router = APIRouter(prefix="/v1/sites", tags=["sites and kits"])
 
@@ -64,7 +68,15 @@ def status_of(entry: dict[str, Any] | None, window_s: int, at: datetime) -> KitS
                      battery_v=float(battery) if isinstance(battery, int | float) else None)
 
 
-async def _with_status(kits: list[Kit], site: str, influx: InfluxDep, settings: SettingsDep) -> list[KitOut]:
+def _shown(item: KitOut, staff: bool) -> KitOut:
+    """Staff see where a kit is; anybody else (public read) sees a blurred kit's place to about 1 km."""
+    if not staff:
+        item.latitude, item.longitude = shown_location(item.latitude, item.longitude, item.location_precision)
+    return item
+
+
+async def _with_status(kits: list[Kit], site: str, influx: InfluxDep, settings: SettingsDep,
+                       staff: bool) -> list[KitOut]:
     try:
         found = await source.kit_status(influx, settings.influx_database, site)
     except InfluxError:
@@ -72,7 +84,7 @@ async def _with_status(kits: list[Kit], site: str, influx: InfluxDep, settings: 
     at = datetime.now(UTC)
     out = []
     for kit in kits:
-        item = KitOut.model_validate(kit)
+        item = _shown(KitOut.model_validate(kit), staff)
         item.status = status_of(found.get(kit.name), settings.api_online_window_s, at) if found is not None else None
         out.append(item)
     return out
@@ -80,10 +92,10 @@ async def _with_status(kits: list[Kit], site: str, influx: InfluxDep, settings: 
 
 @router.get("/{site}/kits", response_model=list[KitOut], responses=responses(401, 404, 422),
             summary="The kits of a site, with live status")
-async def list_kits(site: str, session: SessionDep, influx: InfluxDep, settings: SettingsDep, _reader: Reader,
+async def list_kits(site: str, session: SessionDep, influx: InfluxDep, settings: SettingsDep, reader: Reader,
                     include_retired: bool = Query(False)) -> list[KitOut]:
     kits = registry.list_kits(session, site, include_retired=include_retired)
-    return await _with_status(kits, site, influx, settings)
+    return await _with_status(kits, site, influx, settings, staff=reader is not None)
 
 
 @router.post("/{site}/kits", response_model=KitOut, status_code=201, responses=responses(400, 401, 404, 409, 422),
@@ -96,9 +108,9 @@ def add_kit(site: str, body: KitIn, session: SessionDep, _staff: Staff) -> Any:
 @router.get("/{site}/kits/{kit}", response_model=KitOut, responses=responses(401, 404),
             summary="One kit, with live status")
 async def get_kit(site: str, kit: str, session: SessionDep, influx: InfluxDep, settings: SettingsDep,
-                  _reader: Reader) -> KitOut:
+                  reader: Reader) -> KitOut:
     row = registry.get_kit(session, site, kit)
-    return (await _with_status([row], site, influx, settings))[0]
+    return (await _with_status([row], site, influx, settings, staff=reader is not None))[0]
 
 
 @router.patch("/{site}/kits/{kit}", response_model=KitOut, responses=responses(400, 401, 404, 422),
