@@ -80,3 +80,11 @@ def test_the_firmware_quantity_list_is_only_ever_appended_to() -> None:
     assert names[:len(FIRMWARE_HISTORY)] == FIRMWARE_HISTORY, (
         "a firmware quantity was removed, renamed or moved: its id in a kit's flash would change meaning")
     assert names == FIRMWARE_HISTORY, "a new firmware quantity: add it to the end of FIRMWARE_HISTORY as well"
+
+
+def test_every_quantity_has_a_resolution_that_is_a_power_of_ten_with_its_decimals() -> None:
+    for q in CATALOG.values():
+        assert q.resolution > 0 and round(q.resolution, q.decimals) == q.resolution
+        assert abs(10 ** -q.decimals - q.resolution) < 1e-12 or (q.decimals == 0 and q.resolution == 1), q.name
+    assert (quantity("temperature").decimals, quantity("humidity").decimals, quantity("light").decimals,
+            quantity("battery").decimals) == (2, 1, 0, 3)

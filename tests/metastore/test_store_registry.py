@@ -274,3 +274,48 @@ def test_register_kit_uses_sqlite_in_the_state_folder_by_default(tmp_path: Path,
     with sessions() as session:
         assert registry.get_kit(session, "garden", "k1").kit_type == "soil"
     sessions.kw["bind"].dispose()
+
+
+@both
+def test_a_rolling_dataset_keeps_its_days_and_they_can_change_but_not_a_fixed_windows(session: Session) -> None:
+    registry.add_site(session, "school")
+    rolling = new_dataset(session, rolling_days=7)
+    assert registry.get_dataset(session, rolling.code).rolling_days == 7
+    edited = registry.edit_dataset(session, rolling.code, rolling_days=30)
+    assert edited.rolling_days == 30 and edited.end - edited.start == timedelta(days=30)
+    fixed = new_dataset(session)
+    with pytest.raises(Invalid, match="fixed window"):
+        registry.edit_dataset(session, fixed.code, rolling_days=3)
+    assert registry.get_dataset(session, fixed.code).rolling_days is None
+
+
+@both
+@pytest.mark.parametrize("days", [0, 367, -1, True])
+def test_rolling_days_outside_a_day_to_a_year_are_refused_with_a_sentence(session: Session, days: object) -> None:
+    registry.add_site(session, "school")
+    with pytest.raises(Invalid, match="from 1 to 366"):
+        new_dataset(session, rolling_days=days)
+    rolling = new_dataset(session, rolling_days=7)
+    with pytest.raises(Invalid, match="from 1 to 366"):
+        registry.edit_dataset(session, rolling.code, rolling_days=days)  # type: ignore[arg-type]
+
+
+@both
+def test_the_datasets_of_one_staff_name_are_listed_alone(session: Session) -> None:
+    registry.add_site(session, "school")
+    mine = new_dataset(session, created_by="Ms Ozola")
+    new_dataset(session, created_by="Mr Kalniņš")
+    assert [d.code for d in registry.list_datasets(session, created_by="Ms Ozola")] == [mine.code]
+    assert len(registry.list_datasets(session)) == 2
+
+
+@both
+def test_a_new_kit_is_blurred_and_its_precision_is_exact_or_blurred_only(session: Session) -> None:
+    registry.add_site(session, "school")
+    assert registry.add_kit(session, "school", "k1").location_precision == "blurred"
+    assert registry.edit_kit(session, "school", "k1", location_precision="exact").location_precision == "exact"
+    with pytest.raises(Invalid, match="'exact' or 'blurred'"):
+        registry.edit_kit(session, "school", "k1", location_precision="fuzzy")
+    with pytest.raises(Required):
+        registry.edit_kit(session, "school", "k1", location_precision=None)  # type: ignore[typeddict-item]
+    assert registry.add_kit(session, "school", "k2", location_precision="exact").location_precision == "exact"
