@@ -33,14 +33,15 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # MicroPython (WebAssembly build) for the firmware's tests; filled in by the firmware's make file.
-# Swagger UI's files, which the API serves at /docs itself (api/docs_assets.py); web/ will hold the web app's too.
+# Swagger UI's files, which the API serves at /docs itself (api/docs_assets.py); uPlot and Leaflet, which the web
+# app serves at /static/vendor (web/assets.py); axe-core, which the browser tests inject. Reinstalled when the lock changes.
 # They are plain files: no install script runs (swagger-ui-dist's dependency @scarf/scarf only reports installs).
 WEB_NPM := --no-audit --no-fund --ignore-scripts --loglevel=error
 node-deps:
 	@test -f firmware/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs || \
 	  (cd firmware && { npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error; })
-	@test -f web/node_modules/swagger-ui-dist/swagger-ui-bundle.js || \
-	  (cd web && { npm ci $(WEB_NPM) || npm install $(WEB_NPM); })
+	@test web/node_modules/.package-lock.json -nt web/package-lock.json || \
+	  (cd web && { npm ci $(WEB_NPM) || npm install $(WEB_NPM); } && touch node_modules/.package-lock.json)
 
 clean:
 	rm -rf $(VENV) .lauks .pytest_cache .mypy_cache .ruff_cache

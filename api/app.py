@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
+import web
 from api import docs_assets, errors
 from api.deps import SettingsDep, rate_limit
 from api.frozen import Freezer
@@ -52,6 +53,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.opened_codes = OpenedCodes()
     errors.install(app)
     docs_assets.install(app)
+    web.install(app)  # the pages at /, after the API's routes so /v1 and /docs keep theirs
     for module in (quantities, sites, readings, datasets):
         app.include_router(module.router)
 

@@ -9,10 +9,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lauks.influx import InfluxError
 from metastore.errors import Conflict, Gone, Invalid, NotFound, Required, StoreError
 
 
@@ -95,23 +96,42 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{where}: {text}" if where else text
 
 
+def _page(request: Request, status: int, code: str, headers: dict[str, str] | None = None) -> Response | None:
+    """The web app's friendly page for an error on one of its pages (web/errors.py), else None: JSON."""
+    state = request.app.state
+    if getattr(state, "is_page", None) is None or not state.is_page(request):
+        return None
+    page: Response = state.error_page(request, status, code, None, headers)
+    return page
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, error: ApiError) -> JSONResponse:
-        return JSONResponse(_body(error.code, error.message), status_code=error.status, headers=error.headers)
+    async def _api_error(request: Request, error: ApiError) -> Response:
+        return (_page(request, error.status, error.code, error.headers)
+                or JSONResponse(_body(error.code, error.message), status_code=error.status, headers=error.headers))
 
     @app.exception_handler(StoreError)
-    async def _store_error(_request: Request, error: StoreError) -> JSONResponse:
-        return JSONResponse(_body(error.code, error.message), status_code=store_status(error))
+    async def _store_error(request: Request, error: StoreError) -> Response:
+        return (_page(request, store_status(error), error.code)
+                or JSONResponse(_body(error.code, error.message), status_code=store_status(error)))
+
+    @app.exception_handler(InfluxError)
+    async def _influx_error(request: Request, _error: InfluxError) -> Response:
+        """A store that is down where no route said so itself: a 503, never a 500 with a trace."""
+        return (_page(request, 503, "store_unavailable")
+                or JSONResponse(_body("store_unavailable", "the readings store is not answering right now: try "
+                                                          "again in a minute"), status_code=503))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, error: RequestValidationError) -> Response:
         problems = [_describe(e) for e in error.errors()]
-        return JSONResponse(_body("invalid_request", "; ".join(problems) or "the request is not valid",
-                                  problems=problems), status_code=422)
+        return (_page(request, 400, "invalid_request")
+                or JSONResponse(_body("invalid_request", "; ".join(problems) or "the request is not valid",
+                                      problems=problems), status_code=422))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> Response:
         message = str(error.detail) if error.status_code != 404 else "no such page: the API lives under /v1 (see /docs)"
         headers = dict(getattr(error, "headers", None) or {})
         if error.status_code == 405:
@@ -119,8 +139,16 @@ def install(app: FastAPI) -> None:
             if allowed:
                 headers["Allow"] = ", ".join(allowed)
             message = f"{request.method[:10]} is not a method of this path: use {headers.get('Allow', 'GET')}"
-        return JSONResponse(_body(f"http_{error.status_code}", message), status_code=error.status_code,
-                            headers=headers)
+        return (_page(request, error.status_code, f"http_{error.status_code}", headers)
+                or JSONResponse(_body(f"http_{error.status_code}", message), status_code=error.status_code,
+                                headers=headers))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, _error: Exception) -> Response:
+        """A bug: the log has the trace (Starlette logs it after this), the reader a sentence."""
+        return (_page(request, 500, "server_error")
+                or JSONResponse(_body("server_error", "something went wrong on the server: try again, and tell "
+                                                      "the staff if it keeps happening"), status_code=500))
 
 
 def allowed_methods(app: FastAPI, request: Request) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from lauks.zones import zone_problem
 from metastore.settings import StoreSettings
@@ -35,6 +35,24 @@ class ApiSettings(StoreSettings):
     api_online_window_s: int = Field(900, ge=10)
     # Rows that a dataset preview shows.
     api_preview_rows: int = Field(50, ge=1, le=1000)
+    # The server's address as pupils reach it (share links and QR codes), e.g. https://lauks.school.lv.
+    # Empty: the address each request came to.
+    api_public_url: str = ""
+    # Map tiles of the home page, a Leaflet URL template; empty: no map, the sites as a list only.
+    api_map_tiles_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    api_map_attribution: str = "© OpenStreetMap contributors"
+    # Key that signs staff sessions; replicas behind one address must share it. Empty: a random key
+    # kept in <state_dir>/web-session.key.
+    api_session_secret: SecretStr | None = None
+    api_session_hours: int = Field(12, ge=1, le=24 * 30)
+
+    @field_validator("api_public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not (value.startswith("http://") or value.startswith("https://")):
+            raise ValueError(f"LAUKS_API_PUBLIC_URL {value!r} must start with http:// or https://")
+        return value
 
     @field_validator("api_timezone")
     @classmethod

@@ -1,0 +1,172 @@
+"""Languages: the reader's locale (lv, lt, ru, en), its Babel catalogs, and numbers and dates in its form.
+
+Catalogs are Babel ``.po`` files, read at start-up (no compile step, nothing generated to commit):
+``web/locales/<locale>/LC_MESSAGES/<area>.po``. Each part of the app keeps its own area file, and every
+area of a locale is merged into one catalog. Source strings are English, so ``en`` needs no entries.
+``tests/web/test_i18n_catalogs.py`` extracts every message from the code and the templates and fails
+when one lacks a translation in any locale, or a translation's placeholders differ from its message's.
+
+The locale comes from ``?lang=`` (which the switcher sets, and a cookie keeps), then the cookie, then
+Accept-Language, then ``en``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.dates import format_date, format_datetime, format_time, format_timedelta
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+
+LOCALES = ("lv", "lt", "ru", "en")
+NAMES = {"lv": "Latviešu", "lt": "Lietuvių", "ru": "Русский", "en": "English"}
+DEFAULT = "en"
+COOKIE = "lauks_lang"
+FOLDER = Path(__file__).parent / "locales"
+
+
+def _parse_accept_language(header: str) -> list[str]:
+    """Language tags of an Accept-Language header, best first (q=0 left out; malformed parts skipped)."""
+    weighted: list[tuple[float, int, str]] = []
+    for index, part in enumerate(header.split(",")[:32]):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if tag and quality > 0:
+            weighted.append((-quality, index, tag.strip().lower()))
+    return [tag for _q, _i, tag in sorted(weighted)]
+
+
+def negotiate(query: str | None, cookie: str | None, accept_language: str | None) -> str:
+    """The locale to use: the first of ``?lang=``, the cookie and Accept-Language that we have."""
+    for choice in (query, cookie):
+        if choice and choice.lower() in LOCALES:
+            return choice.lower()
+    for tag in _parse_accept_language(accept_language or ""):
+        primary = tag.split("-")[0]
+        if primary in LOCALES:
+            return primary
+    return DEFAULT
+
+
+@functools.cache
+def catalog(locale: str) -> dict[str, str | tuple[str, ...]]:
+    """Every translated message of ``locale``, its areas merged: msgid -> msgstr (a tuple for plurals)."""
+    merged: dict[str, str | tuple[str, ...]] = {}
+    for path in area_files(locale):
+        for message in read_catalog(path):
+            if not message.id or message.fuzzy:
+                continue
+            key = message.id[0] if isinstance(message.id, tuple) else message.id
+            if isinstance(message.string, tuple):
+                if all(message.string):
+                    merged[key] = tuple(message.string)
+            elif message.string:
+                merged[key] = message.string
+    return merged
+
+
+def area_files(locale: str) -> list[Path]:
+    return sorted((FOLDER / locale / "LC_MESSAGES").glob("*.po"))
+
+
+def read_catalog(path: Path) -> Catalog:
+    with path.open("rb") as handle:
+        return read_po(handle, locale=path.parents[1].name)
+
+
+@dataclass(frozen=True)
+class Translator:
+    """Messages and formats of one locale, in one time zone (the school's, or the server's)."""
+
+    locale: str
+    zone: ZoneInfo = ZoneInfo("UTC")
+
+    @functools.cached_property
+    def _babel(self) -> Locale:
+        return Locale.parse(self.locale)
+
+    @functools.cached_property
+    def _messages(self) -> dict[str, str | tuple[str, ...]]:
+        return catalog(self.locale)
+
+    def in_zone(self, zone: ZoneInfo | str | None) -> Translator:
+        if zone is None:
+            return self
+        return Translator(self.locale, zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone))
+
+    def gettext(self, message: str, **values: Any) -> str:
+        found = self._messages.get(message)
+        text = found if isinstance(found, str) else message
+        return text % values if values else text
+
+    def pick(self, singular: str, plural: str, n: int) -> str:
+        """The plural form of ``n`` in this locale (lv, lt and ru have three), not yet formatted."""
+        found = self._messages.get(singular)
+        if isinstance(found, tuple):
+            form = self._babel.plural_form(abs(n))
+            return found[form] if form < len(found) else found[-1]
+        return singular if n == 1 else plural
+
+    def ngettext(self, singular: str, plural: str, n: int, **values: Any) -> str:
+        values.setdefault("num", n)
+        return self.pick(singular, plural, n) % values
+
+    # --- formats -----------------------------------------------------------------------------------
+
+    def number(self, value: float | int | None, decimals: int | None = None) -> str:
+        """``21,5`` in lv, lt and ru, ``21.5`` in en; ``decimals`` fixes the digits after the point."""
+        if value is None:
+            return "–"
+        if decimals is None:
+            return format_decimal(value, locale=self._babel, group_separator=False)
+        pattern = "0" + ("." + "0" * decimals if decimals > 0 else "")
+        return format_decimal(value, format=pattern, locale=self._babel, group_separator=False)
+
+    def local(self, moment: datetime) -> datetime:
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(self.zone)
+
+    def datetime(self, moment: datetime | None, form: str = "medium") -> str:
+        if moment is None:
+            return "–"
+        return format_datetime(self.local(moment), form, tzinfo=self.zone, locale=self._babel)
+
+    def date(self, moment: datetime | None, form: str = "medium") -> str:
+        if moment is None:
+            return "–"
+        return format_date(self.local(moment).date(), form, locale=self._babel)
+
+    def time(self, moment: datetime | None, form: str = "short") -> str:
+        if moment is None:
+            return "–"
+        return format_time(self.local(moment), form, tzinfo=self.zone, locale=self._babel)
+
+    def ago(self, moment: datetime | None, now: datetime | None = None) -> str:
+        """``3 min ago``, ``pirms 3 min.``: how long before ``now`` ``moment`` was."""
+        if moment is None:
+            return "–"
+        delta = (now or datetime.now(UTC)) - moment
+        if delta < timedelta(seconds=45):
+            delta = timedelta(seconds=max(delta.total_seconds(), 0))
+        return format_timedelta(-delta, add_direction=True, format="short", threshold=1.0, locale=self._babel)
+
+    def duration(self, seconds: float) -> str:
+        return format_timedelta(timedelta(seconds=seconds), format="short", threshold=1.0, locale=self._babel)
+
+
+def translators() -> Iterable[Translator]:
+    return (Translator(locale) for locale in LOCALES)
