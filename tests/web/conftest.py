@@ -16,10 +16,15 @@ import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 from web_screens import API_HOST, VIEWPORTS, Screen, open_screen
 
-from lauks.services import Influxd
+from lauks.services import Influxd, Mosquitto
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))  # the API process of the API's own tests
-from api_fixtures import api_process, process_env
+from api_fixtures import api_process, process_env, staff_token
+from web_stack import WebStack
+
+from gateway.settings import GatewaySettings
+from harness.gateway import start_gateway
+from lauks.topics import Topics
 
 # Playwright's own browser download cannot work here, so it drives the system's Chromium.
 CHROMIUM_PATHS = ("chromium", "/usr/bin/chromium", "chromium-browser")
@@ -47,6 +52,25 @@ def web_api(influxd: Influxd, tmp_path_factory: pytest.TempPathFactory) -> Itera
     with api_process(process_env(tmp_path_factory.mktemp("web-api"), influxd.url, database)) as url:
         assert urlsplit(url).hostname == API_HOST
         yield url
+
+
+@pytest.fixture(scope="session")
+def web_stack(influxd: Influxd, mosquitto: Mosquitto, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
+    """The API with its pages (public read on, no map tiles: nothing may leave the machine), a gateway into the
+    same InfluxDB database, and a staff token "Test Teacher". One for the session: tests use their own sites."""
+    database = f"web_{uuid.uuid4().hex[:12]}"
+    httpx.post(f"{influxd.url}/query", data={"q": f'CREATE DATABASE "{database}"'}, timeout=30).raise_for_status()
+    root = tmp_path_factory.mktemp("web-stack")
+    topics = Topics(f"lauks-web-{uuid.uuid4().hex[:6]}")
+    config = GatewaySettings(state_dir=root / "gateway", mqtt_port=mosquitto.port, influx_url=influxd.url,
+                             influx_database=database, topic_root=topics.root, gateway_http_port=0,
+                             gateway_instance="web", gateway_batch_ms=20, gateway_client_id=f"gw-{topics.root}",
+                             gateway_stats_interval_s=1.0)
+    env = process_env(root / "api", influxd.url, database, PUBLIC_READ="true", MAP_TILES_URL="",
+                      TIMEZONE="Europe/Riga")
+    env["LAUKS_TOPIC_ROOT"] = topics.root
+    with start_gateway(config, root / "gateway.log"), api_process(env) as url:
+        yield WebStack(url, database, influxd.url, mosquitto.port, topics, staff_token(env, "Test Teacher"), env)
 
 
 @pytest.fixture(scope="session")
