@@ -170,3 +170,8 @@ class Translator:
 
 def translators() -> Iterable[Translator]:
     return (Translator(locale) for locale in LOCALES)
+
+
+def N_(message: str) -> str:
+    """Marks a message for the catalogs where it is translated later (``t.gettext(variable)``)."""
+    return message
