@@ -72,13 +72,14 @@ async def test_the_zip_holds_a_csv_per_kit_a_datapackage_and_a_readme(service: A
     response = await service.client.get(f"/v1/datasets/{code}/dataset.zip")
     assert response.status_code == 200
     archive = zipfile.ZipFile(io.BytesIO(response.content))
-    assert sorted(archive.namelist()) == ["README.md", "datapackage.json", "k1.csv", "k2.csv"]
+    stem = f"lauks_school_{code}_2025-04-01_2025-04-01"
+    assert sorted(archive.namelist()) == ["README.md", "datapackage.json", f"{stem}_k1.csv", f"{stem}_k2.csv"]
     package = json.loads(archive.read("datapackage.json"))
     assert package["licenses"] == [{"name": "CC-BY-4.0"}] and "Spring rain" in package["citation"]
     fields = {f["name"]: f for f in package["resources"][0]["schema"]["fields"]}
     assert fields["rain"]["unit"] == "mm" and fields["temperature"]["ucum"] == "Cel"
     assert "GROUP BY time(3600s)" in package["resources"][0]["lauks"]["influxql"][0]
-    rows = list(csv.DictReader(io.StringIO(archive.read("k1.csv").decode())))
+    rows = list(csv.DictReader(io.StringIO(archive.read(f"{stem}_k1.csv").decode())))
     assert list(rows[0]) == ["time", "temperature", "rain"] and len(rows) == 21  # Riga day: 21:00Z start
     assert rows[0]["time"] == "2025-04-01T03:00:00+03:00"
     assert "rain" in archive.read("README.md").decode()
