@@ -16,6 +16,7 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -98,7 +99,8 @@ class Translator:
 
     @functools.cached_property
     def _babel(self) -> Locale:
-        return Locale.parse(self.locale)
+        # English for schools in the Baltics: the day before the month and a 24-hour clock, as in en_GB
+        return Locale.parse("en_GB" if self.locale == "en" else self.locale)
 
     @functools.cached_property
     def _messages(self) -> dict[str, str | tuple[str, ...]]:
@@ -135,7 +137,9 @@ class Translator:
         if decimals is None:
             return format_decimal(value, locale=self._babel, group_separator=False)
         pattern = "0" + ("." + "0" * decimals if decimals > 0 else "")
-        return format_decimal(value, format=pattern, locale=self._babel, group_separator=False)
+        # half up, as pupils learn it (Babel's own rounding is half to even: 1013.25 would be 1013,2)
+        rounded = Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+        return format_decimal(rounded, format=pattern, locale=self._babel, group_separator=False)
 
     def local(self, moment: datetime) -> datetime:
         return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(self.zone)

@@ -1,0 +1,91 @@
+"""Languages: every message of the web app is translated in lv, lt and ru; the reader's language is chosen as
+promised; numbers and dates take the locale's form."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import write_po
+
+from web import catalogs, i18n
+
+
+def test_every_message_of_the_web_app_is_translated_in_every_locale() -> None:
+    messages = catalogs.all_messages()
+    assert len(messages) > 30  # the extractors see the templates and the code
+    assert catalogs.problems() == []
+
+
+def test_the_check_finds_a_message_without_translation_and_a_wrong_placeholder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    web = tmp_path / "web"
+    (web / "templates").mkdir(parents=True)
+    (web / "templates" / "x.html").write_text('{{ _("Hello %(name)s", name=n) }} {{ _("Untranslated") }}')
+    for locale in i18n.LOCALES:
+        catalog = Catalog(locale=locale)
+        catalog.add("Hello %(name)s", "Sveiki %(vards)s" if locale == "lv" else "Hi %(name)s")
+        folder = web / "locales" / locale / "LC_MESSAGES"
+        folder.mkdir(parents=True)
+        with (folder / "x.po").open("wb") as out:
+            write_po(out, catalog)
+    monkeypatch.setattr(catalogs, "ROOT", web)
+    monkeypatch.setattr(i18n, "FOLDER", web / "locales")
+    monkeypatch.setattr(catalogs, "FOLDER", web / "locales")
+    i18n.catalog.cache_clear()
+    try:
+        found = catalogs.problems()
+    finally:
+        i18n.catalog.cache_clear()
+    assert any("lv: no translation of 'Untranslated'" in line for line in found)
+    assert any("lt: no translation of 'Untranslated'" in line for line in found)
+    assert any(line.startswith("lv/x.po") and "Hello" in line for line in found), found
+    assert not any(line.startswith("lt/x.po") for line in found)
+
+
+@pytest.mark.parametrize(("query", "cookie", "header", "expected"), [
+    ("lt", "lv", "ru", "lt"),  # the switcher's choice wins
+    (None, "lv", "ru,en;q=0.5", "lv"),  # then the cookie that keeps it
+    (None, None, "de-DE,ru;q=0.8,lv;q=0.9", "lv"),  # then Accept-Language by quality
+    (None, None, "lt-LT", "lt"),
+    (None, None, "de, fr;q=0.5", "en"),  # nothing we speak
+    ("xx", "yy", "lv;q=0", "en"),  # unknown choices and q=0 are ignored
+    (None, None, "ru;q=abc, lt", "lt"),  # a malformed weight counts as 0
+    (None, None, None, "en"),
+])
+def test_the_locale_comes_from_the_switcher_the_cookie_then_accept_language(
+        query: str | None, cookie: str | None, header: str | None, expected: str) -> None:
+    assert i18n.negotiate(query, cookie, header) == expected
+
+
+def test_numbers_take_a_decimal_comma_in_lv_lt_and_ru() -> None:
+    assert [i18n.Translator(locale).number(21.5) for locale in ("lv", "lt", "ru", "en")] == \
+        ["21,5", "21,5", "21,5", "21.5"]
+    assert i18n.Translator("lv").number(1013.25, 1) == "1013,3"  # no thousands separator in a reading
+    assert i18n.Translator("en").number(None) == "–"
+
+
+def test_times_are_shown_in_the_school_zone() -> None:
+    moment = datetime(2026, 6, 1, 9, 30, tzinfo=UTC)
+    riga = i18n.Translator("lv", ZoneInfo("Europe/Riga"))
+    assert riga.time(moment) == "12:30"  # UTC+3 in summer
+    assert i18n.Translator("en").in_zone("Europe/Vilnius").time(moment) == "12:30"  # a 24-hour clock in English too
+    assert i18n.Translator("en").date(moment) == "1 Jun 2026"
+
+
+def test_how_long_ago_is_said_in_each_language() -> None:
+    now = datetime(2026, 6, 1, 9, 30, tzinfo=UTC)
+    said = {locale: i18n.Translator(locale).ago(now - timedelta(minutes=3), now) for locale in i18n.LOCALES}
+    assert said["en"] == "3 min ago"
+    assert "3" in said["lv"] and said["lv"] != said["en"]
+    assert "3" in said["ru"] and "назад" in said["ru"]
+
+
+def test_plural_forms_follow_each_language() -> None:
+    lt = i18n.Translator("lt")
+    # a message that is not in the catalogs falls back to English's two forms
+    assert lt.ngettext("%(num)d thing", "%(num)d things", 1) == "1 thing"
+    assert lt.ngettext("%(num)d thing", "%(num)d things", 5) == "5 things"
