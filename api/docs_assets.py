@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 
 DOCS_PATH = "/docs"
@@ -25,8 +24,8 @@ FILES = {
 # The URLs carry the package's version, so a browser may keep the files until the next upgrade.
 CACHE_CONTROL = "public, max-age=604800, immutable"
 INSTALL_HINT = "make node-deps"
-# Swagger UI's defaults would show a badge fetched from validator.swagger.io; nothing may leave the school.
-SWAGGER_UI_PARAMETERS = {"validatorUrl": None}
+# Swagger UI is started by web/static/docs.js (validatorUrl off: its default fetches a badge from
+# validator.swagger.io, and nothing may leave the school), not by an inline script, which the CSP refuses.
 
 
 def candidate_dirs() -> list[Path]:
@@ -77,6 +76,25 @@ and restart <code>lauks api</code>.</p>
     return HTMLResponse(body, status_code=503, headers={"Cache-Control": "no-store"})
 
 
+def docs_page(title: str, openapi_url: str, assets: SwaggerAssets) -> HTMLResponse:
+    from web.assets import static_url  # the start-up script is one of the web app's static files
+
+    body = f"""<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<link rel="stylesheet" href="{html.escape(assets.url("swagger-ui.css"))}">
+<link rel="icon" href="{html.escape(assets.url("favicon-32x32.png"))}" type="image/png"></head>
+<body>
+<div id="swagger-ui" data-openapi="{html.escape(openapi_url)}"></div>
+<script src="{html.escape(assets.url("swagger-ui-bundle.js"))}"></script>
+<script src="{html.escape(static_url("docs.js"))}"></script>
+</body>
+</html>
+"""
+    return HTMLResponse(body)
+
+
 def install(app: FastAPI, candidates: Iterable[Path] | None = None) -> None:
     """Serve /docs and its files from ``candidates`` (by default ``candidate_dirs()``). The app must be made
     with ``docs_url=None`` so FastAPI's own CDN-loading page is not there. The folder is looked up on each
@@ -89,10 +107,7 @@ def install(app: FastAPI, candidates: Iterable[Path] | None = None) -> None:
         assets = find_assets(folders)
         if assets is None:
             return missing_page(app.title, openapi_url, folders)
-        return get_swagger_ui_html(
-            openapi_url=openapi_url, title=f"{app.title} docs", oauth2_redirect_url=None,
-            swagger_js_url=assets.url("swagger-ui-bundle.js"), swagger_css_url=assets.url("swagger-ui.css"),
-            swagger_favicon_url=assets.url("favicon-32x32.png"), swagger_ui_parameters=SWAGGER_UI_PARAMETERS)
+        return docs_page(f"{app.title} docs", openapi_url, assets)
 
     @app.get(ASSETS_PATH + "/{name}", include_in_schema=False)
     async def asset(name: str) -> FileResponse:

@@ -21,7 +21,10 @@ from lauks.influx import InfluxClient
 from lauks.privatefile import private_dir, write_private
 from lauks.services import Child, Influxd, Mosquitto, stop_on_signals
 from lauks.stack import STACK_ENV, StackPorts, choose_ports, stack_env, write_stack_env
+from metastore import registry
+from metastore.db import one_session
 from metastore.registry import register_kit
+from metastore.settings import StoreSettings
 
 DEMO_SITE = "demo"
 HAND_KIT = "k01"  # the kit whose credentials the banner prints, for publishing by hand
@@ -74,6 +77,26 @@ def prepare_users(state_dir: Path, ports: StackPorts, kits: int) -> StackUsers:
     return StackUsers(auth, services, hand, _write_kit_configs(auth, ports, kits) if kits > 0 else None)
 
 
+STAFF_TOKEN_FILE = "staff.token"  # the local stack's staff token, for signing in to the web app
+
+
+def prepare_web(state_dir: Path) -> str:
+    """The demo site's title, place and zone (where none is set), so the home page has something on its map;
+    and a staff token for this machine, made once, kept 0600 in <state_dir>/staff.token: the one to sign in with."""
+    path = state_dir / STAFF_TOKEN_FILE
+    with one_session(StoreSettings(state_dir=state_dir).database_url) as session:
+        site = registry.get_site(session, DEMO_SITE)
+        if site.latitude is None and not site.title.strip():
+            registry.edit_site(session, DEMO_SITE, title="Demo school", latitude=56.9496, longitude=24.1052,
+                               timezone="Europe/Riga",
+                               description="The kits that `lauks up` simulates, and the kit you publish as by hand.")
+        token = path.read_text().strip() if path.exists() else ""
+        if not token or registry.staff_for(session, token) is None:
+            token = registry.create_token(session, "lauks up (this machine)")
+            write_private(path, token + "\n")
+    return token
+
+
 def service_env(name: str, base: dict[str, str], users: StackUsers) -> dict[str, str]:
     """A service's environment: the stack's, plus its own broker user."""
     env = dict(base)
@@ -84,16 +107,23 @@ def service_env(name: str, base: dict[str, str], users: StackUsers) -> dict[str,
     return env
 
 
-def _banner(ports: StackPorts, state_dir: Path, started: list[str], hand_kit_password: str = "") -> str:
+def _banner(ports: StackPorts, state_dir: Path, started: list[str], hand_kit_password: str = "",
+            staff_token: str = "") -> str:
     mq, ix = ports.mqtt, ports.influx
-    lines = [
-        "",
-        "Lauks is up. Ctrl-C stops everything.",
+    lines = ["", "Lauks is up. Ctrl-C stops everything."]
+    if "api" in started:
+        lines += [
+            f"  web app       http://127.0.0.1:{ports.api}/   <- open this: sites, kits, live charts",
+            f"                teachers: sign in at http://127.0.0.1:{ports.api}/signin with the staff token in "
+            f"{state_dir}/{STAFF_TOKEN_FILE}",
+            f"                ({staff_token}), then build a class dataset at /teach/new",
+        ]
+    lines += [
         f"  MQTT broker   127.0.0.1:{mq}",
         f"  InfluxDB      http://127.0.0.1:{ix}  (database 'lauks')",
     ]
     if "api" in started:
-        lines.append(f"  API           http://127.0.0.1:{ports.api}/docs")
+        lines.append(f"  API           http://127.0.0.1:{ports.api}/v1 (interactive docs at /docs)")
     if "gateway" in started:
         lines.append(f"  gateway       http://127.0.0.1:{ports.gateway_http}/metrics and /healthz")
     lines += [
@@ -131,6 +161,7 @@ def up(state_dir: Path, available: set[str], kits: int = 3) -> int:
 
     try:
         users = prepare_users(state_dir, ports, kits)
+        staff_token = prepare_web(state_dir)
     except brokerauth.BrokerAuthError as error:
         print(f"cannot set up the broker's users: {error}", file=sys.stderr)
         return 1
@@ -145,14 +176,17 @@ def up(state_dir: Path, available: set[str], kits: int = 3) -> int:
         store.start()
         asyncio.run(_create_database(store.url, "lauks"))
         write_stack_env(state_dir, env_values, os.getpid())  # removed again below, when the stack stops
+        # on this machine the pages are open to anybody who can reach them (loopback), as a school's would be
         env = dict(os.environ, **env_values)
+        env.setdefault("LAUKS_API_PUBLIC_READ", "true")
         for name, argv in service_commands(available, kits, users.kit_config_dir):
             if name == "kits" and kits <= 0:
                 continue
             child = Child(name, argv, logs / f"{name}.log", env=service_env(name, env, users))
             child.start()
             children.append(child)
-        print(_banner(ports, state_dir, [c.name for c in children], users.hand_kit_password), flush=True)
+        print(_banner(ports, state_dir, [c.name for c in children], users.hand_kit_password, staff_token),
+              flush=True)
         while not stopping.is_set():
             watched = [c for c in (broker.child, store.child) if c is not None] + children
             for child in watched:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from web import assets, errors, security, session
+from web.compression import PageCompression
 
 
 def install(app: FastAPI) -> None:
@@ -17,6 +18,7 @@ def install(app: FastAPI) -> None:
     from web import pages  # the page routers; imported here so that ``web`` itself stays light
 
     security.install(app)
+    app.add_middleware(PageCompression)  # type: ignore[arg-type]
     errors.install(app)
     assets.install(app)
     session.install(app)

@@ -66,7 +66,7 @@ def test_commands_follow_a_running_stack_but_not_one_that_is_gone_and_never_over
     assert follow_running_stack({"LAUKS_STATE_DIR": str(tmp_path)}) == {}
 
 
-def _start_stack(state_dir: Path) -> tuple[subprocess.Popen[str], dict[str, int]]:
+def _start_stack(state_dir: Path, banner: list[str] | None = None) -> tuple[subprocess.Popen[str], dict[str, int]]:
     ports = {"LAUKS_UP_MQTT_PORT": free_port(), "LAUKS_UP_INFLUX_PORT": free_port(),
              "LAUKS_UP_API_PORT": free_port(), "LAUKS_UP_GATEWAY_PORT": free_port()}
     env = dict(os.environ, **{k: str(v) for k, v in ports.items()}, PYTHONUNBUFFERED="1")
@@ -76,6 +76,8 @@ def _start_stack(state_dir: Path) -> tuple[subprocess.Popen[str], dict[str, int]
     assert process.stdout is not None
     for output_line in process.stdout:
         if "Lauks is up" in output_line:
+            if banner is not None:
+                banner += [process.stdout.readline() for _ in range(3)]
             break
         assert time.monotonic() < deadline, "lauks up did not come up in 60 s"
     else:
@@ -111,6 +113,35 @@ def test_ctrl_c_stops_every_process_the_stack_started(tmp_path: Path) -> None:
         assert process.wait(60) == 0
     assert _wait_gone(children) == []
     assert not (tmp_path / "state" / "stack.env").exists()  # commands no longer follow a stack that stopped
+
+
+@pytest.mark.services
+def test_lauks_up_prints_the_web_address_first_and_its_staff_token_signs_in(tmp_path: Path) -> None:
+    banner: list[str] = []
+    process, ports = _start_stack(tmp_path / "state", banner)
+    try:
+        web = f"http://127.0.0.1:{ports['LAUKS_UP_API_PORT']}/"
+        assert banner[0].split() == ["web", "app", web, "<-", "open", "this:", "sites,", "kits,", "live", "charts"]
+        token = (tmp_path / "state" / "staff.token").read_text().strip()
+        assert token in banner[2] and (tmp_path / "state" / "staff.token").stat().st_mode & 0o077 == 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{web}v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        with httpx.Client(base_url=web, timeout=10) as client:
+            home = client.get("/", headers={"Accept-Language": "lv"})
+            assert home.status_code == 200 and home.headers["content-type"].startswith("text/html")
+            assert "Demo school" in home.text  # the demo site, public on this machine
+            form = client.get("/signin").text
+            csrf = form.split('name="csrf" value="')[1].split('"')[0]
+            signed = client.post("/signin", data={"token": token, "csrf": csrf}, follow_redirects=False)
+            assert signed.status_code == 303 and "lauks_session" in client.cookies
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(60) == 0
 
 
 @pytest.mark.services
