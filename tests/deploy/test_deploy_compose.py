@@ -81,11 +81,12 @@ def test_every_mounted_file_exists(deployed: dict[str, str], tmp_path: Path) -> 
 def test_the_dockerfile_builds_from_python_311_slim_and_copies_every_package() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
     assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
-    for package in ("lauks", "metastore", "gateway", "api", "firmware", "dashboards", "bench", "stack"):
+    for package in ("lauks", "metastore", "gateway", "api", "web", "firmware", "dashboards", "bench", "stack"):
         assert f"COPY {package} ./{package}" in dockerfile
         assert (REPO / package / "__init__.py").exists()
     assert 'ENTRYPOINT ["lauks"]' in dockerfile and "USER lauks" in dockerfile
     assert "&& lauks --help" in dockerfile  # the console script the image runs, checked when it is built
+    assert "/usr/local/share/lauks/web/node_modules" in dockerfile  # where web/assets.py looks when installed
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {".env", ".lauks", "deploy/state", ".git"} <= set(ignored)
 
