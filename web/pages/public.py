@@ -41,11 +41,19 @@ class SiteItem:
     silent: int | None
 
 
-def _map_sites(items: list[SiteItem]) -> list[dict[str, Any]]:
-    """What web/static/map.js draws: sites with a place only (as text; the script never parses HTML)."""
-    return [{"name": s.name, "title": s.title, "lat": s.latitude, "lon": s.longitude, "url": f"/s/{s.name}",
-             "kits": s.kits, "online": s.online, "silent": s.silent}
-            for s in items if s.latitude is not None and s.longitude is not None]
+def _map_sites(t: Translator, items: list[SiteItem]) -> list[dict[str, Any]]:
+    """What web/static/map.js draws: sites with a place only, their counts already said in the reader's
+    language (the script puts both in as text, never as HTML)."""
+    out: list[dict[str, Any]] = []
+    for s in items:
+        if s.latitude is None or s.longitude is None:
+            continue
+        counts = "" if s.online is None or s.silent is None else " · ".join((
+            t.ngettext("%(num)d online", "%(num)d online", s.online),
+            t.ngettext("%(num)d silent", "%(num)d silent", s.silent)))
+        out.append({"title": s.title, "lat": s.latitude, "lon": s.longitude, "url": f"/s/{s.name}",
+                    "online": bool(s.online), "counts": counts})
+    return out
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -74,7 +82,7 @@ async def home(request: Request) -> HTMLResponse:
             items.append(SiteItem(site.name, site.title, site.description, site.latitude, site.longitude,
                                   len(names), online, silent))
     tiles = settings.api_map_tiles_url
-    return render(page, "home.html", sites=items, store_down=store_down, map_sites=_map_sites(items),
+    return render(page, "home.html", sites=items, store_down=store_down, map_sites=_map_sites(page.t, items),
                   tiles=tiles, attribution=settings.api_map_attribution)
 
 

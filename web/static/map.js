@@ -17,9 +17,9 @@
     link.href = site.url;
     link.textContent = site.title;
     node.appendChild(link);
-    if (site.online !== null && site.silent !== null) {
+    if (site.counts) {
       var line = document.createElement("div");
-      line.textContent = site.online + " " + box.dataset.onlineWord + " · " + site.silent + " " + box.dataset.silentWord;
+      line.textContent = site.counts;
       node.appendChild(line);
     }
     return node;
