@@ -143,7 +143,7 @@ def _kit_list(session: Session, args: argparse.Namespace) -> int:
 
     for kit in registry.list_kits(session, args.site, include_retired=args.all):
         retired = " (retired)" if kit.retired_at else ""
-        print(f"{kit.site}\t{kit.name}\t{kit.kit_type}\t{kit.description}{retired}")
+        print(f"{kit.site}\t{kit.name}\t{kit.kit_type}\t{kit.location_precision}\t{kit.description}{retired}")
     return 0
 
 

@@ -53,7 +53,13 @@ def _kept(schema_extra: dict[str, Any] | None = None, **constraints: Any) -> Any
 ROLLING_DAYS_SCHEMA: dict[str, Any] = {"minimum": 1, "maximum": 366}
 
 
-Days = Annotated[int, Field(strict=True)]  # JSON true is not 1 day
+def _not_a_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # pydantic would take true as 1 day; 7.0 is still 7 (JSON Schema's integer)
+        raise ValueError("a number of days is written like 7, not as true or false")
+    return value
+
+
+Days = Annotated[int, BeforeValidator(_not_a_bool)]
 
 
 # Strict: JSON `false` is not 0.0, nor "1.5" a number (ints are still fine).

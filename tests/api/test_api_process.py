@@ -55,6 +55,16 @@ def test_cli_edits_retires_and_lists_sites_and_kits(env: dict[str, str]) -> None
     assert naive.returncode == 1 and "no offset" in naive.stderr
 
 
+def test_cli_registers_a_kit_blurred_and_edits_it_to_exact(env: dict[str, str]) -> None:
+    assert lauks(env, "site", "add", "garden").returncode == 0
+    assert lauks(env, "kit", "register", "garden", "home-1").returncode == 0
+    assert "home-1\tweather\tblurred" in lauks(env, "kit", "list", "garden").stdout
+    assert lauks(env, "kit", "edit", "garden", "home-1", "--location-precision", "exact").returncode == 0
+    assert "home-1\tweather\texact" in lauks(env, "kit", "list", "garden").stdout
+    wrong = lauks(env, "kit", "edit", "garden", "home-1", "--location-precision", "fuzzy")
+    assert wrong.returncode == 2 and "exact" in wrong.stderr
+
+
 def test_the_staff_token_is_stored_hashed_and_listed_and_revoked_by_number(env: dict[str, str],
                                                                             tmp_path: Path) -> None:
     token = lauks(env, "token", "create", "--name", "Mr Berzins").stdout.strip()
