@@ -2,7 +2,8 @@
 
 No account: the code is the key, so every lookup goes through ``api.deps.dataset_for_code``, which forgives
 the way a pupil types it (case, spaces, dashes) and spends the address's budget of wrong codes. The files are
-the API's own downloads (``/v1/datasets/{code}/...``): the page only links to them.
+the API's own downloads (``/v1/datasets/{code}/...``) and the charts' data is ``/w/series/d/{code}``
+(web/series.py): the page only links to them.
 """
 
 from __future__ import annotations
@@ -22,13 +23,11 @@ from lauks.catalog import CATALOG
 from metastore import registry, sharecode
 from metastore.db import Dataset, now
 from metastore.errors import NotFound
-from web import dataseries
-from web.dataseries import quantity_label, with_unit
 from web.i18n import N_, Translator
 from web.render import Page, PageError, render
+from web.sitedata import quantity_label
 
 router = APIRouter()
-router.include_router(dataseries.router)  # the charts' data, under /w/series/ (JSON errors there)
 
 # (label, file, query): every download the API offers a class, in the order a pupil needs them.
 DOWNLOADS: tuple[tuple[str, str, str], ...] = (
@@ -46,6 +45,12 @@ DOWNLOADS: tuple[tuple[str, str, str], ...] = (
 AGG_NAMES = {"mean": N_("mean"), "min": N_("minimum"), "max": N_("maximum"), "median": N_("median"),
              "count": N_("count"), "sum": N_("sum")}
 EVERY_NAMES = {"10m": N_("every 10 minutes"), "1h": N_("every hour"), "1d": N_("every day")}
+
+
+def with_unit(t: Translator, name: str) -> str:
+    """``Air temperature (°C)``: a chart's caption and a checkbox's label."""
+    unit = CATALOG[name].unit
+    return f"{quantity_label(t, name)} ({unit})" if unit else quantity_label(t, name)
 
 
 def _days(dataset: Dataset, at: datetime) -> tuple[datetime, datetime]:

@@ -27,9 +27,8 @@ from metastore import registry, sharecode
 from metastore.db import Dataset, Site, now
 from metastore.errors import StoreError
 from web import qr
-from web.dataseries import with_unit
 from web.i18n import N_, Translator
-from web.pages.classes import dataset_facts, window_text
+from web.pages.classes import dataset_facts, window_text, with_unit
 from web.render import Page, PageError, render
 
 router = APIRouter()

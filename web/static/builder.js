@@ -1,5 +1,5 @@
 // The dataset builder's preview: as the teacher changes the kits, quantities or days, each chart's data-series
-// follows, and chart.js (when it is loaded) is asked to draw it again. Without this script the
+// follows, and chart.js (when it is loaded) fetches and draws it again (LauksChart.load). Without this script the
 // "Show the preview" button does the same through the server.
 (function () {
   "use strict";
@@ -36,7 +36,7 @@
       if (next !== chart.dataset.series) {
         chart.dataset.series = next;
         chart.dispatchEvent(new CustomEvent("lauks:series-changed", {bubbles: true, detail: {url: next}}));
-        if (window.LauksChart && typeof window.LauksChart.draw === "function") { window.LauksChart.draw(chart); }
+        if (window.LauksChart && typeof window.LauksChart.load === "function") { window.LauksChart.load(chart); }
       }
     });
   }
