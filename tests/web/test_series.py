@@ -143,7 +143,7 @@ async def test_means_are_rounded_to_the_catalog_resolution(public: Api) -> None:
     answer = await public.client.get("/w/series/kit/chart-school/k2",
                                      params={"q": "humidity", "range": "7d", "width": "7"})
     body = answer.json()
-    assert body["every_s"] == 86_400
+    assert body["every_s"] == 2 * 3600  # width 7 is taken as the narrowest chart, 100 px
     assert 50.0 in body["series"][0]["values"]  # 50.0333... to 0.1 %
     assert all(v is None or round(v, 1) == v for v in body["series"][0]["values"])
 
