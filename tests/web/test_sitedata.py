@@ -4,10 +4,18 @@ real InfluxDB (one request each for all kits, bounded in time)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import httpx
+
+from api.app import create_app
+from api.settings import ApiSettings
 
 from lauks import lineprotocol, schema
 from lauks.influx import InfluxClient
+from lauks.services import Influxd
+from metastore import registry
 from web import sitedata
 from web.i18n import Translator
 from web.pages.public import value_text
@@ -179,3 +187,27 @@ async def test_the_fetchers_give_each_kits_newest_values_status_and_a_sparkline_
 def test_times_are_shown_in_the_schools_zone() -> None:
     t = Translator("lv").in_zone(ZoneInfo("Europe/Riga"))
     assert "14:00" in t.datetime(NOW, "short")
+
+
+async def test_the_home_and_site_pages_answer_with_the_kits_counts_from_a_real_store(
+        influxd: Influxd, database: str, tmp_path: Path) -> None:
+    settings = ApiSettings(state_dir=tmp_path, influx_url=influxd.url, influx_database=database,
+                           api_public_read=True, api_database_url=None, api_timezone="Europe/Riga")
+    app = create_app(settings)
+    now = datetime.now(UTC)
+    async with app.router.lifespan_context(app):
+        with app.state.sessions() as db:
+            registry.add_site(db, "s1", title="School One")
+            registry.add_kit(db, "s1", "a")
+            registry.add_kit(db, "s1", "b")
+        async with InfluxClient(influxd.url) as influx:
+            await influx.write(database, [_reading("s1", "a", now, temperature=21.43),
+                                          _status("s1", "a", now, seen=1, fw="1.0")])
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://lauks.test") as client:
+            home = await client.get("/?lang=lv")
+            assert home.status_code == 200, home.text[-3000:]
+            assert "Tiešsaistē: 1" in home.text and "Klusē: 1" in home.text
+            site = await client.get("/s/s1?lang=lv")
+            assert site.status_code == 200
+            assert "21,43\u00a0°C" in site.text

@@ -49,8 +49,8 @@ def _map_sites(t: Translator, items: list[SiteItem]) -> list[dict[str, Any]]:
         if s.latitude is None or s.longitude is None:
             continue
         counts = "" if s.online is None or s.silent is None else " · ".join((
-            t.ngettext("%(num)d online", "%(num)d online", s.online),
-            t.ngettext("%(num)d silent", "%(num)d silent", s.silent)))
+            t.gettext("Online: %(num)s", num=s.online),
+            t.gettext("Silent: %(num)s", num=s.silent)))
         out.append({"title": s.title, "lat": s.latitude, "lon": s.longitude, "url": f"/s/{s.name}",
                     "online": bool(s.online), "counts": counts})
     return out
