@@ -76,7 +76,7 @@ def test_a_pupil_opens_the_class_page_and_sees_what_is_in_it(screen: Screen, web
     assert captions == ["Temperature (°C)", "Humidity (%)"]
     series = page.locator(".chart").first.get_attribute("data-series")
     assert series == f"/w/series/d/{dataset['code']}?q=temperature"
-    assert "From 3 Mar 2025 to 3 Mar 2025" in page.inner_text("main")
+    assert "On 3 Mar 2025" in page.inner_text("main")
     citation = page.inner_text("#citation")
     assert "Spring in the schoolyard" in citation and "Lauks" in citation and f"/d/{dataset['code']}" in citation
     assert page.locator(".downloads a").count() == 9

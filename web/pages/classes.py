@@ -69,6 +69,8 @@ def window_text(t: Translator, dataset: Dataset, at: datetime) -> str:
         return t.ngettext("The last %(num)d day, updated live", "The last %(num)d days, updated live",
                           dataset.rolling_days)
     first, last = _days(dataset, at)
+    if first.date() == last.date():
+        return t.gettext("On %(day)s", day=t.date(first))
     return t.gettext("From %(first)s to %(last)s", first=t.date(first), last=t.date(last))
 
 
@@ -81,8 +83,12 @@ def summary_text(t: Translator, dataset: Dataset) -> str:
     if dataset.agg is None:
         how = t.gettext("mean (rain: sum)")
     if every is None:
-        return t.gettext("A %(how)s of each %(every)s.", how=how, every=dataset.every)
-    return t.gettext("The %(how)s %(every)s.", how=how, every=t.gettext(every))
+        return t.gettext("A summary of each %(every)s: the %(how)s.", how=how, every=dataset.every)
+    return t.gettext("A summary %(every)s: the %(how)s.", how=how, every=t.gettext(every))
+
+
+def _href(base: str, name: str, query: str) -> str:
+    return f"{base}/{name}?{query}" if query else f"{base}/{name}"
 
 
 def dataset_facts(page: Page, db: Any, dataset: Dataset, at: datetime) -> dict[str, Any]:
@@ -101,8 +107,7 @@ def dataset_facts(page: Page, db: Any, dataset: Dataset, at: datetime) -> dict[s
                          kits=", ".join(dataset.kits), first=f"{first:%Y-%m-%d}", last=f"{last:%Y-%m-%d}", code=code,
                          link=link, accessed=f"{at.astimezone(zone):%Y-%m-%d}")
     base = f"/v1/datasets/{code}"
-    downloads = [(t.gettext(label), f"{base}/{name}" + (f"?{query}" if query else "")) for label, name, query
-                 in DOWNLOADS]
+    downloads = [(t.gettext(label), _href(base, name, query)) for label, name, query in DOWNLOADS]
     quantities = [{"name": q, "label": quantity_label(t, q), "unit": CATALOG[q].unit,
                    "caption": with_unit(t, q), "series": f"/w/series/d/{code}?q={quote(q)}"}
                   for q in dataset.quantities]
