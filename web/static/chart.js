@@ -117,7 +117,7 @@
         stroke: COLOURS[i % COLOURS.length],
         width: 2,
         spanGaps: false,
-        points: { show: json.t.length < 60 },
+        points: { show: s.values.filter(function (v) { return v !== null; }).length < 60 },
         value: function (u, v) { return v == null ? "–" : state.nf.format(v) + (unit ? " " + unit : ""); }
       });
     });
