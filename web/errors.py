@@ -49,6 +49,13 @@ def _sentence(page: Page, status: int, code: str, wait_s: int | None) -> tuple[s
         return (_("No such school site"), _("Check the address, or pick the site on the home page."))
     if code == "unknown_kit":
         return (_("No such kit"), _("Check the address, or pick the kit on its site's page."))
+    if code == "kit_retired":
+        return (_("This kit is retired"), _("It no longer sends readings. Its site's page shows the kits that do."))
+    if code == "not_public":
+        return (_("This chart is not public"),
+                _("This server shows kits only to staff. A class dataset's code still opens its charts."))
+    if code == "unknown_quantity":
+        return (_("No such quantity"), _("Check the address, or pick a quantity on the kit's page."))
     if status == 503 or code == "store_unavailable":
         return (_("The readings store is not answering"),
                 _("The kits' readings are safe: the gateway keeps them until the store is back. Try again "

@@ -13,7 +13,8 @@ Accept-Language, then ``en``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+import gettext
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -24,6 +25,7 @@ from zoneinfo import ZoneInfo
 from babel import Locale
 from babel.dates import format_date, format_datetime, format_time, format_timedelta
 from babel.messages.catalog import Catalog
+from babel.messages.plurals import get_plural
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 
@@ -116,11 +118,16 @@ class Translator:
         text = found if isinstance(found, str) else message
         return text % values if values else text
 
+    @functools.cached_property
+    def _plural_index(self) -> Callable[[int], int]:
+        """The catalog's plural index of a number: gettext's Plural-Forms expression of this locale."""
+        return gettext.c2py(get_plural(self.locale).plural_expr)
+
     def pick(self, singular: str, plural: str, n: int) -> str:
         """The plural form of ``n`` in this locale (lv, lt and ru have three), not yet formatted."""
         found = self._messages.get(singular)
         if isinstance(found, tuple):
-            form = self._babel.plural_form(abs(n))
+            form = self._plural_index(abs(n))
             return found[form] if form < len(found) else found[-1]
         return singular if n == 1 else plural
 

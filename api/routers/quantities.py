@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/quantities", tags=["quantities"])
 def _out(name: str) -> QuantityOut:
     q = CATALOG[name]
     return QuantityOut(name=q.name, unit=q.unit, ucum=q.ucum, minimum=q.minimum, maximum=q.maximum,
-                       description=q.description, default_agg=q.default_agg)
+                       description=q.description, default_agg=q.default_agg, resolution=q.resolution)
 
 
 @router.get("", response_model=list[QuantityOut], responses=responses(), summary="Every quantity a kit can measure")

@@ -89,3 +89,13 @@ def test_plural_forms_follow_each_language() -> None:
     # a message that is not in the catalogs falls back to English's two forms
     assert lt.ngettext("%(num)d thing", "%(num)d things", 1) == "1 thing"
     assert lt.ngettext("%(num)d thing", "%(num)d things", 5) == "5 things"
+
+
+@pytest.mark.parametrize(("locale", "counts"), [
+    ("lv", {0: 0, 1: 1, 2: 2, 11: 0, 21: 1, 101: 1}),  # lv: zero and 11-19, then ends in 1, then the rest
+    ("lt", {1: 0, 2: 1, 9: 1, 10: 2, 11: 2, 21: 0, 22: 1}),
+    ("ru", {1: 0, 2: 1, 4: 1, 5: 2, 11: 2, 21: 0, 22: 1, 25: 2}),
+])
+def test_the_plural_form_is_the_catalogs_index_for_each_language(locale: str, counts: dict[int, int]) -> None:
+    translator = i18n.Translator(locale)
+    assert {n: translator._plural_index(n) for n in counts} == counts
