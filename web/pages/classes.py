@@ -104,8 +104,8 @@ def dataset_facts(page: Page, db: Any, dataset: Dataset, at: datetime) -> dict[s
     first, last = _days(dataset, at)
     citation = t.gettext("%(title)s. Lauks, %(site)s, kits %(kits)s, %(first)s – %(last)s. Dataset %(code)s. "
                          "%(link)s (accessed %(accessed)s).", title=dataset.title, site=site_title,
-                         kits=", ".join(dataset.kits), first=f"{first:%Y-%m-%d}", last=f"{last:%Y-%m-%d}", code=code,
-                         link=link, accessed=f"{at.astimezone(zone):%Y-%m-%d}")
+                         kits=", ".join(dataset.kits), first=first.strftime("%Y-%m-%d"), last=last.strftime("%Y-%m-%d"),
+                         code=code, link=link, accessed=at.astimezone(zone).strftime("%Y-%m-%d"))
     base = f"/v1/datasets/{code}"
     downloads = [(t.gettext(label), _href(base, name, query)) for label, name, query in DOWNLOADS]
     quantities = [{"name": q, "label": quantity_label(t, q), "unit": CATALOG[q].unit,
