@@ -11,7 +11,6 @@ import httpx
 
 from api.app import create_app
 from api.settings import ApiSettings
-
 from lauks import lineprotocol, schema
 from lauks.influx import InfluxClient
 from lauks.services import Influxd
