@@ -11,7 +11,7 @@ with unit tests; the routes at the bottom are a thin shell. JSON (``web/static/c
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -159,12 +159,43 @@ def shape(query: SeriesQuery, rows_by_kit: Mapping[str, Sequence[Sequence[Any]]]
             "start": int(query.start.timestamp()), "end": int(query.end.timestamp())}
 
 
-async def fetch(request: Request, query: SeriesQuery) -> dict[str, Any]:
-    """Run the one statement and shape its answer (the I/O edge)."""
+def sparse_every(query: SeriesQuery, rows_by_kit: Mapping[str, Sequence[Sequence[Any]]]) -> int | None:
+    """A wider bucket when the readings are sparser than the buckets, else None.
+
+    A kit that reports every 10 minutes, drawn in 2-minute buckets, leaves four empty buckets between any two
+    readings: with ``fill(null)`` that is a gap each time, and the line falls apart into dots. So when a kit's
+    typical distance between filled buckets (the median) is more than a bucket, the chart is drawn again in buckets
+    at least twice that distance wide: a reading in nearly every bucket, and a bucket left empty only where the
+    kit was really silent, which is a gap worth showing.
+    """
+    spacing = 0
+    for rows in rows_by_kit.values():
+        filled = [int(row[0]) // 1000 for row in rows if row[1] is not None]
+        steps = sorted(later - earlier for earlier, later in zip(filled, filled[1:], strict=False))
+        if len(steps) >= 2:
+            spacing = max(spacing, steps[len(steps) // 2])
+    if spacing <= query.every_s:
+        return None
+    wider = next((every for every in EVERY_SECONDS if every >= 2 * spacing), EVERY_SECONDS[-1])
+    return wider if wider > query.every_s else None
+
+
+async def _rows(request: Request, query: SeriesQuery) -> dict[str, list[list[Any]]]:
     client = request.app.state.influx
     rows: dict[str, list[list[Any]]] = {}
     async for found in client.query(statement(query), database=request.app.state.settings.influx_database):
         rows.setdefault(found.tags.get(schema.KIT, ""), []).extend(found.values)
+    return rows
+
+
+async def fetch(request: Request, query: SeriesQuery) -> dict[str, Any]:
+    """Run the statement and shape its answer (the I/O edge); once more in wider buckets if the readings are
+    sparser than the buckets (``sparse_every``)."""
+    rows = await _rows(request, query)
+    wider = sparse_every(query, rows)
+    if wider is not None:
+        query = replace(query, every_s=wider, start=bucket_start(query.start, wider, query.zone))
+        rows = await _rows(request, query)
     return shape(query, rows)
 
 

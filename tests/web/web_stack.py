@@ -116,7 +116,7 @@ class WebStack:
         page.goto(f"{self.url}/signin")
         page.fill("#token", token or self.staff_token)
         page.click("form.stack button[type=submit]")
-        page.wait_load_state()
+        page.wait_for_load_state()
 
     def path(self, tail: str) -> str:
         return f"{self.url}{tail}"

@@ -63,7 +63,7 @@
 
   function hasValues(data) {
     for (var i = 1; i < data.length; i++) {
-      for (var j = 0; j < data[i].length; j++) { if (data[i][j] !== null) { return true; } }
+      for (var j = 0; j < data[i].length; j++) { if (data[i][j] != null) { return true; } }
     }
     return false;
   }
@@ -73,7 +73,7 @@
     var data = state.data, json = state.json, rows = [];
     for (var i = data[0].length - 1; i >= 0 && rows.length < 12; i--) {
       var any = false;
-      for (var k = 1; k < data.length; k++) { if (data[k][i] !== null) { any = true; } }
+      for (var k = 1; k < data.length; k++) { if (data[k][i] != null) { any = true; } }
       if (any) { rows.push(i); }
     }
     el.textContent = "";
@@ -96,7 +96,7 @@
       for (var k = 1; k < data.length; k++) {
         var cell = r.insertCell();
         cell.className = "num";
-        cell.textContent = data[k][i] === null ? "–" : state.nf.format(data[k][i]);
+        cell.textContent = data[k][i] == null ? "–" : state.nf.format(data[k][i]);
       }
     });
     var wrap = document.createElement("div");
@@ -107,7 +107,7 @@
 
   function options(el, state) {
     var json = state.json, unit = json.unit || "", locale = state.locale, zone = state.zone;
-    var hours = dateFormat(locale, zone, { hour: "2-digit", minute: "2-digit" });
+    var hours = dateFormat(locale, zone, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
     var days = dateFormat(locale, zone, { day: "numeric", month: "short" });
     var months = dateFormat(locale, zone, { month: "short", year: "numeric" });
     var series = [{ value: function (u, ts) { return ts == null ? "–" : state.when.format(new Date(ts * 1000)); } }];
@@ -144,17 +144,30 @@
     };
   }
 
+  /* One empty bucket between two readings is a reading that fell just over a bucket's edge, not a silence: uPlot
+     draws across an undefined value and breaks only at a null, so a lone null becomes undefined. Two or more
+     empty buckets in a row stay a gap. */
+  function spanLoneBuckets(values) {
+    for (var i = 1; i < values.length - 1; i++) {
+      if (values[i] === null && values[i - 1] !== null && values[i - 1] !== undefined && values[i + 1] !== null) {
+        values[i] = undefined;
+      }
+    }
+    return values;
+  }
+
   function draw(el, json) {
     var old = states.get(el);
     if (old && old.plot) { old.plot.destroy(); }
     var locale = el.getAttribute("data-locale") || document.documentElement.lang || "en";
     var zone = el.getAttribute("data-zone") || "";
     var data = [json.t.slice()];
-    json.series.forEach(function (s) { data.push(s.values.slice()); });
+    json.series.forEach(function (s) { data.push(spanLoneBuckets(s.values.slice())); });
     var state = {
       el: el, json: json, data: data, locale: locale, zone: zone, plot: null,
       nf: numberFormat(locale, decimalsOf(json)),
-      when: dateFormat(locale, zone, { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" })
+      when: dateFormat(locale, zone, { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
+                                       hourCycle: "h23" })
     };
     states.set(el, state);
     el.textContent = "";
