@@ -18,7 +18,7 @@ def install(app: FastAPI) -> None:
     from web import pages  # the page routers; imported here so that ``web`` itself stays light
 
     security.install(app)
-    app.add_middleware(PageCompression)  # type: ignore[arg-type]
+    app.add_middleware(PageCompression)
     errors.install(app)
     assets.install(app)
     session.install(app)

@@ -1,7 +1,7 @@
 """The catalogs' tool: extract every message of the web app, and add the missing ones to an area's files.
 
     .venv/bin/python -m web.catalogs update <area> <file or folder> ...   # new msgids, empty, in lv/lt/ru/en
-    .venv/bin/python -m web.catalogs fill <area> <file.json>    # {"msgid": {"lv": "...", "lt": [...plurals], "ru": ...}}
+    .venv/bin/python -m web.catalogs fill <area> <file.json>   # {"msgid": {"lv": "...", "lt": [plurals], "ru": ...}}
     .venv/bin/python -m web.catalogs check                                # what the test checks, printed
 
 Messages are found in Python (``_``, ``gettext``, ``ngettext``, ``N_``) and in the templates

@@ -29,6 +29,8 @@ from babel.messages.plurals import get_plural
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 
+UTC_ZONE = ZoneInfo("UTC")
+Moment = datetime  # the methods below are named datetime, date and time, as templates call them
 LOCALES = ("lv", "lt", "ru", "en")
 NAMES = {"lv": "Latviešu", "lt": "Lietuvių", "ru": "Русский", "en": "English"}
 DEFAULT = "en"
@@ -74,12 +76,12 @@ def catalog(locale: str) -> dict[str, str | tuple[str, ...]]:
         for message in read_catalog(path):
             if not message.id or message.fuzzy:
                 continue
-            key = message.id[0] if isinstance(message.id, tuple) else message.id
-            if isinstance(message.string, tuple):
+            key = str(message.id[0] if isinstance(message.id, list | tuple) else message.id)
+            if isinstance(message.string, list | tuple):
                 if all(message.string):
-                    merged[key] = tuple(message.string)
+                    merged[key] = tuple(str(form) for form in message.string)
             elif message.string:
-                merged[key] = message.string
+                merged[key] = str(message.string)
     return merged
 
 
@@ -97,7 +99,7 @@ class Translator:
     """Messages and formats of one locale, in one time zone (the school's, or the server's)."""
 
     locale: str
-    zone: ZoneInfo = ZoneInfo("UTC")
+    zone: ZoneInfo = UTC_ZONE
 
     @functools.cached_property
     def _babel(self) -> Locale:
@@ -148,25 +150,25 @@ class Translator:
         rounded = Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
         return format_decimal(rounded, format=pattern, locale=self._babel, group_separator=False)
 
-    def local(self, moment: datetime) -> datetime:
+    def local(self, moment: Moment) -> Moment:
         return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(self.zone)
 
-    def datetime(self, moment: datetime | None, form: str = "medium") -> str:
+    def datetime(self, moment: Moment | None, form: str = "medium") -> str:
         if moment is None:
             return "–"
         return format_datetime(self.local(moment), form, tzinfo=self.zone, locale=self._babel)
 
-    def date(self, moment: datetime | None, form: str = "medium") -> str:
+    def date(self, moment: Moment | None, form: str = "medium") -> str:
         if moment is None:
             return "–"
         return format_date(self.local(moment).date(), form, locale=self._babel)
 
-    def time(self, moment: datetime | None, form: str = "short") -> str:
+    def time(self, moment: Moment | None, form: str = "short") -> str:
         if moment is None:
             return "–"
         return format_time(self.local(moment), form, tzinfo=self.zone, locale=self._babel)
 
-    def ago(self, moment: datetime | None, now: datetime | None = None) -> str:
+    def ago(self, moment: Moment | None, now: Moment | None = None) -> str:
         """``3 min ago``, ``pirms 3 min.``: how long before ``now`` ``moment`` was."""
         if moment is None:
             return "–"

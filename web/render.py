@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import jinja2
 from fastapi import Request
@@ -68,7 +69,7 @@ class Page:
         query_lang = request.query_params.get("lang")
         locale = i18n.negotiate(query_lang, None if embed else request.cookies.get(i18n.COOKIE),
                                 request.headers.get("accept-language"))
-        page = cls(request, i18n.Translator(locale, i18n.ZoneInfo(settings.api_timezone)), embed)
+        page = cls(request, i18n.Translator(locale, ZoneInfo(settings.api_timezone)), embed)
         if query_lang and query_lang.lower() == locale and not embed:
             page._cookies[i18n.COOKIE] = locale  # the switcher's choice sticks
         return page

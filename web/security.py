@@ -85,7 +85,7 @@ class SecurityHeaders:
 
 def install(app: FastAPI) -> None:
     settings = app.state.settings
-    app.add_middleware(SecurityHeaders, tiles=tiles_origin(settings.api_map_tiles_url))  # type: ignore[arg-type]
+    app.add_middleware(SecurityHeaders, tiles=tiles_origin(settings.api_map_tiles_url))
 
 
 # --- CSRF ------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ with unit tests; the routes at the bottom are a thin shell. JSON (``web/static/c
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
@@ -171,7 +172,7 @@ def sparse_every(query: SeriesQuery, rows_by_kit: Mapping[str, Sequence[Sequence
     spacing = 0
     for rows in rows_by_kit.values():
         filled = [int(row[0]) // 1000 for row in rows if row[1] is not None]
-        steps = sorted(later - earlier for earlier, later in zip(filled, filled[1:], strict=False))
+        steps = sorted(later - earlier for earlier, later in itertools.pairwise(filled))
         if len(steps) >= 2:
             spacing = max(spacing, steps[len(steps) // 2])
     if spacing <= query.every_s:
