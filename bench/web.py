@@ -64,7 +64,7 @@ def kit_names(kits: int) -> list[str]:
     return [f"k{k:02d}" for k in range(kits)]
 
 
-def day_lines(kits: list[str], day_start_s: int, seen: bool) -> list[str]:
+def day_lines(kits: list[str], day_start_s: int, seen: bool, site: str = SITE) -> list[str]:
     """One day of one-minute readings of every kit (and their seen points), in time order per kit.
 
     The values follow a daily and a yearly cycle, so charts look like weather; formatted with fixed
@@ -73,8 +73,8 @@ def day_lines(kits: list[str], day_start_s: int, seen: bool) -> list[str]:
     day_of_year = (day_start_s // 86_400) % 365
     season = 8.0 * math.sin(2 * math.pi * day_of_year / 365)
     for index, kit in enumerate(kits):
-        head = f"{schema.READINGS},{schema.KIT}={kit},{schema.SITE}={SITE} "
-        seen_head = f"{schema.KIT_STATUS},{schema.KIT}={kit},{schema.SITE}={SITE} "
+        head = f"{schema.READINGS},{schema.KIT}={kit},{schema.SITE}={site} "
+        seen_head = f"{schema.KIT_STATUS},{schema.KIT}={kit},{schema.SITE}={site} "
         offset = index * 0.1
         for minute in range(1440):
             t_ms = (day_start_s + minute * 60) * 1000
@@ -124,6 +124,39 @@ def seed(url: str, kits: list[str], days: int, now: datetime) -> int:
                 batch = []
         for future in pending:
             future.result()
+    return written
+
+
+def other_sites(fleet_kits: int, kits: int) -> dict[str, list[str]]:
+    """The other schools of the fleet, ``kits`` kits each, until the fleet has ``fleet_kits``."""
+    sites: dict[str, list[str]] = {}
+    left = fleet_kits - kits
+    while left > 0:
+        sites[f"school-{len(sites) + 1:02d}"] = kit_names(min(kits, left))
+        left -= kits
+    return sites
+
+
+def seed_fleet(url: str, sites: dict[str, list[str]], now: datetime) -> int:
+    """The other schools' last two days of readings and seen points, and a status message per kit; each
+    school's last kit fell silent three hours ago (so the fleet page asks for its older facts)."""
+    last_minute = int(now.timestamp()) // 60 * 60 - 60
+    first_day = last_minute // 86_400 * 86_400 - 86_400
+    written = 0
+    with httpx.Client(timeout=300) as client:
+        for site, kits in sites.items():
+            lines = []
+            for day in (first_day, first_day + 86_400):
+                lines += day_lines(kits, day, seen=True, site=site)
+            silent_after = (last_minute - 3 * 3600) * 1000
+            silent = f",{schema.KIT}={kits[-1]},"
+            lines = [line for line in lines if int(line.rsplit(" ", 1)[1]) <= last_minute * 1000
+                     and not (silent in line and int(line.rsplit(" ", 1)[1]) > silent_after)]
+            for kit in kits:
+                lines.append(f'{schema.KIT_STATUS},{schema.KIT}={kit},{schema.SITE}={site} {schema.STATE}="online",'
+                             f'{schema.FW}="1.4.0",{schema.INTERVAL_S}=60i {(last_minute - 86_400) * 1000}')
+            write(client, url, lines)
+            written += len(lines)
     return written
 
 
@@ -354,6 +387,8 @@ def main() -> int:
     parser.add_argument("--kits", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=40, help="requests per page after a warm-up")
     parser.add_argument("--publishes", type=int, default=5)
+    parser.add_argument("--fleet-kits", type=int, default=280,
+                        help="kits of the whole fleet for /fleet: other schools get two days of data")
     args = parser.parse_args()
     kits = kit_names(args.kits)
     now = datetime.now(UTC)
@@ -364,9 +399,16 @@ def main() -> int:
         seconds = time.perf_counter() - began
         print(f"seeded {args.days} days of one-minute data, {args.kits} kits x {len(QUANTITIES)} quantities: "
               f"{lines:,} lines in {seconds:.1f} s ({lines / seconds:,.0f} lines/s)")
+        others = other_sites(args.fleet_kits, args.kits)
+        if others:
+            began = time.perf_counter()
+            fleet_lines = seed_fleet(running.store.url, others, now)
+            print(f"seeded the rest of the fleet: {sum(map(len, others.values()))} kits in {len(others)} schools, "
+                  f"two days each, {fleet_lines:,} lines in {time.perf_counter() - began:.1f} s")
         state = running.directory / "state"
-        for kit in kits:
-            register_kit(SITE, kit, "weather", state_dir=state)
+        for site, names in {SITE: kits, **others}.items():
+            for kit in names:
+                register_kit(site, kit, "weather", state_dir=state)
         env = {**os.environ, "LAUKS_STATE_DIR": str(state), "LAUKS_INFLUX_URL": running.store.url,
                "LAUKS_INFLUX_DATABASE": DATABASE, "LAUKS_API_PORT": str(free_port()),
                "LAUKS_API_RATE_LIMIT_PER_MINUTE": "1000000", "LAUKS_API_RATE_BURST": "100000",
@@ -386,7 +428,9 @@ def main() -> int:
                         report(label, client, path, args.repeat)
                 with httpx.Client(base_url=api.url, timeout=120) as staff:
                     if sign_in(staff, token):
-                        report("fleet (signed in)", staff, "/fleet", args.repeat)
+                        report(f"fleet, one site ({args.kits} kits)", staff, f"/fleet?site={SITE}", args.repeat)
+                        report(f"fleet, all ({args.kits + sum(map(len, others.values()))} kits)", staff, "/fleet",
+                               args.repeat)
                     else:
                         print("fleet: could not sign in through /signin")
                 print("chart data (one kit, temperature, width=800; target 24 h <= 100 ms):")

@@ -3,12 +3,14 @@
 The facts are those of the Grafana Kit health and Data quality dashboards (dashboards/definition.py), for
 schools that run no Grafana, and their thresholds are the dashboards' and alerts' own constants, so the
 page and the alerts never disagree. The builders and the ordering are pure; ``fetch`` is the only I/O.
-Each fact is its own ``last()`` statement (one field each), so InfluxDB reads only that field's points,
-and every statement groups by site and kit: one request for 280 kits, never one per kit.
+Each fact is its own ``last()`` statement (one field each), so InfluxDB reads only that field's newest
+points, and every statement groups by site and kit: one request for 280 kits, never one per kit. The one
+costly fact, a day of late samples, is summed per clock hour and the complete hours are kept.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,54 +26,154 @@ from lauks.influx import InfluxClient
 # than 30 days". It bounds what InfluxDB reads; a longer look would cost every page load for dead kits.
 LOOKBACK = timedelta(days=30)
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
+# Fields written with every reading or seen point ("busy") are asked for over the last hour first: a
+# reporting kit has them there, and over 30 days InfluxDB reads every block of hundreds of kits. Only the
+# kits with no readings in that hour are asked again, over LOOKBACK.
+RECENT = HOUR
 
 _SITE, _KIT, _REASON = (influxql.identifier(n) for n in (schema.SITE, schema.KIT, schema.REASON))
 _BY_KIT = f"GROUP BY {_SITE}, {_KIT}"
 
 
 @dataclass(frozen=True)
-class Last:
-    """One ``last()`` statement: which fact it fills, from which measurement and field."""
+class Facts:
+    """One statement of last facts: its SELECT list over one measurement, the facts its columns fill, and
+    whether its row's time is that of the point (one selector, the other columns that point's fields)."""
 
-    fact: str
+    select: str
     measurement: str
-    field: str
+    columns: tuple[str, ...]
+    timed: bool = False  # the first column's fact also gets the row's time
+    busy: bool = False  # written with every reading or seen point, not only with status messages
 
 
-# The order is the statements' order in the request: ``statement_id`` picks the fact.
-LASTS: tuple[Last, ...] = (
-    Last("seen", schema.KIT_STATUS, schema.SEEN),
-    Last("state", schema.KIT_STATUS, schema.STATE),
-    Last("fw", schema.KIT_STATUS, schema.FW),
-    Last("interval_s", schema.KIT_STATUS, schema.INTERVAL_S),
-    Last("battery", schema.READINGS, schema.BATTERY),  # the dashboards read battery from readings first
-    Last("status_battery", schema.KIT_STATUS, schema.BATTERY),
-    Last("rssi", schema.READINGS, schema.RSSI),
-    Last("status_rssi", schema.KIT_STATUS, schema.RSSI),
-    Last("failed_sensors", schema.KIT_STATUS, schema.FAILED_SENSORS),
-    Last("buffered", schema.KIT_STATUS, schema.BUFFERED),
-    Last("dropped", schema.KIT_STATUS, schema.DROPPED),
+def _lasts(*names: tuple[str, str]) -> str:
+    return ", ".join(f"last({influxql.identifier(field_name)}) AS {influxql.identifier(fact)}"
+                     for field_name, fact in names)
+
+
+# The order is the statements' order in the request: ``statement_id`` picks the facts. Few statements, since
+# each costs InfluxDB a series per kit.
+_STATUS = ((schema.INTERVAL_S, "interval_s"), (schema.BATTERY, "status_battery"), (schema.RSSI, "status_rssi"),
+           (schema.FAILED_SENSORS, "failed_sensors"), (schema.BUFFERED, "buffered"), (schema.DROPPED, "dropped"))
+FACTS: tuple[Facts, ...] = (
+    # The last seen point, and the fw its readings message named.
+    Facts(f"last({influxql.identifier(schema.SEEN)}) AS {influxql.identifier('seen')}, "
+          f"{influxql.identifier(schema.FW)}", schema.KIT_STATUS, ("seen", "fw"), timed=True, busy=True),
+    Facts(_lasts((schema.BATTERY, "battery"), (schema.RSSI, "rssi")), schema.READINGS, ("battery", "rssi"),
+          busy=True),  # the dashboards read battery from readings; status messages' only where readings lack it
+    # The last status message: its state and time, and the fields it came with (a kit sends them all at once;
+    # its last will, "offline", has none, so the follow-up asks for them).
+    Facts(f"last({influxql.identifier(schema.STATE)}) AS {influxql.identifier('state')}, "
+          + ", ".join(f"{influxql.identifier(name)} AS {influxql.identifier(fact)}" for name, fact in _STATUS),
+          schema.KIT_STATUS, ("state", *(fact for _name, fact in _STATUS)), timed=True),
 )
-BACKFILL, REJECTIONS_1H, REJECTIONS_24H = len(LASTS), len(LASTS) + 1, len(LASTS) + 2
+REJECTIONS_1H, REJECTIONS_24H = len(FACTS), len(FACTS) + 1
+# The follow-up for kits with no readings in the last hour, or whose last status was their last will: the busy
+# facts over LOOKBACK, and each status field's last value (a status message's, before the last will).
+FOLLOW_UP: tuple[Facts, ...] = (*(item for item in FACTS if item.busy),
+                                Facts(_lasts(*_STATUS), schema.KIT_STATUS, tuple(fact for _name, fact in _STATUS)))
+
+
+def _select(item: Facts, where: str) -> str:
+    return f"SELECT {item.select} FROM {influxql.identifier(item.measurement)} WHERE {where} {_BY_KIT}"
 
 
 def statements(now: datetime, site: str | None = None) -> str:
-    """The one request's statements: each kit's last facts over ``LOOKBACK``, its late and stored samples of the
-    last 24 h, and its rejections by reason over the last hour and 24 h. ``site`` narrows every statement."""
+    """The facts' statements: each kit's last facts (busy ones over ``RECENT``, the rest over ``LOOKBACK``), and
+    its rejections by reason over the last hour and 24 h. ``site`` narrows every statement. Status messages and
+    rejections are rare points, so their 30 days and 24 h stay cheap for hundreds of kits."""
     only = f" AND {_SITE} = {influxql.string(site)}" if site else ""
 
     def since(span: timedelta) -> str:
         return f"time > {influxql.time_literal(now - span)}{only}"
 
-    parts = [f"SELECT last({influxql.identifier(item.field)}) FROM {influxql.identifier(item.measurement)} "
-             f"WHERE {since(LOOKBACK)} {_BY_KIT}" for item in LASTS]
-    late, samples, count = (influxql.identifier(n) for n in (schema.LATE, schema.SAMPLES, schema.COUNT))
-    parts.append(f'SELECT sum({late}) AS "late", sum({samples}) AS "samples" FROM '
-                 f"{influxql.identifier(schema.KIT_STATUS)} WHERE {since(DAY)} {_BY_KIT}")
+    parts = [_select(item, since(RECENT if item.busy else LOOKBACK)) for item in FACTS]
+    count = influxql.identifier(schema.COUNT)
     for span in (HOUR, DAY):
         parts.append(f'SELECT sum({count}) AS "rejections" FROM {influxql.identifier(schema.REJECTIONS)} '
                      f"WHERE {since(span)} {_BY_KIT}, {_REASON}")
     return "; ".join(parts)
+
+
+def follow_up(kits: Iterable[KitFacts]) -> list[tuple[str, str]]:
+    """The kits the first answer left short: no readings in the last hour, or a last status without fields."""
+    return [kit.key for kit in kits if kit.last_seen is None or (kit.state is not None and kit.interval_s is None)]
+
+
+def older_statements(now: datetime, kits: Sequence[tuple[str, str]]) -> str:
+    """The ``FOLLOW_UP`` facts over ``LOOKBACK`` for ``kits`` (site, kit)."""
+    sites = sorted({site for site, _kit in kits})
+    names = sorted({kit for _site, kit in kits})
+    where = (f"time > {influxql.time_literal(now - LOOKBACK)} AND {_SITE} =~ {influxql.regex_exact(sites)} "
+             f"AND {_KIT} =~ {influxql.regex_exact(names)}")
+    return "; ".join(_select(item, where) for item in FOLLOW_UP)
+
+
+# --- backfill: late samples per clock hour, complete hours kept ---------------------------------------------
+
+BACKFILL_HOURS = 24  # "the last 24 h": the 24 complete clock hours before this one, and this one so far
+# A seen point's time is when the gateway stored it, so an hour that has passed gets no new ones: except
+# from the gateway's spool after the store was down, which the kept hours miss until they are fetched again.
+# SETTLE: how long after its end an hour is taken as complete (the gateway's batches are in flight).
+SETTLE = timedelta(minutes=2)
+KEEP = timedelta(minutes=15)
+
+HourSums = dict[tuple[str, str], tuple[int, int]]  # (site, kit) -> (late, samples)
+
+
+def hour_start(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def backfill_statement(start: datetime) -> str:
+    """Late and stored samples of every kit per clock hour from ``start``: summing a day of seen points is the
+    one costly fact (a point per kit a minute), so only the hours not yet kept are asked for."""
+    late, samples = influxql.identifier(schema.LATE), influxql.identifier(schema.SAMPLES)
+    return (f'SELECT sum({late}) AS "late", sum({samples}) AS "samples" FROM {influxql.identifier(schema.KIT_STATUS)} '
+            f"WHERE time >= {influxql.time_literal(start)} GROUP BY time(1h), {_SITE}, {_KIT} fill(none)")
+
+
+@dataclass
+class BackfillHours:
+    """Per clock hour, each kit's late and stored samples; complete hours are kept for ``KEEP``, so a page load
+    sums only the hours since (one hour, mostly) instead of a whole day of seen points."""
+
+    hours: dict[datetime, HourSums] = field(default_factory=dict)
+    fetched_at: dict[datetime, datetime] = field(default_factory=dict)
+
+    def window(self, now: datetime) -> list[datetime]:
+        current = hour_start(now)
+        return [current - timedelta(hours=n) for n in range(BACKFILL_HOURS, -1, -1)]
+
+    def first_missing(self, now: datetime) -> datetime:
+        """The first hour of the window that must be asked for (the current one, if all the others are kept)."""
+        for hour in self.window(now):
+            fetched = self.fetched_at.get(hour)
+            if fetched is None or now - fetched > KEEP:
+                return hour
+        return hour_start(now)
+
+    def store(self, start: datetime, now: datetime, found: dict[datetime, HourSums]) -> None:
+        """Keep the complete hours of an answer from ``start``; forget hours that left the window."""
+        for hour in self.window(now):
+            if hour >= start and hour + HOUR + SETTLE <= now:
+                self.hours[hour] = found.get(hour, {})
+                self.fetched_at[hour] = now
+        oldest = self.window(now)[0]
+        for hour in [h for h in self.hours if h < oldest]:
+            del self.hours[hour]
+            self.fetched_at.pop(hour, None)
+
+    def totals(self, start: datetime, now: datetime, found: dict[datetime, HourSums]) -> HourSums:
+        """Each kit's sums over the window: kept hours before ``start``, the answer's from it."""
+        total: dict[tuple[str, str], tuple[int, int]] = {}
+        for hour in self.window(now):
+            sums = found.get(hour, {}) if hour >= start else self.hours.get(hour, {})
+            for key, (late, samples) in sums.items():
+                before = total.get(key, (0, 0))
+                total[key] = (before[0] + late, before[1] + samples)
+        return total
 
 
 # --- one kit's facts ---------------------------------------------------------------------------------------
@@ -89,12 +191,12 @@ class KitFacts:
     state_time: datetime | None = None
     fw: str | None = None
     interval_s: int | None = None
-    battery: float | None = None
-    battery_time: datetime | None = None
+    battery: float | None = None  # from readings, else from status messages (``settle``)
     rssi: float | None = None
-    rssi_time: datetime | None = None
-    reported_failed: tuple[str, ...] = ()  # the last failed_sensors list any status message had
-    reported_failed_at: datetime | None = None
+    status_battery: float | None = None
+    status_rssi: float | None = None
+    # Of the last status message with the list: the last will ("offline") has none, and says nothing of sensors.
+    failed_sensors: tuple[str, ...] = ()
     buffered: int | None = None
     dropped: int | None = None
     late_24h: int = 0
@@ -106,15 +208,12 @@ class KitFacts:
     def key(self) -> tuple[str, str]:
         return (self.site, self.kit)
 
-    @property
-    def failed_sensors(self) -> tuple[str, ...]:
-        """The failed sensors of the kit's last status message. A later message without the field does not
-        repeat an older list: that list counts only if it came with the last state (the same message)."""
-        if self.reported_failed_at is None:
-            return ()
-        if self.state_time is not None and self.reported_failed_at < self.state_time:
-            return ()
-        return self.reported_failed
+    def settle(self) -> None:
+        """Battery and signal from status messages where readings gave none."""
+        if self.battery is None:
+            self.battery = self.status_battery
+        if self.rssi is None:
+            self.rssi = self.status_rssi
 
     def silent_after_s(self, online_window_s: int) -> int:
         """How long without readings makes this kit silent: three of its intervals (the alert's rule), but never
@@ -322,46 +421,86 @@ def apply(kits: dict[tuple[str, str], KitFacts], statement_id: int, tags: dict[s
     if kit is None:
         kit = kits[key] = KitFacts(key[0], key[1], registered=False)
     row = values[0]
-    if statement_id == BACKFILL:
-        kit.late_24h, kit.samples_24h = _int(row[1]), _int(row[2])
-        return
     if statement_id in (REJECTIONS_1H, REJECTIONS_24H):
         target = kit.rejections_1h if statement_id == REJECTIONS_1H else kit.rejections_24h
         reason = tags.get(schema.REASON, "")
         target[reason] = target.get(reason, 0) + _int(row[1])
-        return
-    if statement_id >= len(LASTS) or row[1] is None:
-        return
-    _set_last(kit, LASTS[statement_id].fact, _time(row[0]), row[1])
+    elif statement_id < len(FACTS):
+        _set_facts(kit, FACTS[statement_id], row)
 
 
-def _set_last(kit: KitFacts, fact: str, at: datetime, value: Any) -> None:
-    if fact == "seen":
-        kit.last_seen = at
-    elif fact == "state":
-        kit.state, kit.state_time = str(value), at
-    elif fact == "fw":
-        kit.fw = str(value)
-    elif fact == "interval_s":
-        kit.interval_s = int(value)
-    elif fact in ("battery", "status_battery"):
-        if kit.battery_time is None or at > kit.battery_time:  # the newer of readings and status messages
-            kit.battery, kit.battery_time = float(value), at
-    elif fact in ("rssi", "status_rssi"):
-        if kit.rssi_time is None or at > kit.rssi_time:
-            kit.rssi, kit.rssi_time = float(value), at
-    elif fact == "failed_sensors":
-        kit.reported_failed = tuple(name for name in str(value).split(",") if name)
-        kit.reported_failed_at = at
-    elif fact in ("buffered", "dropped"):
-        setattr(kit, fact, int(value))
+def apply_older(kits: dict[tuple[str, str], KitFacts], statement_id: int, tags: dict[str, str],
+                values: list[list[Any]]) -> None:
+    """Put one series of the ``older_statements`` answer into ``kits`` (only kits already there: it asks for
+    a superset when names repeat across sites). Over 30 days, so never older than what the last hour gave."""
+    kit = kits.get((tags.get(schema.SITE, ""), tags.get(schema.KIT, "")))
+    if kit is not None and values and statement_id < len(FOLLOW_UP):
+        _set_facts(kit, FOLLOW_UP[statement_id], values[0])
+
+
+def _set_facts(kit: KitFacts, item: Facts, row: list[Any]) -> None:
+    at = _time(row[0])
+    for index, (fact, value) in enumerate(zip(item.columns, row[1:], strict=False)):
+        if value is None:
+            continue
+        if fact == "seen":
+            kit.last_seen = at
+        elif fact == "state":
+            kit.state, kit.state_time = str(value), at if item.timed and index == 0 else None
+        elif fact == "fw":
+            kit.fw = str(value)
+        elif fact == "interval_s":
+            kit.interval_s = int(value)
+        elif fact in ("battery", "rssi", "status_battery", "status_rssi"):
+            setattr(kit, fact, float(value))
+        elif fact == "failed_sensors":
+            kit.failed_sensors = tuple(name for name in str(value).split(",") if name)
+        elif fact in ("buffered", "dropped"):
+            setattr(kit, fact, int(value))
+
+
+def hour_sums(series: Iterable[tuple[dict[str, str], list[list[Any]]]]) -> dict[datetime, HourSums]:
+    """The backfill answer's rows (times in ms) by hour and kit."""
+    found: dict[datetime, HourSums] = {}
+    for tags, values in series:
+        key = (tags.get(schema.SITE, ""), tags.get(schema.KIT, ""))
+        for row in values:
+            found.setdefault(_time(row[0]), {})[key] = (_int(row[1]), _int(row[2]))
+    return found
 
 
 async def fetch(client: InfluxClient, database: str, registered: Iterable[tuple[str, str]], now: datetime,
-                site: str | None = None) -> list[KitFacts]:
+                site: str | None = None, backfill: BackfillHours | None = None) -> list[KitFacts]:
     """The facts of every registered kit (of ``site``, if given), and of any kit the store has but the
-    register lacks, from one request."""
+    register lacks. The facts and the hours of backfill not yet kept in ``backfill`` are two requests at once
+    (InfluxDB runs one request's statements one after another; two use two cores); kits with no readings in
+    the last hour, or whose last status was their last will, take a third, for their older facts."""
     kits = {key: KitFacts(*key) for key in registered}
-    async for series in client.query(statements(now, site), database=database):
-        apply(kits, series.statement_id, series.tags, series.values)
+    backfill = backfill if backfill is not None else BackfillHours()
+    start = backfill.first_missing(now)
+
+    async def facts() -> None:
+        async for series in client.query(statements(now, site), database=database):
+            apply(kits, series.statement_id, series.tags, series.values)
+        quiet = follow_up(kits.values())
+        if quiet:
+            older = {key: kits[key] for key in quiet}
+            async for series in client.query(older_statements(now, quiet), database=database):
+                apply_older(older, series.statement_id, series.tags, series.values)
+
+    async def hours() -> dict[datetime, HourSums]:
+        return hour_sums([(s.tags, s.values) async for s in client.query(backfill_statement(start),
+                                                                            database=database)])
+
+    _, found = await asyncio.gather(facts(), hours())
+    backfill.store(start, now, found)
+    for (kit_site, name), (late, samples) in backfill.totals(start, now, found).items():
+        if site is not None and kit_site != site:
+            continue
+        kit = kits.get((kit_site, name))
+        if kit is None:
+            kit = kits[(kit_site, name)] = KitFacts(kit_site, name, registered=False)
+        kit.late_24h, kit.samples_24h = late, samples
+    for kit in kits.values():
+        kit.settle()
     return list(kits.values())

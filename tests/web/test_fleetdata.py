@@ -47,14 +47,6 @@ def test_offline_counts_only_when_no_readings_came_after_the_last_will() -> None
     assert not back.is_offline
 
 
-def test_failed_sensors_count_only_from_the_last_status_message() -> None:
-    kit = heard(1, state="online", state_time=NOW - timedelta(minutes=5), reported_failed=("bme280",),
-                reported_failed_at=NOW - timedelta(minutes=5))
-    assert kit.failed_sensors == ("bme280",)
-    kit.state_time = NOW - timedelta(minutes=1)  # a newer status message without the field
-    assert kit.failed_sensors == ()
-
-
 def test_a_burst_is_more_rejections_in_an_hour_than_the_alert_allows() -> None:
     assert heard(1, rejections_1h={"out_of_range": REJECTION_BURST + 1}).rejection_burst
     assert not heard(1, rejections_1h={"out_of_range": REJECTION_BURST}).rejection_burst
@@ -117,18 +109,28 @@ def test_statements_are_bounded_in_time_grouped_by_kit_and_quote_the_site() -> N
 
 
 def test_the_answer_fills_facts_and_adds_kits_the_register_lacks() -> None:
-    kits = {("school", "a"): KitFacts("school", "a")}
+    kits = {("school", "a"): KitFacts("school", "a"), ("school", "b"): KitFacts("school", "b")}
     ms = int(NOW.timestamp() * 1000)
-    tags = {"site": "school", "kit": "a"}
-    fleetdata.apply(kits, 0, tags, [[ms, 1]])
-    fleetdata.apply(kits, 4, tags, [[ms - 60_000, 3.3]])  # readings battery, a minute older
-    fleetdata.apply(kits, 5, tags, [[ms, 3.9]])  # the status message's battery is newer: it wins
-    fleetdata.apply(kits, fleetdata.BACKFILL, tags, [[0, 7, 100]])
-    fleetdata.apply(kits, fleetdata.REJECTIONS_1H, {**tags, "reason": "out_of_range"}, [[0, 2]])
-    fleetdata.apply(kits, 0, {"site": "school", "kit": "stray"}, [[ms, 1]])
-    a = kits[("school", "a")]
-    assert (a.last_seen, a.battery, a.late_24h, a.samples_24h) == (NOW, 3.9, 7, 100)
-    assert a.rejections_1h == {"out_of_range": 2}
+    a, b = {"site": "school", "kit": "a"}, {"site": "school", "kit": "b"}
+    seen, readings, status = range(3)
+    fleetdata.apply(kits, seen, a, [[ms, 1, "1.4.0"]])
+    fleetdata.apply(kits, readings, a, [[0, 3.3, -70.0]])
+    fleetdata.apply(kits, status, a, [[ms - 60_000, "online", 60, 3.9, -60.0, "bme280,sht31", 4, 0]])
+    fleetdata.apply(kits, status, b, [[ms, "offline", None, None, None, None, None, None]])  # its last will
+    assert fleetdata.follow_up(kits.values()) == [("school", "b")]
+    fleetdata.apply_older(kits, len(fleetdata.FOLLOW_UP) - 1, b, [[0, 300, 3.1, None, "", None, None]])
+    fleetdata.apply(kits, fleetdata.REJECTIONS_1H, {**a, "reason": "out_of_range"}, [[0, 2]])
+    fleetdata.apply(kits, seen, {"site": "school", "kit": "stray"}, [[ms, 1, None]])
+    for kit in kits.values():
+        kit.settle()
+    got = kits[("school", "a")]
+    assert (got.last_seen, got.fw, got.state, got.state_time) == (NOW, "1.4.0", "online", NOW - timedelta(minutes=1))
+    assert (got.battery, got.rssi, got.interval_s, got.buffered) == (3.3, -70.0, 60, 4)  # readings come first
+    assert got.failed_sensors == ("bme280", "sht31")
+    assert got.rejections_1h == {"out_of_range": 2}
+    other = kits[("school", "b")]
+    assert (other.battery, other.interval_s, other.state) == (3.1, 300, "offline")  # the status message's
+    assert other.is_offline
     assert not kits[("school", "stray")].registered
 
 
@@ -136,3 +138,56 @@ def test_the_summary_counts_silent_and_offline_kits_apart_from_those_reporting()
     rows = fleetdata.rows([heard(1), heard(60), heard(1, battery=3.0), heard(2, late_24h=4)], NOW, WINDOW)
     made = fleetdata.summary(rows)
     assert (made.kits, made.online, made.silent, made.low_battery, made.backfilling) == (4, 3, 1, 1, 1)
+
+
+def test_backfill_asks_for_the_whole_day_first_then_only_the_hours_it_does_not_keep() -> None:
+    hours = fleetdata.BackfillHours()
+    now = NOW + timedelta(minutes=30)  # 12:30
+    start = hours.first_missing(now)
+    assert start == NOW - timedelta(hours=24)
+    kit = ("school", "a")
+    found = {NOW - timedelta(hours=3): {kit: (5, 60)}, NOW: {kit: (1, 30)}}
+    hours.store(start, now, found)
+    assert hours.totals(start, now, found) == {kit: (6, 90)}
+    later = now + timedelta(minutes=5)
+    assert hours.first_missing(later) == NOW  # 11:00 and before are kept: only this hour is asked for
+    assert hours.totals(NOW, later, {NOW: {kit: (2, 35)}}) == {kit: (7, 95)}
+
+
+def test_backfill_keeps_an_hour_only_once_it_has_settled_and_for_a_while() -> None:
+    hours = fleetdata.BackfillHours()
+    just_after = NOW + fleetdata.SETTLE - timedelta(seconds=1)  # 11:00-12:00 may still get a batch
+    hours.store(hours.first_missing(just_after), just_after, {})
+    assert hours.first_missing(just_after) == NOW - timedelta(hours=1)
+    settled = NOW + fleetdata.SETTLE
+    hours.store(hours.first_missing(settled), settled, {})
+    assert hours.first_missing(settled) == NOW
+    assert hours.first_missing(settled + fleetdata.KEEP + timedelta(seconds=1)) == NOW - timedelta(hours=24)
+
+
+def test_backfill_rows_are_read_by_hour_and_kit() -> None:
+    ms = int(NOW.timestamp() * 1000)
+    found = fleetdata.hour_sums([({"site": "s", "kit": "a"}, [[ms, 3, 40], [ms + 3_600_000, None, 2]])])
+    assert found == {NOW: {("s", "a"): (3, 40)}, NOW + timedelta(hours=1): {("s", "a"): (0, 2)}}
+
+
+def test_busy_facts_are_asked_for_over_the_last_hour_and_again_over_30_days_for_quiet_kits_only() -> None:
+    parts = fleetdata.statements(NOW).split("; ")
+    hour_ago = fleetdata.influxql.time_literal(NOW - fleetdata.RECENT)
+    month_ago = fleetdata.influxql.time_literal(NOW - fleetdata.LOOKBACK)
+    for item, part in zip(fleetdata.FACTS, parts, strict=False):
+        assert f"time > {hour_ago if item.busy else month_ago}" in part
+    older = fleetdata.older_statements(NOW, [("north", "k1"), ("south", "k2")]).split("; ")
+    assert len(older) == len(fleetdata.FOLLOW_UP)
+    assert all(f"time > {month_ago}" in p and "=~ /^(?:north|south)$/" in p and "=~ /^(?:k1|k2)$/" in p
+               for p in older)
+
+
+def test_older_facts_fill_only_the_quiet_kits_asked_for() -> None:
+    quiet = {("north", "k1"): KitFacts("north", "k1")}
+    ms = int(NOW.timestamp() * 1000) - 86_400_000
+    fleetdata.apply_older(quiet, fleetdata.FOLLOW_UP.index(fleetdata.FACTS[0]), {"site": "north", "kit": "k1"},
+                          [[ms, 1, "1.2.0"]])
+    fleetdata.apply_older(quiet, 0, {"site": "south", "kit": "k1"}, [[ms, 1, None]])  # the regexes' superset
+    assert (quiet[("north", "k1")].last_seen, quiet[("north", "k1")].fw) == (NOW - timedelta(days=1), "1.2.0")
+    assert list(quiet) == [("north", "k1")]

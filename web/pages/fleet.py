@@ -99,7 +99,11 @@ async def fleet(request: Request, site: str = "") -> HTMLResponse:
     chosen = site.strip() or None
     sites, registered = _registered(request, chosen)
     now = page.now()
-    facts = await fleetdata.fetch(request.app.state.influx, settings.influx_database, registered, now, chosen)
+    backfill = getattr(request.app.state, "fleet_backfill", None)
+    if backfill is None:  # the hours of late samples kept between page loads (one app, one fleet)
+        backfill = request.app.state.fleet_backfill = fleetdata.BackfillHours()
+    facts = await fleetdata.fetch(request.app.state.influx, settings.influx_database, registered, now, chosen,
+                                  backfill)
     made = fleetdata.rows(facts, now, settings.api_online_window_s)
     kits = [row.kit for row in made]
     return render(page, "fleet.html", sites=sites, chosen=chosen, rows=made,
