@@ -166,8 +166,8 @@ def sparse_every(query: SeriesQuery, rows_by_kit: Mapping[str, Sequence[Sequence
     A kit that reports every 10 minutes, drawn in 2-minute buckets, leaves four empty buckets between any two
     readings: with ``fill(null)`` that is a gap each time, and the line falls apart into dots. So when a kit's
     typical distance between filled buckets (the median) is more than a bucket, the chart is drawn again in buckets
-    at least twice that distance wide: a reading in nearly every bucket, and a bucket left empty only where the
-    kit was really silent, which is a gap worth showing.
+    at least that distance wide: a reading in nearly every bucket (chart.js spans the lone empty bucket that a
+    reading just over a bucket's edge leaves), and two or more empty only where the kit was really silent.
     """
     spacing = 0
     for rows in rows_by_kit.values():
@@ -177,7 +177,7 @@ def sparse_every(query: SeriesQuery, rows_by_kit: Mapping[str, Sequence[Sequence
             spacing = max(spacing, steps[len(steps) // 2])
     if spacing <= query.every_s:
         return None
-    wider = next((every for every in EVERY_SECONDS if every >= 2 * spacing), EVERY_SECONDS[-1])
+    wider = next((every for every in EVERY_SECONDS if every >= spacing), EVERY_SECONDS[-1])
     return wider if wider > query.every_s else None
 
 

@@ -31,9 +31,12 @@ CHROMIUM_PATHS = ("chromium", "/usr/bin/chromium", "chromium-browser")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the browser tests, and run them after every other test: Playwright's sync API keeps an event loop
+    running in this thread once the session's browser is up, and an asyncio test after it could not start its own."""
     for item in items:
         if "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)  # stable: order kept otherwise
 
 
 def chromium_path() -> str:

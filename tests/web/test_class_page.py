@@ -35,7 +35,7 @@ def seeded_values(kit: str, index: int) -> tuple[float, float]:
     return round(5.25 + index * 0.5 + bump, 2), round(60.0 + index, 1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once: the browser tests of this file run after the others
 def dataset(web_stack: WebStack) -> dict[str, Any]:
     """A fixed dataset of two kits with twelve samples each (every 10 minutes from 09:00 Riga time)."""
     web_stack.add_site(SITE, title="Riverside School")
@@ -55,7 +55,7 @@ def dataset(web_stack: WebStack) -> dict[str, Any]:
     return dict(answer.json())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once: the browser tests of this file run after the others
 def xss_dataset(web_stack: WebStack, dataset: dict[str, Any]) -> dict[str, Any]:
     answer = web_stack.api("POST", "/v1/datasets", json={
         "title": XSS_TITLE, "description": XSS_DESCRIPTION, "site": SITE, "kits": ["yard"],

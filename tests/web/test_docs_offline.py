@@ -33,13 +33,15 @@ def test_the_docs_page_references_nothing_outside_the_api(web_api: str) -> None:
     page = httpx.get(f"{web_api}/docs")
     assert page.status_code == 200
     referenced = URL_IN_ATTRIBUTE.findall(page.text)
-    assert len(referenced) == 3  # the bundle, the stylesheet, the icon
-    assert all(url.startswith("/docs/assets/") for url in referenced), referenced
+    assert len(referenced) == 4  # the bundle, the stylesheet, the icon, and our start-up script
+    assert "<script>" not in page.text  # no inline script: the Content-Security-Policy would refuse it
+    assert all(url.startswith(("/docs/assets/", "/static/docs.js?v=")) for url in referenced), referenced
     assert not re.search(r"https?://|//[a-z]", page.text, re.IGNORECASE), "an absolute URL in /docs"
     for url in referenced:
         asset = httpx.get(f"{web_api}{url}")
         assert asset.status_code == 200 and asset.content
-        assert asset.headers["content-type"] == docs_assets.FILES[url.split("/")[-1].split("?")[0]]
+        name = url.split("/")[-1].split("?")[0]
+        assert asset.headers["content-type"] == docs_assets.FILES.get(name, "text/javascript; charset=utf-8")
         assert "immutable" in asset.headers["cache-control"]
 
 
