@@ -46,11 +46,7 @@ def fleet(web_stack: WebStack) -> WebStack:
 
 
 def sign_in(stack: WebStack, screen: Screen) -> None:
-    """As ``WebStack.sign_in``, which calls ``wait_load_state`` (Playwright's is ``wait_for_load_state``)."""
-    screen.page.goto(stack.path("/signin"))
-    screen.page.fill("#token", stack.staff_token)
-    with screen.page.expect_navigation():
-        screen.page.click("form.stack button[type=submit]")
+    stack.sign_in(screen.page)
     assert screen.page.locator("form[action='/signout']").count() == 1
 
 
