@@ -12,7 +12,7 @@ import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -41,16 +41,30 @@ class CsvOptions:
 
     decimal_comma: bool = False  # ';' between columns and a decimal comma, as spreadsheets in LV/LT expect
     bom: bool = False  # a byte order mark first, so Excel on Windows reads the UTF-8 (ā, č, ų, µg/m³)
+    lang: str = "en"  # the zip's README.md: its language (one of README_LANGUAGES)
 
     @property
     def suffix(self) -> str:
         """The kept file's name part: ``{code}{suffix}.{fmt}``."""
-        return ("-comma" if self.decimal_comma else "") + ("-bom" if self.bom else "")
+        return (("-comma" if self.decimal_comma else "") + ("-bom" if self.bom else "")
+                + ("" if self.lang == "en" else f"-{self.lang}"))
 
 
 PLAIN = CsvOptions()  # ',' and a decimal point, no byte order mark
+README_LANGUAGES = ("en", "lv", "lt", "ru")
 # Every suffix a kept file can have, for removing them all with the dataset.
-SUFFIXES: tuple[str, ...] = tuple(CsvOptions(comma, bom).suffix for comma in (False, True) for bom in (False, True))
+SUFFIXES: tuple[str, ...] = tuple(CsvOptions(comma, bom, lang).suffix for comma in (False, True)
+                                  for bom in (False, True) for lang in README_LANGUAGES)
+
+
+class Translate(Protocol):
+    """A message in the reader's language with its ``%(name)s`` parts filled in (the web app's catalogs)."""
+
+    def __call__(self, message: str, **values: Any) -> str: ...
+
+
+def english(message: str, **values: Any) -> str:
+    return message % values if values else message
 
 
 def window_of(dataset: Dataset, at: datetime | None = None) -> tuple[datetime, datetime]:
@@ -140,29 +154,35 @@ def datapackage(dataset: Dataset, api_path: str, options: CsvOptions = PLAIN,
     }
 
 
-def readme(dataset: Dataset, package: dict[str, Any], at: datetime | None = None) -> str:
+def readme(dataset: Dataset, package: dict[str, Any], at: datetime | None = None, _: Translate = english) -> str:
+    """The zip's README.md for people, in the language of ``_`` (English without it). Its sentences are in the web
+    app's catalogs (area ``exports``), so each is written whole, with its parts as placeholders."""
     zone = parse_zone(dataset.timezone)
     start, end = window_of(dataset, at)
     lines = [f"# {dataset.title}", "", dataset.description, "",
-             f"Measured by the Lauks sensor kits {', '.join(dataset.kits)} at site {dataset.site}, from "
-             f"{start.astimezone(zone):%Y-%m-%d %H:%M} to {end.astimezone(zone):%Y-%m-%d %H:%M} "
-             f"({zone.key} time).", ""]
+             _("Measured by the Lauks sensor kits %(kits)s at site %(site)s, from %(start)s to %(end)s (%(zone)s "
+               "time).", kits=", ".join(dataset.kits), site=dataset.site,
+               start=start.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+               end=end.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+               zone=zone.key), ""]
     if dataset.rolling_days is not None:
-        lines += [f"This is a rolling dataset: it always holds the last {dataset.rolling_days} days, so a download "
-                  "made later holds newer readings.", ""]
+        lines += [_("This is a rolling dataset: it always holds the last %(days)s days, so a download made later "
+                    "holds newer readings.", days=dataset.rolling_days), ""]
     if dataset.every:
-        lines += [f"Each row is one {dataset.every} bucket: the `time` column is when the bucket starts. Buckets in "
-                  "which a kit measured nothing are left out. Values are rounded to the step the sensors can tell "
-                  "apart (the resolution column).", ""]
+        lines += [_("Each row is one %(every)s bucket: the `time` column is when the bucket starts. Buckets in which "
+                    "a kit measured nothing are left out. Values are rounded to the step the sensors can tell apart "
+                    "(the resolution column).", every=dataset.every), ""]
     else:
-        lines += ["Each row is one sample as the kit measured it.", ""]
-    lines += ["One file per kit, one column per quantity:", "", "| column | unit | resolution | meaning |",
+        lines += [_("Each row is one sample as the kit measured it."), ""]
+    header = [_("column"), _("unit"), _("resolution"), _("meaning")]
+    lines += [_("One file per kit, one column per quantity:"), "", "| " + " | ".join(header) + " |",
               "|---|---|---|---|"]
     lines += [f"| {q} | {CATALOG[q].unit or '—'} | {CATALOG[q].resolution:g} | {CATALOG[q].description} |"
               for q in dataset.quantities]
-    lines += ["", f"Licence: {dataset.licence}. Please cite it as:", "", f"> {package['citation']}", "",
-              "`datapackage.json` describes the files for programs (Frictionless Data Package), including the "
-              "exact query that produced them.", ""]
+    lines += ["", _("Licence: %(licence)s. Please cite it as:", licence=dataset.licence), "",
+              f"> {package['citation']}", "",
+              _("`datapackage.json` describes the files for programs (Frictionless Data Package), including the "
+                "exact query that produced them."), ""]
     return "\n".join(lines)
 
 
@@ -184,7 +204,8 @@ class _Sink:
 
 
 async def zip_bytes(client: InfluxClient, database: str, dataset: Dataset, api_path: str,
-                    options: CsvOptions = PLAIN, at: datetime | None = None) -> AsyncIterator[bytes]:
+                    options: CsvOptions = PLAIN, at: datetime | None = None,
+                    translate: Translate | None = None) -> AsyncIterator[bytes]:
     """The zip, written as it streams: nothing bigger than a chunk is held. Every part is of one window."""
     at = at or now()
     sink = _Sink()
@@ -198,7 +219,7 @@ async def zip_bytes(client: InfluxClient, database: str, dataset: Dataset, api_p
         return info
 
     package = datapackage(dataset, api_path, options, at)
-    archive.writestr(entry("README.md"), readme(dataset, package, at))
+    archive.writestr(entry("README.md"), readme(dataset, package, at, translate or english))
     archive.writestr(entry("datapackage.json"), orjson.dumps(package, option=orjson.OPT_INDENT_2))
     yield sink.drain()
     for kit in dataset.kits:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from web import assets, errors, security, session
+from web import assets, errors, i18n, security, session
 from web.compression import PageCompression
 
 
@@ -17,6 +17,7 @@ def install(app: FastAPI) -> None:
     """Add the pages, their data endpoints, static files, security headers and HTML error pages to ``app``."""
     from web import pages  # the page routers; imported here so that ``web`` itself stays light
 
+    app.state.translator_for = lambda locale: i18n.Translator(locale).gettext  # the zip's README (api/dataset.py)
     security.install(app)
     app.add_middleware(PageCompression)
     errors.install(app)

@@ -46,7 +46,7 @@ def files(paths: Iterable[Path]) -> Iterator[Path]:
     for path in paths:
         if path.is_dir():
             yield from (p for p in sorted(path.rglob("*")) if _method(p) and "node_modules" not in p.parts)
-        elif _method(path):
+        elif _method(path) and path.exists():
             yield path
 
 
@@ -68,8 +68,12 @@ def extract(paths: Iterable[Path]) -> list[Message]:
     return found
 
 
+# Files outside web/ whose sentences people read and the web app's catalogs translate: the zip's README.
+ELSEWHERE = ("api/dataset.py",)
+
+
 def all_messages() -> list[Message]:
-    return extract([ROOT])
+    return extract([ROOT, *(ROOT.parent / name for name in ELSEWHERE)])
 
 
 def update(area: str, paths: list[Path]) -> None:

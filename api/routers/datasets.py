@@ -172,10 +172,12 @@ async def _download(request: Request, code: str, fmt: Literal["csv", "json", "pa
     frozen = datasets.is_frozen(dataset, at)
     path = settings.datasets_dir / f"{dataset.code}{options.suffix}.{fmt}"
     api_path = f"/v1/datasets/{sharecode.display(dataset.code)}"
+    translator = getattr(request.app.state, "translator_for", None)  # the web app's catalogs, when it is mounted
+    translate = translator(options.lang) if translator is not None else None
 
     def make() -> Any:
         if fmt == "zip":
-            return datasets.zip_bytes(influx, database, dataset, api_path, options, at)
+            return datasets.zip_bytes(influx, database, dataset, api_path, options, at, translate)
         request = datasets.request_of(dataset, at=at)
         body = streaming.body(influx, database, request, fmt, decimal_comma=options.decimal_comma,
                               meta={"dataset": api_path, "title": dataset.title, "licence": dataset.licence})
@@ -222,6 +224,8 @@ async def data_parquet(code: str, request: Request, session: SessionDep, influx:
 async def data_zip(code: str, request: Request, session: SessionDep, influx: InfluxDep, settings: SettingsDep,
                    decimal_comma: bool = Query(False, description="the CSVs inside use ';' between columns and a "
                                                                "decimal comma, as spreadsheets in LV/LT expect"),
-                   bom: bool = Query(False, description=BOM_TEXT)) -> StreamingResponse:
-    options = datasets.CsvOptions(decimal_comma=decimal_comma, bom=bom)
+                   bom: bool = Query(False, description=BOM_TEXT),
+                   lang: Literal["en", "lv", "lt", "ru"] = Query("en", description="the language of README.md")
+                   ) -> StreamingResponse:
+    options = datasets.CsvOptions(decimal_comma=decimal_comma, bom=bom, lang=lang)
     return await _download(request, code, "zip", session, influx, settings, options)

@@ -85,6 +85,28 @@ async def test_the_zip_holds_a_csv_per_kit_a_datapackage_and_a_readme(service: A
     assert "rain" in archive.read("README.md").decode()
 
 
+@pytest.mark.parametrize(("lang", "sentence"), [
+    ("lv", "Izmērījuši Lauks sensoru komplekti k1, k2 vietā school"),
+    ("lt", "Išmatavo Lauks jutiklių rinkiniai k1, k2 vietoje school"),
+    ("ru", "Измерено комплектами датчиков Lauks k1, k2 на площадке school"),
+    ("en", "Measured by the Lauks sensor kits k1, k2 at site school"),
+])
+async def test_the_zips_readme_is_in_the_language_asked_for_and_the_data_is_the_same(
+        service: Api, lang: str, sentence: str) -> None:
+    code = str((await publish(service))["code"])
+    english = zipfile.ZipFile(io.BytesIO((await service.client.get(f"/v1/datasets/{code}/dataset.zip")).content))
+    answer = await service.client.get(f"/v1/datasets/{code}/dataset.zip", params={"lang": lang})
+    assert answer.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(answer.content))
+    assert sentence in archive.read("README.md").decode()
+    assert archive.namelist() == english.namelist()
+    for name in archive.namelist():
+        if name != "README.md":
+            assert archive.read(name) == english.read(name)
+    refused = await service.client.get(f"/v1/datasets/{code}/dataset.zip", params={"lang": "de"})
+    assert refused.status_code == 422
+
+
 async def test_a_frozen_dataset_gives_the_same_bytes_even_if_data_arrives_later(service: Api) -> None:
     code = str((await publish(service))["code"])
     first_zip = (await service.client.get(f"/v1/datasets/{code}/dataset.zip")).content

@@ -107,7 +107,9 @@ def dataset_facts(page: Page, db: Any, dataset: Dataset, at: datetime) -> dict[s
                          kits=", ".join(dataset.kits), first=first.strftime("%Y-%m-%d"), last=last.strftime("%Y-%m-%d"),
                          code=code, link=link, accessed=at.astimezone(zone).strftime("%Y-%m-%d"))
     base = f"/v1/datasets/{code}"
-    downloads = [(t.gettext(label), _href(base, name, query)) for label, name, query in DOWNLOADS]
+    # the zip's README in the reader's language
+    downloads = [(t.gettext(label), _href(base, name, "&".join(p for p in (query, f"lang={t.locale}") if p)
+                  if name == "dataset.zip" and t.locale != "en" else query)) for label, name, query in DOWNLOADS]
     quantities = [{"name": q, "label": quantity_label(t, q), "unit": CATALOG[q].unit,
                    "caption": with_unit(t, q), "series": f"/w/series/d/{code}?q={quote(q)}"}
                   for q in dataset.quantities]
