@@ -17,6 +17,7 @@ first); field and measurement names come from ``lauks.schema`` and the catalog.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,8 @@ from lauks.influx import InfluxClient
 from web.i18n import N_, Translator
 
 LATEST_DAYS = 30  # a value older than this is "no reading in 30 days"
+RECENT_HOURS = 6  # latest values are looked for here first; only kits with none here are looked for in 30 days
+FIELDS_TTL_S = 60.0  # how long the list of quantities stored at all is kept (a new one shows within a minute)
 SPARK_HOURS = 24
 SPARK_BUCKET_S = 900  # 96 buckets a day: about one a pixel of a 6rem sparkline
 STALE_INTERVALS = 3  # a kit is silent, and its values stale, after this many of its reporting intervals
@@ -69,6 +72,9 @@ _KIT = influxql.identifier(schema.KIT)
 # kit_status fields fetched by ``status_statement``, in the order of its statements
 STATUS_FIELDS: tuple[str, ...] = (schema.SEEN, schema.STATE, schema.BATTERY, schema.RSSI, schema.INTERVAL_S,
                                   schema.FW)
+# Written with every seen point (at most every 10 s per kit): asked for over the last RECENT_HOURS first, since
+# over 30 days InfluxDB reads every block of every kit; the rest come with status messages, which are rare.
+BUSY: tuple[str, ...] = (schema.SEEN, schema.FW)
 
 
 def quantity_label(t: Translator, name: str) -> str:
@@ -184,19 +190,33 @@ def _since(moment: datetime) -> str:
     return f"time >= {influxql.time_literal(moment)}"
 
 
-def latest_statement(site: str, since: datetime, quantities: Iterable[str] = QUANTITY_NAMES) -> str:
+def latest_statement(site: str, since: datetime, quantities: Iterable[str] = QUANTITY_NAMES,
+                     kits: Iterable[str] | None = None) -> str:
     """One ``LAST`` per quantity since ``since``, grouped by kit: statement i answers quantity i."""
     where = f"{_SITE} = {influxql.string(site)} AND {_since(since)}"
+    chosen = list(kits) if kits is not None else []
+    if chosen:
+        where += f" AND {_KIT} =~ {influxql.regex_exact(chosen)}"
     return "; ".join(f"SELECT LAST({influxql.identifier(q)}) AS {influxql.identifier(q)} FROM {_READINGS} "
                      f"WHERE {where} GROUP BY {_KIT}" for q in quantities)
 
 
-def status_statement(site: str | None, since: datetime) -> str:
-    """The newest of each of ``STATUS_FIELDS`` since ``since``, grouped by site and kit; every site when
-    ``site`` is None (the home page counts every site's kits in one request)."""
-    where = _since(since) if site is None else f"{_SITE} = {influxql.string(site)} AND {_since(since)}"
+def status_statement(site: str | None, since: datetime, busy_since: datetime | None = None,
+                     names: tuple[str, ...] = STATUS_FIELDS, kits: Iterable[tuple[str, str]] | None = None) -> str:
+    """The newest of each of ``names`` since ``since`` (the fields written with every seen point, ``BUSY``, since
+    ``busy_since`` when given), grouped by site and kit; every site when ``site`` is None, only ``kits`` (site,
+    kit) when given (InfluxDB is told their sites and names: a pair of another site may come back too)."""
+    where = "" if site is None else f" AND {_SITE} = {influxql.string(site)}"
+    chosen = list(kits) if kits is not None else []
+    if chosen:
+        where += (f" AND {_SITE} =~ {influxql.regex_exact(sorted({s for s, _k in chosen}))}"
+                  f" AND {_KIT} =~ {influxql.regex_exact(sorted({k for _s, k in chosen}))}")
+
+    def start(name: str) -> datetime:
+        return busy_since if busy_since is not None and name in BUSY else since
+
     return "; ".join(f"SELECT LAST({influxql.identifier(name)}) AS {influxql.identifier(name)} FROM {_STATUS} "
-                     f"WHERE {where} GROUP BY {_SITE}, {_KIT}" for name in STATUS_FIELDS)
+                     f"WHERE {_since(start(name))}{where} GROUP BY {_SITE}, {_KIT}" for name in names)
 
 
 def spark_window(now: datetime, hours: int = SPARK_HOURS, bucket_s: int = SPARK_BUCKET_S) -> tuple[datetime, datetime]:
@@ -223,65 +243,130 @@ def _time(value: Any) -> datetime:
     return datetime.fromtimestamp(int(value) / 1000, UTC)
 
 
-async def fetch_latest(client: InfluxClient, database: str, site: str, now: datetime,
-                       days: int = LATEST_DAYS) -> dict[str, dict[str, Value]]:
-    """kit -> quantity -> its newest value of the last ``days`` days."""
-    quantities = QUANTITY_NAMES
-    found: dict[str, dict[str, Value]] = {}
-    async for series in client.query(latest_statement(site, now - timedelta(days=days), quantities),
-                                     database=database):
+_stored: dict[str, tuple[float, tuple[str, ...]]] = {}
+
+
+async def stored_quantities(client: InfluxClient, database: str) -> tuple[str, ...]:
+    """The catalog's quantities that ``readings`` holds at all (``SHOW FIELD KEYS``), kept ``FIELDS_TTL_S``: a
+    site page asks for these rather than the whole catalog, and InfluxDB reads a field's blocks for each asked."""
+    kept = _stored.get(database)
+    if kept is not None and time.monotonic() - kept[0] < FIELDS_TTL_S:
+        return kept[1]
+    names: set[str] = set()
+    async for series in client.query(f"SHOW FIELD KEYS FROM {_READINGS}", database=database):
+        names.update(str(row[0]) for row in series.values)
+    found = tuple(q for q in QUANTITY_NAMES if q in names)
+    _stored[database] = (time.monotonic(), found)
+    return found
+
+
+async def _latest(client: InfluxClient, database: str, site: str, since: datetime, quantities: tuple[str, ...],
+                  kits: Iterable[str] | None, found: dict[str, dict[str, Value]]) -> None:
+    async for series in client.query(latest_statement(site, since, quantities, kits), database=database):
         quantity = quantities[series.statement_id]
         kit = series.tags.get(schema.KIT, "")
         for t, value in series.values:
             if isinstance(value, int | float):
                 found.setdefault(kit, {})[quantity] = Value(quantity, float(value), _time(t))
+
+
+async def fetch_latest(client: InfluxClient, database: str, site: str, now: datetime,
+                       days: int = LATEST_DAYS, kits: Iterable[str] | None = None) -> dict[str, dict[str, Value]]:
+    """kit -> quantity -> its newest value of the last ``days`` days.
+
+    With ``kits`` (the site's, or one), the last ``RECENT_HOURS`` hours are read first, and the ``days`` only
+    for the kits that sent nothing in them: a silent kit's old values are found (and shown as stale), while a kit
+    that reports costs a short read, not a month's. A sensor that stopped while its kit reports on is left out of
+    the latest values then; the kit's status says which sensors failed.
+    """
+    quantities = await stored_quantities(client, database)
+    found: dict[str, dict[str, Value]] = {}
+    if not quantities:
+        return found
+    if kits is None:
+        await _latest(client, database, site, now - timedelta(days=days), quantities, None, found)
+        return found
+    wanted = list(dict.fromkeys(kits))
+    if not wanted:
+        return found
+    await _latest(client, database, site, now - timedelta(hours=RECENT_HOURS), quantities, wanted, found)
+    silent = [kit for kit in wanted if kit not in found]
+    if silent:
+        await _latest(client, database, site, now - timedelta(days=days), quantities, silent, found)
     return found
 
 
+def _apply_status(found: dict[tuple[str, str], Status], name: str, key: tuple[str, str],
+                  values: Iterable[Any]) -> None:
+    for t, value in values:
+        if value is None:
+            continue
+        entry = found.setdefault(key, Status())
+        if name == schema.SEEN:
+            entry.seen = _time(t)
+        elif name == schema.STATE:
+            entry.state, entry.state_time = str(value), _time(t)
+        elif name == schema.BATTERY and isinstance(value, int | float):
+            entry.battery = float(value)
+        elif name == schema.RSSI and isinstance(value, int | float):
+            entry.rssi = float(value)
+        elif name == schema.INTERVAL_S and isinstance(value, int | float):
+            entry.interval_s = int(value)
+        elif name == schema.FW:
+            entry.fw = str(value)
+
+
+COUNT_FIELDS: tuple[str, ...] = (schema.SEEN, schema.STATE, schema.INTERVAL_S)  # online or silent, no more
+
+
 async def fetch_status(client: InfluxClient, database: str, site: str | None, now: datetime,
-                       days: int = LATEST_DAYS) -> dict[tuple[str, str], Status]:
-    """(site, kit) -> the newest facts of its ``kit_status`` points of the last ``days`` days."""
+                       days: int = LATEST_DAYS, kits: Iterable[tuple[str, str]] | None = None,
+                       names: tuple[str, ...] = STATUS_FIELDS) -> dict[tuple[str, str], Status]:
+    """(site, kit) -> the newest facts of its ``kit_status`` points of the last ``days`` days.
+
+    The seen points are read over the last ``RECENT_HOURS`` first; the kits not seen there (of ``kits``, the
+    registered ones, and of those with a status message) are read again over the ``days``.
+    """
     found: dict[tuple[str, str], Status] = {}
-    async for series in client.query(status_statement(site, now - timedelta(days=days)), database=database):
-        name = STATUS_FIELDS[series.statement_id]
+    since, recent = now - timedelta(days=days), now - timedelta(hours=RECENT_HOURS)
+    async for series in client.query(status_statement(site, since, recent, names), database=database):
         key = (series.tags.get(schema.SITE, ""), series.tags.get(schema.KIT, ""))
-        for t, value in series.values:
-            if value is None:
-                continue
-            entry = found.setdefault(key, Status())
-            if name == schema.SEEN:
-                entry.seen = _time(t)
-            elif name == schema.STATE:
-                entry.state, entry.state_time = str(value), _time(t)
-            elif name == schema.BATTERY and isinstance(value, int | float):
-                entry.battery = float(value)
-            elif name == schema.RSSI and isinstance(value, int | float):
-                entry.rssi = float(value)
-            elif name == schema.INTERVAL_S and isinstance(value, int | float):
-                entry.interval_s = int(value)
-            elif name == schema.FW:
-                entry.fw = str(value)
+        _apply_status(found, names[series.statement_id], key, series.values)
+    known = set(found) | set(kits or ())
+    unseen = sorted(key for key in known if (site is None or key[0] == site)
+                    and (key not in found or found[key].seen is None))
+    busy = tuple(name for name in BUSY if name in names)
+    if unseen and busy:
+        async for series in client.query(status_statement(site, since, None, busy, unseen), database=database):
+            key = (series.tags.get(schema.SITE, ""), series.tags.get(schema.KIT, ""))
+            if key in unseen:
+                _apply_status(found, busy[series.statement_id], key, series.values)
     return found
 
 
 async def fetch_sparks(client: InfluxClient, database: str, site: str, now: datetime,
                        bucket_s: int = SPARK_BUCKET_S) -> dict[str, dict[str, list[float | None]]]:
-    """kit -> quantity -> one value per bucket of the last ``SPARK_HOURS`` hours, ``None`` where none came."""
+    """kit -> quantity -> one value per bucket of the last ``SPARK_HOURS`` hours, ``None`` where none came.
+
+    One request per quantity, sent at once: InfluxDB answers them on separate cores, where one statement
+    over every field would be read by one."""
     start, end = spark_window(now, bucket_s=bucket_s)
     buckets = int((end - start).total_seconds()) // bucket_s
     start_ms = int(start.timestamp() * 1000)
     found: dict[str, dict[str, list[float | None]]] = {}
-    async for series in client.query(spark_statement(site, start, end, bucket_s), database=database):
-        kit = series.tags.get(schema.KIT, "")
-        columns = series.columns[1:]
-        lines = found.setdefault(kit, {})
-        for row in series.values:
-            index = (int(row[0]) - start_ms) // (bucket_s * 1000)
-            if not 0 <= index < buckets:
-                continue
-            for name, value in zip(columns, row[1:], strict=True):
-                if isinstance(value, int | float):
-                    lines.setdefault(name, [None] * buckets)[index] = float(value)
+    stored = await stored_quantities(client, database)
+    quantities = [q for q in VALUE_QUANTITIES if q in stored]
+
+    async def one(quantity: str) -> None:
+        async for series in client.query(spark_statement(site, start, end, bucket_s, [quantity]),
+                                         database=database):
+            lines = found.setdefault(series.tags.get(schema.KIT, ""), {})
+            for row in series.values:
+                index = (int(row[0]) - start_ms) // (bucket_s * 1000)
+                if 0 <= index < buckets and isinstance(row[1], int | float):
+                    lines.setdefault(quantity, [None] * buckets)[index] = float(row[1])
+
+    await asyncio.gather(*(one(quantity) for quantity in quantities))
     return found
 
 
@@ -298,10 +383,13 @@ class SiteLive:
                         window_s, now)
 
 
-async def fetch_site(client: InfluxClient, database: str, site: str, now: datetime) -> SiteLive:
-    """Latest values, status and sparklines of every kit of ``site``: three requests in parallel."""
+async def fetch_site(client: InfluxClient, database: str, site: str, now: datetime,
+                     kits: Iterable[str] | None = None) -> SiteLive:
+    """Latest values, status and sparklines of every kit of ``site`` (of ``kits``, the registered ones, when
+    given): three requests in parallel."""
     latest, status, sparks = await asyncio.gather(
-        fetch_latest(client, database, site, now), fetch_status(client, database, site, now),
+        fetch_latest(client, database, site, now, kits=kits),
+        fetch_status(client, database, site, now, kits=None if kits is None else [(site, kit) for kit in kits]),
         fetch_sparks(client, database, site, now))
     return SiteLive(latest, status, sparks)
 

@@ -183,6 +183,27 @@ async def test_the_fetchers_give_each_kits_newest_values_status_and_a_sparkline_
     assert sitedata.counts("other", ["z"], every, 900, now) == (0, 1)
 
 
+async def test_a_kit_silent_for_days_is_found_beyond_the_recent_hours_and_its_values_are_stale(
+        influx: InfluxClient, database: str) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    silent_since = now - timedelta(days=3)
+    lines = [_reading("s2", "old", silent_since, temperature=4.5, humidity=80.0),
+             _status("s2", "old", silent_since, seen=1, fw="1.0.0"),
+             _reading("s2", "new", now - timedelta(minutes=2), temperature=7.25),
+             _status("s2", "new", now - timedelta(minutes=2), seen=1, fw="1.1.0")]
+    await influx.write(database, lines)
+    live = await sitedata.fetch_site(influx, database, "s2", now, ["old", "new", "never"])
+    assert live.latest["old"]["temperature"].value == 4.5  # read again over the 30 days: it sent nothing lately
+    assert live.latest["new"]["temperature"].value == 7.25 and "never" not in live.latest
+    assert live.status[("s2", "old")].seen == silent_since and live.status[("s2", "old")].fw == "1.0.0"
+    card = live.kit("s2", "old", 900, now)
+    assert not card.online and all(sitedata.is_stale(v.time, now, card.threshold_s) for v in card.values)
+    every = await sitedata.fetch_status(influx, database, None, now, kits=[("s2", "old"), ("s2", "new")])
+    assert every[("s2", "old")].seen == silent_since
+    assert sitedata.counts("s2", ["old", "new"], every, 900, now) == (1, 1)
+    assert sitedata.RECENT_HOURS * 3600 < (now - silent_since).total_seconds()  # the case the follow-up is for
+
+
 def test_times_are_shown_in_the_schools_zone() -> None:
     t = Translator("lv").in_zone(ZoneInfo("Europe/Riga"))
     assert "14:00" in t.datetime(NOW, "short")

@@ -108,8 +108,8 @@ async def kit_page(site: str, kit: str, request: Request) -> HTMLResponse:
     now = page.now()
     settings = page.settings
     client, database = request.app.state.influx, settings.influx_database
-    latest, status = await asyncio.gather(sitedata.fetch_latest(client, database, site, now),
-                                          sitedata.fetch_status(client, database, site, now))
+    latest, status = await asyncio.gather(sitedata.fetch_latest(client, database, site, now, kits=[kit]),
+                                          sitedata.fetch_status(client, database, site, now, kits=[(site, kit)]))
     kit_live = sitedata.kit_live(kit, status.get((site, kit)), latest.get(kit, {}), {},
                                  settings.api_online_window_s, now)
     (events, boot), found = await asyncio.gather(

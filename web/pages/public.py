@@ -72,7 +72,9 @@ async def home(request: Request) -> HTMLResponse:
         now = page.now()
         status: dict[tuple[str, str], sitedata.Status] | None
         try:
-            status = await sitedata.fetch_status(request.app.state.influx, settings.influx_database, None, now)
+            status = await sitedata.fetch_status(request.app.state.influx, settings.influx_database, None, now,
+                                                  kits=[(kit.site, kit.name) for kit in kits],
+                                                  names=sitedata.COUNT_FIELDS)
         except InfluxError:
             status, store_down = None, True  # the list still shows; the counts wait for the store
         for site in sites:
@@ -153,7 +155,8 @@ async def site_page(site: str, request: Request) -> HTMLResponse:
     now = page.now()
     settings = page.settings
     # A store that is down raises InfluxError: the friendly 503 page in the reader's language.
-    live = await sitedata.fetch_site(request.app.state.influx, settings.influx_database, row.name, now)
+    live = await sitedata.fetch_site(request.app.state.influx, settings.influx_database, row.name, now,
+                                     [kit.name for kit in kits])
     page.t = t = page.t.in_zone(row.timezone)  # times in the school's zone
     cards = [_card(t, kit, live.kit(row.name, kit.name, settings.api_online_window_s, now), now) for kit in kits]
     online = sum(1 for card in cards if card.online)
