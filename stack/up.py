@@ -86,7 +86,7 @@ def prepare_web(state_dir: Path) -> str:
     path = state_dir / STAFF_TOKEN_FILE
     with one_session(StoreSettings(state_dir=state_dir).database_url) as session:
         site = registry.get_site(session, DEMO_SITE)
-        if site.latitude is None and not site.title.strip():
+        if site.latitude is None and site.title.strip() in ("", DEMO_SITE):  # as `kit add` made it
             registry.edit_site(session, DEMO_SITE, title="Demo school", latitude=56.9496, longitude=24.1052,
                                timezone="Europe/Riga",
                                description="The kits that `lauks up` simulates, and the kit you publish as by hand.")

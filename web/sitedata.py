@@ -17,7 +17,6 @@ first); field and measurement names come from ``lauks.schema`` and the catalog.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,7 +29,6 @@ from web.i18n import N_, Translator
 
 LATEST_DAYS = 30  # a value older than this is "no reading in 30 days"
 RECENT_HOURS = 6  # latest values are looked for here first; only kits with none here are looked for in 30 days
-FIELDS_TTL_S = 60.0  # how long the list of quantities stored at all is kept (a new one shows within a minute)
 SPARK_HOURS = 24
 SPARK_BUCKET_S = 900  # 96 buckets a day: about one a pixel of a 6rem sparkline
 STALE_INTERVALS = 3  # a kit is silent, and its values stale, after this many of its reporting intervals
@@ -243,21 +241,14 @@ def _time(value: Any) -> datetime:
     return datetime.fromtimestamp(int(value) / 1000, UTC)
 
 
-_stored: dict[str, tuple[float, tuple[str, ...]]] = {}
-
-
 async def stored_quantities(client: InfluxClient, database: str) -> tuple[str, ...]:
-    """The catalog's quantities that ``readings`` holds at all (``SHOW FIELD KEYS``), kept ``FIELDS_TTL_S``: a
-    site page asks for these rather than the whole catalog, and InfluxDB reads a field's blocks for each asked."""
-    kept = _stored.get(database)
-    if kept is not None and time.monotonic() - kept[0] < FIELDS_TTL_S:
-        return kept[1]
+    """The catalog's quantities that ``readings`` holds at all (``SHOW FIELD KEYS``, answered from InfluxDB's
+    index, so asked each time: a kit's first reading of a new quantity shows at once): a site page asks for these
+    rather than the whole catalog, and InfluxDB reads a field's blocks for each one asked."""
     names: set[str] = set()
     async for series in client.query(f"SHOW FIELD KEYS FROM {_READINGS}", database=database):
         names.update(str(row[0]) for row in series.values)
-    found = tuple(q for q in QUANTITY_NAMES if q in names)
-    _stored[database] = (time.monotonic(), found)
-    return found
+    return tuple(q for q in QUANTITY_NAMES if q in names)
 
 
 async def _latest(client: InfluxClient, database: str, site: str, since: datetime, quantities: tuple[str, ...],
