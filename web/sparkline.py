@@ -8,6 +8,7 @@ line through them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,8 +29,18 @@ class Spark:
 
 
 def _coordinate(value: float) -> str:
-    text = f"{value:.2f}".rstrip("0").rstrip(".")
-    return text if text != "-0" else "0"
+    """A tenth of the 100-wide viewBox is finer than a pixel of a 6rem sparkline."""
+    text = f"{value:.1f}"
+    if text.endswith(".0"):
+        text = text[:-2]
+    return "0" if text == "-0" else text
+
+
+@functools.cache
+def _xs(count: int, width: float) -> tuple[str, ...]:
+    """Every bucket's x, made once per length: the site page draws dozens of sparklines of one length."""
+    step = width / max(count - 1, 1)
+    return tuple(_coordinate(index * step) for index in range(count))
 
 
 def spark(values: Sequence[float | None], width: float = WIDTH, height: float = HEIGHT) -> Spark:
@@ -44,7 +55,7 @@ def spark(values: Sequence[float | None], width: float = WIDTH, height: float = 
         return Spark("", None, None, 0, 0)
     low, high = min(present), max(present)
     span = high - low
-    step = width / max(len(values) - 1, 1)
+    xs = _xs(len(values), width)
     inner = height - 2 * PAD
 
     def y_of(value: float) -> float:
@@ -64,7 +75,7 @@ def spark(values: Sequence[float | None], width: float = WIDTH, height: float = 
                     parts.append("h0")  # a lone value: a dot
                 pen_down = False
             continue
-        x, y = _coordinate(index * step), _coordinate(y_of(value))
+        x, y = xs[index], _coordinate(y_of(value))
         if not pen_down:
             if seen_value:
                 gaps += 1
