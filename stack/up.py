@@ -89,7 +89,8 @@ def prepare_web(state_dir: Path) -> str:
         if site.latitude is None and site.title.strip() in ("", DEMO_SITE):  # as `kit add` made it
             registry.edit_site(session, DEMO_SITE, title="Demo school", latitude=56.9496, longitude=24.1052,
                                timezone="Europe/Riga",
-                               description="The kits that `lauks up` simulates, and the kit you publish as by hand.")
+                               description="Three simulated kits that report every minute, and k01, the kit you "
+                                           "publish as by hand.")
         token = path.read_text().strip() if path.exists() else ""
         if not token or registry.staff_for(session, token) is None:
             token = registry.create_token(session, "lauks up (this machine)")
