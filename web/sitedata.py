@@ -17,6 +17,7 @@ first); field and measurement names come from ``lauks.schema`` and the catalog.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -335,29 +336,70 @@ async def fetch_status(client: InfluxClient, database: str, site: str | None, no
     return found
 
 
+# A site's finished sparkline buckets are kept in the process and only the newest ones read again: InfluxDB
+# reads every point of 24 hours of every kit for the whole window (144,000 for 20 kits of 5 quantities), the
+# page's largest cost. A bucket counts as finished SPARK_SETTLE_S after its end (the gateway's batches in
+# flight); everything is read again after SPARK_KEEP_S, so backfill that lands in an old bucket shows then.
+SPARK_SETTLE_S = 120
+SPARK_KEEP_S = 600.0
+
+
+@dataclass(slots=True)
+class _KeptSparks:
+    made: float  # time.monotonic() of the whole read
+    quantities: tuple[str, ...]
+    settled_ms: int  # buckets that start before this are finished and kept
+    buckets: dict[str, dict[str, dict[int, float]]]  # kit -> quantity -> bucket start (ms) -> value
+
+
+_kept_sparks: dict[tuple[str, str, int], _KeptSparks] = {}
+
+
 async def fetch_sparks(client: InfluxClient, database: str, site: str, now: datetime,
                        bucket_s: int = SPARK_BUCKET_S) -> dict[str, dict[str, list[float | None]]]:
     """kit -> quantity -> one value per bucket of the last ``SPARK_HOURS`` hours, ``None`` where none came.
 
-    One request per quantity, sent at once: InfluxDB answers them on separate cores, where one statement
-    over every field would be read by one."""
+    One request per quantity, sent at once (InfluxDB answers them on separate cores), from the first bucket
+    not yet kept (``_KeptSparks``) to now."""
     start, end = spark_window(now, bucket_s=bucket_s)
-    buckets = int((end - start).total_seconds()) // bucket_s
-    start_ms = int(start.timestamp() * 1000)
-    found: dict[str, dict[str, list[float | None]]] = {}
+    start_ms, bucket_ms = int(start.timestamp() * 1000), bucket_s * 1000
     stored = await stored_quantities(client, database)
-    quantities = [q for q in VALUE_QUANTITIES if q in stored]
+    quantities = tuple(q for q in VALUE_QUANTITIES if q in stored)
+    key = (database, site, bucket_s)
+    kept = _kept_sparks.get(key)
+    fresh = (kept is None or kept.quantities != quantities or time.monotonic() - kept.made > SPARK_KEEP_S
+             or kept.settled_ms <= start_ms)
+    if fresh:
+        kept = _KeptSparks(time.monotonic(), quantities, start_ms, {})
+    assert kept is not None
+    read_from = datetime.fromtimestamp(kept.settled_ms / 1000, UTC)
+    # a copy of the finished buckets still in the window: requests at the same time never see each other's half
+    buckets = {kit: {quantity: {stamp: value for stamp, value in values.items()
+                                if start_ms <= stamp < kept.settled_ms}
+                     for quantity, values in lines.items()} for kit, lines in kept.buckets.items()}
 
     async def one(quantity: str) -> None:
-        async for series in client.query(spark_statement(site, start, end, bucket_s, [quantity]),
+        async for series in client.query(spark_statement(site, read_from, end, bucket_s, [quantity]),
                                          database=database):
-            lines = found.setdefault(series.tags.get(schema.KIT, ""), {})
+            values = buckets.setdefault(series.tags.get(schema.KIT, ""), {}).setdefault(quantity, {})
             for row in series.values:
-                index = (int(row[0]) - start_ms) // (bucket_s * 1000)
-                if 0 <= index < buckets and isinstance(row[1], int | float):
-                    lines.setdefault(quantity, [None] * buckets)[index] = float(row[1])
+                if isinstance(row[1], int | float):
+                    values[int(row[0])] = float(row[1])
 
     await asyncio.gather(*(one(quantity) for quantity in quantities))
+    settled = (int(now.timestamp() * 1000) - SPARK_SETTLE_S * 1000) // bucket_ms * bucket_ms
+    _kept_sparks[key] = _KeptSparks(kept.made, quantities, max(kept.settled_ms, settled), buckets)
+    count = int((end - start).total_seconds()) // bucket_s
+    found: dict[str, dict[str, list[float | None]]] = {}
+    for kit, lines in buckets.items():
+        for quantity, values in lines.items():
+            line: list[float | None] = [None] * count
+            for stamp, value in values.items():
+                index = (stamp - start_ms) // bucket_ms
+                if 0 <= index < count:
+                    line[index] = value
+            if any(v is not None for v in line):
+                found.setdefault(kit, {})[quantity] = line
     return found
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 
 from api.app import create_app
 from api.settings import ApiSettings
@@ -202,6 +203,27 @@ async def test_a_kit_silent_for_days_is_found_beyond_the_recent_hours_and_its_va
     assert every[("s2", "old")].seen == silent_since
     assert sitedata.counts("s2", ["old", "new"], every, 900, now) == (1, 1)
     assert sitedata.RECENT_HOURS * 3600 < (now - silent_since).total_seconds()  # the case the follow-up is for
+
+
+async def test_sparklines_keep_finished_buckets_read_the_newest_again_and_everything_after_a_while(
+        influx: InfluxClient, database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket = timedelta(seconds=sitedata.SPARK_BUCKET_S)
+    size = sitedata.SPARK_BUCKET_S
+    now = datetime.fromtimestamp(int(datetime.now(UTC).timestamp()) // size * size - size + 60, UTC)  # 1 min in
+    old = now - 4 * bucket
+    await influx.write(database, [_reading("s3", "a", old, temperature=1.0), _reading("s3", "a", now, temperature=2.0)])
+    first = (await sitedata.fetch_sparks(influx, database, "s3", now))["a"]["temperature"]
+    assert first.count(None) == len(first) - 2
+    # a new reading in the newest bucket is seen at once; a late one in a finished bucket not yet
+    later = now + timedelta(seconds=1)
+    await influx.write(database, [_reading("s3", "a", later, temperature=4.0),
+                                  _reading("s3", "a", old - bucket, temperature=3.0)])
+    second = (await sitedata.fetch_sparks(influx, database, "s3", later))["a"]["temperature"]
+    assert second[-1] == 3.0  # the mean of 2 and 4, read again
+    assert 3.0 not in second[:-3] and second.count(None) == len(second) - 2
+    monkeypatch.setattr(sitedata, "SPARK_KEEP_S", 0.0)  # after a while everything is read again
+    third = (await sitedata.fetch_sparks(influx, database, "s3", later))["a"]["temperature"]
+    assert third.count(None) == len(third) - 3 and 3.0 in third[:-3]
 
 
 def test_times_are_shown_in_the_schools_zone() -> None:
