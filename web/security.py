@@ -105,9 +105,14 @@ def csrf_ok(key: bytes, cookie: str | None, field: str | None) -> bool:
 
 
 def same_origin(request: Request) -> bool:
-    """False when the browser says the request comes from a page of another origin."""
+    """False when the browser says the request comes from a page of another origin: ours is the Host the
+    request came to, or the public address (LAUKS_API_PUBLIC_URL), which a reverse proxy that rewrites Host
+    still serves."""
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
         return origin is None  # "null": a sandboxed or privacy-stripped origin, never ours
-    host = request.headers.get("host", "")
-    return urlsplit(origin).netloc == host
+    ours = {request.headers.get("host", "")}
+    public = str(getattr(request.app.state.settings, "api_public_url", "") or "")
+    if public:
+        ours.add(urlsplit(public).netloc)
+    return urlsplit(origin).netloc in ours

@@ -92,6 +92,20 @@ def test_a_form_posted_from_another_site_is_refused(client: TestClient) -> None:
     assert accepted.status_code == 303
 
 
+def test_behind_a_proxy_that_rewrites_host_the_public_address_is_our_origin(tmp_path: Path) -> None:
+    settings = ApiSettings(state_dir=tmp_path, influx_url="http://127.0.0.1:9",
+                           api_public_url="https://lauks.school.lv")
+    # the browser is on https://lauks.school.lv; the proxy passes Host: 10.0.0.5:8443 on
+    with TestClient(create_app(settings), base_url="https://10.0.0.5:8443") as made:
+        token, field = _token(made), _csrf(made)
+        accepted = made.post("/signin", data={"token": token, "csrf": field},
+                             headers={"Origin": "https://lauks.school.lv"}, follow_redirects=False)
+        assert accepted.status_code == 303
+        refused = made.post("/signin", data={"token": token, "csrf": _csrf(made)},
+                            headers={"Origin": "https://lauks.school.lv.evil.example"}, follow_redirects=False)
+        assert refused.status_code == 403
+
+
 def test_a_session_is_an_httponly_samesite_cookie_and_sign_out_ends_it(client: TestClient) -> None:
     token = _token(client)
     answer = client.post("/signin", data={"token": token, "csrf": _csrf(client), "next": "/signin"},
