@@ -33,7 +33,7 @@ POLL_S = 1.0
 HEARTBEAT_S = 15.0
 LIFETIME_S = 300.0
 RETRY_MS = 2000
-PER_ADDRESS = 4  # a pupil with the page open in a few tabs; a class behind one NAT shares the server cap
+PER_ADDRESS = 32  # a class behind one school NAT (one address) watching their kits; the server has MAX_STREAMS
 MAX_STREAMS = 200
 CATCH_UP_S = 600  # how far back a reconnect (Last-Event-ID) or ?since= may reach
 MAX_ROWS = 200
