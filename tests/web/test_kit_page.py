@@ -28,7 +28,10 @@ def test_a_published_reading_appears_on_the_phone_without_reloading(web_stack: W
     web_stack.publish(site, "k1", [{"t": now - 60, "temperature": 11.5, "humidity": 40.0}])
     page = phone.page
     page.goto(web_stack.path(f"/s/{site}/k1?lang=lv"))
-    page.wait_for_selector('.chart[data-drawn="uplot"]', timeout=15_000)
+    page.wait_for_selector(".chart[data-drawn]", timeout=30_000)
+    drawn = page.evaluate("Array.from(document.querySelectorAll('.chart')).map(e => [e.dataset.series, "
+                          "e.dataset.drawn, e.innerText.slice(0, 200)])")
+    assert any(state == "uplot" for _url, state, _text in drawn), drawn
     page.wait_for_selector("#live-note:not([hidden])", timeout=10_000)
     assert XSS in page.inner_text(".kit-description")  # shown as text, never run
     reading = page.locator('#latest li[data-quantity="temperature"] .reading')
