@@ -24,6 +24,12 @@ class Quantity:
     # The display step: an aggregate (a mean of 12.6466...) is rounded to it, so exports show 12.65, not the
     # float's 17 digits. A power of ten, so it is a number of decimals (``decimals``).
     resolution: float = field(kw_only=True)
+    # Quality thresholds (lauks.quality), applied when data is read, so a change here applies to old data too.
+    # stuck_minutes: the same value repeated this long means a stuck sensor (None: the quantity may rightly
+    # stay constant, as rain, light at night or a calm wind do). max_rate: the fastest plausible change in
+    # units a minute; a faster one is a spike (None: it may rightly jump, as light under a cloud does).
+    stuck_minutes: float | None = field(default=None, kw_only=True)
+    max_rate: float | None = field(default=None, kw_only=True)
 
     @property
     def decimals(self) -> int:
@@ -44,17 +50,20 @@ class Quantity:
 # tipping buckets (0.2794 mm a tip; WMO reports rain to 0.1 mm), Plantower PMS5003 (1 µg/m³), SCD30/SCD40
 # (1 ppm), SGP30 (1 ppb), class-2 sound meters (0.1 dB), the ESP32's ADC (about 1 mV), Wi-Fi RSSI (1 dBm).
 _ROWS: tuple[Quantity, ...] = (
-    Quantity("temperature", "°C", "Cel", -60, 70, "Air temperature", resolution=0.01),
+    Quantity("temperature", "°C", "Cel", -60, 70, "Air temperature", resolution=0.01,
+             stuck_minutes=60, max_rate=2),
     Quantity("soil_temperature", "°C", "Cel", -60, 70, "Soil temperature at the probe's depth",
-             resolution=0.01),
-    Quantity("water_temperature", "°C", "Cel", -5, 50, "Water temperature", resolution=0.01),
-    Quantity("humidity", "%", "%", 0, 100, "Relative humidity of the air", resolution=0.1),
+             resolution=0.01, stuck_minutes=360, max_rate=0.5),
+    Quantity("water_temperature", "°C", "Cel", -5, 50, "Water temperature", resolution=0.01,
+             stuck_minutes=240, max_rate=1),
+    Quantity("humidity", "%", "%", 0, 100, "Relative humidity of the air", resolution=0.1,
+             stuck_minutes=180, max_rate=10),
     Quantity("pressure", "hPa", "hPa", 300, 1100, "Air pressure at the kit (not reduced to sea level)",
-             resolution=0.01),
+             resolution=0.01, stuck_minutes=180, max_rate=1),
     Quantity("light", "lx", "lx", 0, 200_000, "Illuminance", resolution=1),
     Quantity("uv_index", "", "1", 0, 20, "UV index", resolution=0.1),
     Quantity("soil_moisture", "%", "%", 0, 100, "Soil moisture, calibrated between dry (0 %) and wet (100 %)",
-             resolution=0.1),
+             resolution=0.1, stuck_minutes=720),
     Quantity("wind_speed", "m/s", "m/s", 0, 75, "Mean wind speed over the sampling interval", resolution=0.1),
     Quantity("wind_gust", "m/s", "m/s", 0, 75, "Strongest gust in the sampling interval", resolution=0.1),
     Quantity("wind_direction", "°", "deg", 0, 360, "Direction the wind blows from, clockwise from north",
@@ -63,10 +72,11 @@ _ROWS: tuple[Quantity, ...] = (
     Quantity("pm1", "µg/m³", "ug/m3", 0, 2000, "Particulate matter up to 1 µm", resolution=1),
     Quantity("pm2_5", "µg/m³", "ug/m3", 0, 2000, "Particulate matter up to 2.5 µm", resolution=1),
     Quantity("pm10", "µg/m³", "ug/m3", 0, 2000, "Particulate matter up to 10 µm", resolution=1),
-    Quantity("co2", "ppm", "ppm", 250, 10_000, "Carbon dioxide concentration", resolution=1),
+    Quantity("co2", "ppm", "ppm", 250, 10_000, "Carbon dioxide concentration", resolution=1,
+             stuck_minutes=60, max_rate=500),
     Quantity("tvoc", "ppb", "ppb", 0, 60_000, "Total volatile organic compounds", resolution=1),
-    Quantity("noise", "dB(A)", "dB", 0, 140, "A-weighted sound level", resolution=0.1),
-    Quantity("battery", "V", "V", 0, 6, "Battery voltage of the kit", resolution=0.001),
+    Quantity("noise", "dB(A)", "dB", 0, 140, "A-weighted sound level", resolution=0.1, stuck_minutes=60),
+    Quantity("battery", "V", "V", 0, 6, "Battery voltage of the kit", resolution=0.001, max_rate=0.2),
     Quantity("rssi", "dBm", "dB[mW]", -120, 0, "Wi-Fi signal strength at the kit", resolution=1),
 )
 

@@ -27,6 +27,14 @@ READINGS = "readings"  # one float field per catalog quantity present in a sampl
 REJECTIONS = "rejections"  # one point per rejection (or per run of rate-limited messages), when rejected
 KIT_STATUS = "kit_status"  # status messages, and at most every 10 s per kit a ``seen`` point from readings
 GATEWAY = "gateway"  # the gateway's own counters since it started, every 10 s
+# Rollups of readings (lauks.rollups): per site, kit and bucket, for every readings field F the fields
+# F_sum, F_count, F_min and F_max. Kept from the raw readings, rebuilt from them with one command; never
+# the only copy. The daily one's buckets are the site's local days.
+ROLLUP_10M = "readings_10m"
+ROLLUP_1H = "readings_1h"
+ROLLUP_1D = "readings_1d"
+ROLLUPS = (ROLLUP_10M, ROLLUP_1H, ROLLUP_1D)
+ROLLUP_STATS = ("sum", "count", "min", "max")
 
 # --- tag keys --------------------------------------------------------------------------------------------
 
@@ -40,6 +48,13 @@ INSTANCE = "instance"  # the gateway's ``gateway_instance`` setting
 # readings: the catalog's names; these two are read as a kit's health as well (and kit_status has them too)
 BATTERY = quantity("battery").name
 RSSI = quantity("rssi").name
+
+# readings: what the gateway knew when it received the sample, written only when there is something to say,
+# so the read-time quality flags (lauks.quality) can tell backfill and an estimated clock
+LATE_S = "late_s"  # whole seconds from the sample's time to its receipt, written when at least LATE_S_MIN
+LATE_S_MIN = 60
+FROM_AGE = "from_age"  # 1 when the sample's time was worked out from 'age' and the time of receipt
+INGEST_FACTS = (LATE_S, FROM_AGE)
 
 # rejections
 COUNT = "count"  # 1 per rejection; for rate_limited, the messages not stored since the kit's previous point
@@ -91,7 +106,8 @@ class Measurement:
 
 
 MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
-    Measurement(READINGS, (SITE, KIT), dict.fromkeys(QUANTITY_NAMES, "float")),
+    Measurement(READINGS, (SITE, KIT), {**dict.fromkeys(QUANTITY_NAMES, "float"), LATE_S: "integer",
+                                         FROM_AGE: "integer"}),
     Measurement(REJECTIONS, (SITE, KIT, REASON), {
         COUNT: "integer", DETAIL: "text", FIELD_NAME: "text", BAD_VALUE: "text", BOUND: "float",
         SAMPLE_INDEX: "integer"}),
@@ -103,6 +119,10 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
         RECEIVED: "integer", STORED_MESSAGES: "integer", STORED_POINTS: "integer", DUPLICATES: "integer",
         REJECTED: "integer", SPOOLED: "integer", SPOOL_DEPTH: "integer", INFLIGHT: "integer",
         WRITE_LATENCY_MS_P50: "float", WRITE_LATENCY_MS_P99: "float"}),
+    # an integer field's sum, min and max stay integers (as InfluxDB's INTO writes them)
+    *(Measurement(name, (SITE, KIT), {
+        f"{f}_{stat}": "integer" if stat == "count" or f in INGEST_FACTS else "float"
+        for f in (*QUANTITY_NAMES, *INGEST_FACTS) for stat in ROLLUP_STATS}) for name in ROLLUPS),
 )}
 
 # --- point builders --------------------------------------------------------------------------------------
