@@ -28,7 +28,7 @@ REJECTIONS = "rejections"  # one point per rejection (or per run of rate-limited
 KIT_STATUS = "kit_status"  # status messages, and at most every 10 s per kit a ``seen`` point from readings
 GATEWAY = "gateway"  # the gateway's own counters since it started, every 10 s
 # Rollups of readings (lauks.rollups): per site, kit and bucket, for every readings field F the fields
-# F_sum, F_count, F_min and F_max. Kept from the raw readings, rebuilt from them with one command; never
+# sum_F, count_F, min_F and max_F (the names InfluxDB gives ``SELECT sum(*), count(*) ...``). Kept from the raw readings, rebuilt from them with one command; never
 # the only copy. The daily one's buckets are the site's local days.
 ROLLUP_10M = "readings_10m"
 ROLLUP_1H = "readings_1h"
@@ -82,6 +82,7 @@ AWAKE_MS = "awake_ms"
 SEEN = "seen"  # always 1: its time is when the kit was last seen
 SAMPLES = "samples"  # samples stored since the kit's previous seen point
 LATE = "late"  # of those, samples older than 5 minutes when received (backfill after an outage)
+LATE_FROM = "late_from"  # the oldest of those late samples' times, in ms since the epoch (rollups redo from it)
 
 # gateway
 RECEIVED = "received"
@@ -114,14 +115,14 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
     Measurement(KIT_STATUS, (SITE, KIT), {
         STATE: "text", FW: "text", BOOT: "integer", INTERVAL_S: "integer", BUFFERED: "integer",
         DROPPED: "integer", AWAKE_MS: "integer", BATTERY: "float", RSSI: "float", SENSORS: "text",
-        FAILED_SENSORS: "text", SEEN: "integer", SAMPLES: "integer", LATE: "integer"}),
+        FAILED_SENSORS: "text", SEEN: "integer", SAMPLES: "integer", LATE: "integer", LATE_FROM: "integer"}),
     Measurement(GATEWAY, (INSTANCE,), {
         RECEIVED: "integer", STORED_MESSAGES: "integer", STORED_POINTS: "integer", DUPLICATES: "integer",
         REJECTED: "integer", SPOOLED: "integer", SPOOL_DEPTH: "integer", INFLIGHT: "integer",
         WRITE_LATENCY_MS_P50: "float", WRITE_LATENCY_MS_P99: "float"}),
     # an integer field's sum, min and max stay integers (as InfluxDB's INTO writes them)
     *(Measurement(name, (SITE, KIT), {
-        f"{f}_{stat}": "integer" if stat == "count" or f in INGEST_FACTS else "float"
+        f"{stat}_{f}": "integer" if stat == "count" or f in INGEST_FACTS else "float"
         for f in (*QUANTITY_NAMES, *INGEST_FACTS) for stat in ROLLUP_STATS}) for name in ROLLUPS),
 )}
 
