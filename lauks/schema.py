@@ -28,8 +28,9 @@ REJECTIONS = "rejections"  # one point per rejection (or per run of rate-limited
 KIT_STATUS = "kit_status"  # status messages, and at most every 10 s per kit a ``seen`` point from readings
 GATEWAY = "gateway"  # the gateway's own counters since it started, every 10 s
 # Rollups of readings (lauks.rollups): per site, kit and bucket, for every readings field F the fields
-# sum_F, count_F, min_F and max_F (the names InfluxDB gives ``SELECT sum(*), count(*) ...``). Kept from the raw readings, rebuilt from them with one command; never
-# the only copy. The daily one's buckets are the site's local days.
+# sum_F, count_F, min_F and max_F (the names InfluxDB gives ``SELECT sum(*), count(*) ...``). Kept from
+# the raw readings, rebuilt from them with one command; never the only copy. The daily one's buckets are
+# the site's local days.
 ROLLUP_10M = "readings_10m"
 ROLLUP_1H = "readings_1h"
 ROLLUP_1D = "readings_1d"
