@@ -1,4 +1,4 @@
-"""The relational store of metadata: sites, kits, staff tokens and class datasets (SQLAlchemy 2).
+"""The relational store of metadata: sites, kits, staff tokens, class datasets and calibrations (SQLAlchemy 2).
 
 SQLite by default; PostgreSQL by changing ``LAUKS_API_DATABASE_URL`` (``metastore.settings``). The schema
 is created and upgraded by Alembic (``metastore/migrations``), never by ``create_all``, so both paths stay one.
@@ -16,7 +16,19 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -116,6 +128,30 @@ class Dataset(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # The last rolling_days days up to now (api.dataset.window_of), or None for the fixed window above
     rolling_days: Mapped[int | None] = mapped_column(Integer)
+
+
+class CalibrationRow(Base):
+    """A kit's calibration of one quantity (``lauks.calibration.Calibration`` is its pure form): applied when
+    data is read, never to the stored readings. Windows of one kit and quantity never overlap
+    (``metastore.registry.add_calibration`` checks)."""
+
+    __tablename__ = "calibrations"
+    __table_args__ = (
+        ForeignKeyConstraint(["site", "kit"], ["kits.site", "kits.name"], name="fk_calibrations_kit"),
+        Index("ix_calibrations_kit_quantity", "site", "kit", "quantity", "valid_from"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site: Mapped[str] = mapped_column(String(32))
+    kit: Mapped[str] = mapped_column(String(32))
+    quantity: Mapped[str] = mapped_column(String(64))
+    offset: Mapped[float] = mapped_column(Float)
+    gain: Mapped[float] = mapped_column(Float)
+    valid_from: Mapped[datetime] = mapped_column(UtcDateTime)
+    valid_to: Mapped[datetime | None] = mapped_column(UtcDateTime)  # None: in force until ended
+    reason: Mapped[str] = mapped_column(String(500))
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
 
 def private_sqlite_file(path: Path) -> None:

@@ -20,11 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lauks.calibration import Calibration
+from lauks.calibration import Calibration, quantity_problem, values_problem, windows_overlap
 from lauks.topics import id_problem, is_valid_id
 from lauks.zones import zone_problem
 from metastore import sharecode
-from metastore.db import Base, Dataset, Kit, Site, StaffToken, now, one_session
+from metastore.db import Base, CalibrationRow, Dataset, Kit, Site, StaffToken, now, one_session
 from metastore.errors import Conflict, Gone, Invalid, NotFound, Required
 from metastore.location import PRECISIONS
 from metastore.settings import StoreSettings
@@ -412,8 +412,187 @@ def delete_dataset(session: Session, typed: str) -> str:
     return code
 
 
+# --- calibrations ---------------------------------------------------------------------------------
+
+
+class CalibrationFields(TypedDict, total=False):
+    """What can change on a stored calibration: its end (None: in force again) and its reason. Its gain, offset
+    and start stay, as data already read with it had them: a different calibration is a new one (a mistaken one
+    is deleted)."""
+
+    valid_to: datetime | None
+    reason: str
+
+
+CALIBRATION_FIELDS = tuple(CalibrationFields.__annotations__)
+
+
+def _pure(row: CalibrationRow) -> Calibration:
+    return Calibration(id=row.id, site=row.site, kit=row.kit, quantity=row.quantity, offset=row.offset,
+                       gain=row.gain, valid_from=row.valid_from, valid_to=row.valid_to, reason=row.reason,
+                       created_by=row.created_by, created_at=row.created_at)
+
+
+def _shown_window(start: datetime, end: datetime | None) -> str:
+    return f"from {start:%Y-%m-%d %H:%M} UTC " + (f"to {end:%Y-%m-%d %H:%M} UTC" if end else "on (still in force)")
+
+
+def _check_calibration(quantity: str, offset: float, gain: float, valid_from: datetime,
+                       valid_to: datetime | None, reason: str) -> None:
+    problem = quantity_problem(quantity)
+    if problem is not None:
+        raise (NotFound("quantity", problem.message) if problem.code == "unknown_quantity"
+               else Invalid(problem.code, problem.message))
+    problem = values_problem(offset, gain, valid_from, valid_to)
+    if problem is not None:
+        raise Invalid(problem.code, problem.message)
+    if not reason.strip():
+        raise Invalid("no_reason", "say why, e.g. --reason 'co-location with the school's reference kit, 3 March': "
+                                   "the reason goes with every dataset that uses the calibration")
+    _check_value(CalibrationRow, "reason", reason.strip())
+
+
+def _locked_kit(session: Session, site: str, kit: str) -> Kit:
+    """The kit, its row locked until commit on PostgreSQL, so that two API replicas adding calibrations of one kit
+    take turns and both see each other's (SQLite has one writer at a time anyway)."""
+    get_kit(session, site, kit)
+    row = session.scalar(select(Kit).where(Kit.site == site, Kit.name == kit).with_for_update()
+                         .execution_options(populate_existing=True))
+    assert row is not None
+    return row
+
+
+def _windows_of(session: Session, site: str, kit: str, quantity: str,
+                besides: int | None = None) -> list[CalibrationRow]:
+    statement = select(CalibrationRow).where(CalibrationRow.site == site, CalibrationRow.kit == kit,
+                                             CalibrationRow.quantity == quantity)
+    if besides is not None:
+        statement = statement.where(CalibrationRow.id != besides)
+    return list(session.scalars(statement.order_by(CalibrationRow.valid_from)))
+
+
+def _overlap(row: CalibrationRow) -> Conflict:
+    return Conflict("calibration_overlap", f"the window overlaps calibration {row.id} of {row.kit} {row.quantity} "
+                                           f"({_shown_window(row.valid_from, row.valid_to)}, gain {row.gain:g}, "
+                                           f"offset {row.offset:g}): end or delete that one first, or choose a window "
+                                           "beside it")
+
+
+def add_calibration(session: Session, site: str, kit: str, quantity: str, *, offset: float, gain: float,
+                    valid_from: datetime, valid_to: datetime | None = None, reason: str,
+                    created_by: str) -> tuple[Calibration, Calibration | None]:
+    """Store a calibration; returns it, and the calibration it ended (else None).
+
+    A new calibration with no end replaces the one in force: if the kit's open calibration of the quantity
+    started before ``valid_from``, it is ended at ``valid_from`` (a recalibration; the old one still applies to
+    the readings before). Any other overlap with a calibration of the same kit and quantity is a ``Conflict``
+    that names it. Nothing is changed when anything is refused.
+    """
+    _check_calibration(quantity, offset, gain, valid_from, valid_to, reason)
+    _check_value(CalibrationRow, "created_by", created_by)
+    _locked_kit(session, site, kit)
+    ended: CalibrationRow | None = None
+    for row in _windows_of(session, site, kit, quantity):
+        if not windows_overlap(row.valid_from, row.valid_to, valid_from, valid_to):
+            continue
+        if row.valid_to is None and valid_to is None and row.valid_from < valid_from:
+            ended = row
+            continue
+        session.rollback()
+        raise _overlap(row)
+    if ended is not None:
+        ended.valid_to = valid_from
+    row = CalibrationRow(site=site, kit=kit, quantity=quantity, offset=float(offset), gain=float(gain),
+                         valid_from=valid_from, valid_to=valid_to, reason=reason.strip(), created_by=created_by)
+    session.add(row)
+    session.commit()
+    return _pure(row), _pure(ended) if ended is not None else None
+
+
+def check_new_calibration(session: Session, site: str, kit: str, quantity: str, *, offset: float, gain: float,
+                          valid_from: datetime, valid_to: datetime | None = None, reason: str) -> None:
+    """Raise what ``add_calibration`` would refuse, storing nothing (a command that adds several checks all
+    first, so a refusal leaves none of them stored)."""
+    _check_calibration(quantity, offset, gain, valid_from, valid_to, reason)
+    get_kit(session, site, kit)
+    for row in _windows_of(session, site, kit, quantity):
+        if windows_overlap(row.valid_from, row.valid_to, valid_from, valid_to) and not (
+                row.valid_to is None and valid_to is None and row.valid_from < valid_from):
+            raise _overlap(row)
+
+
+def get_calibration(session: Session, calibration_id: int, site: str | None = None,
+                    kit: str | None = None) -> CalibrationRow:
+    """The stored calibration of that number; with ``site`` and ``kit``, only if it is that kit's."""
+    row = session.get(CalibrationRow, calibration_id) if 0 < calibration_id < 2**63 else None
+    if row is None or (site is not None and row.site != site) or (kit is not None and row.kit != kit):
+        where = f"/v1/sites/{site[:64]}/kits/{(kit or '')[:64]}/calibrations" if site else "`lauks kit calibrations`"
+        raise NotFound("calibration", f"there is no calibration {calibration_id}"
+                                      f"{f' of kit {kit[:64]!r}' if kit else ''}; the list is at {where}")
+    return row
+
+
+def list_calibrations(session: Session, site: str, kit: str | None = None,
+                      quantity: str | None = None) -> list[Calibration]:
+    """The calibrations of a site (or of one kit, or of one quantity), by kit, quantity and start."""
+    get_site(session, site)
+    statement = select(CalibrationRow).where(CalibrationRow.site == site)
+    if kit is not None:
+        get_kit(session, site, kit)
+        statement = statement.where(CalibrationRow.kit == kit)
+    if quantity is not None:
+        statement = statement.where(CalibrationRow.quantity == quantity)
+    rows = session.scalars(statement)
+    return sorted((_pure(r) for r in rows), key=lambda c: (c.kit, c.quantity, c.valid_from, c.id))
+
+
+def edit_calibration(session: Session, calibration_id: int, site: str | None = None, kit: str | None = None,
+                     **changes: Unpack[CalibrationFields]) -> Calibration:
+    """End a calibration (``valid_to``; None: in force again) or fix its reason."""
+    row = get_calibration(session, calibration_id, site, kit)
+    for key in changes:
+        if key not in CALIBRATION_FIELDS:
+            raise Invalid("bad_field", f"{key!r} cannot be changed on a calibration (only "
+                                       f"{', '.join(CALIBRATION_FIELDS)}): for another gain, offset or start, "
+                                       "add a new calibration")
+    valid_to = changes["valid_to"] if "valid_to" in changes else row.valid_to
+    reason = changes.get("reason", row.reason)
+    if reason is None:
+        raise Required("reason cannot be null: send the new reason, or leave it out to keep it")
+    _check_calibration(row.quantity, row.offset, row.gain, row.valid_from, valid_to, reason)
+    _locked_kit(session, row.site, row.kit)
+    for other in _windows_of(session, row.site, row.kit, row.quantity, besides=row.id):
+        if windows_overlap(other.valid_from, other.valid_to, row.valid_from, valid_to):
+            session.rollback()
+            raise _overlap(other)
+    row.valid_to = valid_to
+    row.reason = reason.strip()
+    session.commit()
+    return _pure(row)
+
+
+def delete_calibration(session: Session, calibration_id: int, site: str | None = None,
+                       kit: str | None = None) -> Calibration:
+    """Remove a calibration made by mistake: readings are read as measured again where it applied. (One that was
+    right until some time is ended instead, so data before keeps it.)"""
+    row = get_calibration(session, calibration_id, site, kit)
+    gone = _pure(row)
+    session.delete(row)
+    session.commit()
+    return gone
+
+
 def calibrations_for(session: Session, site: str, kits: Iterable[str], quantities: Iterable[str],
                      start: datetime, end: datetime) -> list[Calibration]:
-    """STUB (the calibration helper fills it in): the calibrations of these kits and quantities whose
-    validity overlaps [start, end), by kit, quantity and valid_from."""
-    return []
+    """The calibrations of these kits and quantities whose validity overlaps [start, end), by kit, quantity and
+    valid_from. No kits (or no quantities) named: those of every kit (or quantity), as a readings request with
+    no kits means all of them."""
+    kit_names, quantity_names = list(kits), list(quantities)
+    statement = select(CalibrationRow).where(CalibrationRow.site == site, CalibrationRow.valid_from < end,
+                                             (CalibrationRow.valid_to.is_(None)) | (CalibrationRow.valid_to > start))
+    if kit_names:
+        statement = statement.where(CalibrationRow.kit.in_(kit_names))
+    if quantity_names:
+        statement = statement.where(CalibrationRow.quantity.in_(quantity_names))
+    rows = session.scalars(statement)
+    return sorted((_pure(r) for r in rows), key=lambda c: (c.kit, c.quantity, c.valid_from))
