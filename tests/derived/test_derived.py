@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -36,7 +37,7 @@ def test_dew_point_equals_the_temperature_in_saturated_air() -> None:
 def test_dew_point_falls_as_the_air_gets_drier() -> None:
     values = [dew_point(20.0, rh) for rh in (90.0, 70.0, 50.0, 30.0, 10.0)]
     numbers = [v for v in values if v is not None]
-    assert len(numbers) == 5 and all(a > b for a, b in zip(numbers, numbers[1:], strict=False))
+    assert len(numbers) == 5 and all(a > b for a, b in itertools.pairwise(numbers))
 
 
 def test_dew_point_uses_the_alduchov_eskridge_constants() -> None:
