@@ -1,24 +1,277 @@
-"""Rollups of readings: which one can answer an aggregate, and the InfluxQL to read it. Pure.
+"""Rollups of readings: which one can answer an aggregate, and the InfluxQL to read and to keep it. Pure.
 
-STUB: the interface the read path is written against; the rollups helper fills it in.
+A rollup point holds, per site, kit and bucket, ``sum_F``, ``count_F``, ``min_F`` and ``max_F`` of every readings
+field F: exactly what InfluxDB's ``SELECT sum(*), count(*), min(*), max(*) ... GROUP BY time(..), *`` names them.
+From those a bucket of any multiple of the rollup's resolution is answered as the raw aggregate would be:
+mean = SUM(sum_F) / SUM(count_F), min = MIN(min_F), max = MAX(max_F), count = SUM(count_F), sum = SUM(sum_F).
+A median is not kept (it does not combine), so it is always read from raw.
+
+The 10-minute rollup is computed from raw readings, the hourly one from the 10-minute one (six points a bucket
+instead of sixty), both with ``SELECT ... INTO``: InfluxDB does the work and writes the points itself, and
+computing a bucket again overwrites it with the same series and time, so it can be redone any number of times
+by any number of gateways.
+
+A rollup answers only inside the window it is known to be complete for (``Kept``, kept in the measurement
+``rollup_state`` by the worker and by ``lauks rollups rebuild``): before that window it was never built, after
+it the worker has not yet passed. Anything outside, and anything it cannot answer exactly, is None: read raw.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
+
+from lauks import influxql, schema
+from lauks.influx import InfluxClient, InfluxError
+from lauks.lineprotocol import FieldValue, line
 
 # (alias, statistic, readings field): statistic one of mean, min, max, median, count, sum
 Column = tuple[str, str, str]
 
+READINGS_FIELDS: tuple[str, ...] = tuple(name for name in schema.MEASUREMENTS[schema.READINGS].fields)
+SUPPORTED_STATS = ("mean", "min", "max", "count", "sum")
+
+# Where the worker and the rebuild record how far each rollup is complete; one point per write, read with LAST.
+STATE = "rollup_state"
+STATE_ROLLUP = "rollup"  # tag: the rollup's measurement
+COMPLETE_FROM = "complete_from"  # field, ms: every bucket from here on is computed from the raw readings ...
+KEPT_TO = "kept_to"  # field, ms: ... up to here (the start of the worker's last pass, less LATE_MARGIN)
+# Samples up to this late carry no ``late`` count on their seen point (that starts at 5 minutes), so every pass
+# recomputes the buckets this far back from where the previous one started; later ones come through late_from.
+LATE_MARGIN = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """One rollup: its measurement, its buckets in seconds (UTC-aligned) and what it is computed from."""
+
+    measurement: str
+    seconds: int
+    source: str  # schema.READINGS: with the wildcard statement; a rollup: from its fields
+
+
+TEN_MINUTES = Rollup(schema.ROLLUP_10M, 600, schema.READINGS)
+HOURLY = Rollup(schema.ROLLUP_1H, 3600, schema.ROLLUP_10M)
+# Computed and read in this order (each from the one before it), read coarsest first.
+KEPT_ROLLUPS: tuple[Rollup, ...] = (TEN_MINUTES, HOURLY)
+BY_NAME: dict[str, Rollup] = {r.measurement: r for r in KEPT_ROLLUPS}
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """The window ``[complete_from, kept_to)`` a rollup is complete for."""
+
+    complete_from: datetime
+    kept_to: datetime
+
+    def covers(self, start: datetime, end: datetime) -> bool:
+        return self.complete_from <= start and end <= self.kept_to
+
+
+# --- reading -----------------------------------------------------------------------------------------------
+
+
+def _expression(stat: str, field: str) -> str:
+    def f(prefix: str) -> str:
+        return influxql.identifier(f"{prefix}_{field}")
+
+    if stat == "mean":
+        return f"SUM({f('sum')}) / SUM({f('count')})"
+    return {"min": f"MIN({f('min')})", "max": f"MAX({f('max')})", "count": f"SUM({f('count')})",
+            "sum": f"SUM({f('sum')})"}[stat]
+
+
+def _fill_for(fill: str, stats: set[str]) -> str | None:
+    """The rollup statement's fill that gives what the raw one's ``fill`` gives, or None if none does.
+
+    What InfluxDB 1.6 does (tried): with fill(null) a raw COUNT says 0 for an empty bucket where SUM(count_F)
+    says null, so counts alone are read with fill(0) and counts beside other statistics not at all; a number
+    fills each operand of SUM/SUM (7/7 = 1, not 7), so a mean with fill(number) is not read; previous and
+    linear fill the quotient as the raw mean, but what they do to a raw count is not worth guessing."""
+    text = fill.strip().lower()
+    if text == "none":
+        return "none"
+    if text == "null":
+        if "count" not in stats:
+            return "null"
+        return "0" if stats == {"count"} else None
+    if text in ("previous", "linear"):
+        return text if "count" not in stats else None
+    try:
+        float(text)
+    except ValueError:
+        return None
+    return None if "mean" in stats else text
+
+
+def offsets_divide(zone: ZoneInfo, start: datetime, end: datetime, seconds: int) -> bool:
+    """Whether the zone's UTC offset is a whole number of ``seconds`` everywhere in ``[start, end)``, so its local
+    buckets start on the rollup's (UTC-aligned) ones. Looked at every 6 hours and at the end: no zone keeps an
+    offset for less than that."""
+    step = timedelta(hours=6)
+    moment = start
+    while True:
+        offset = zone.utcoffset(moment.astimezone(UTC).replace(tzinfo=None))
+        if offset is None or int(offset.total_seconds()) % seconds:
+            return False
+        if moment >= end:
+            return True
+        moment = min(moment + step, end)
+
+
+def _aligned(moment: datetime, seconds: int) -> bool:
+    return int(moment.timestamp() * 1000) % (seconds * 1000) == 0
+
+
+def choose(every_s: int, zone: ZoneInfo, start: datetime, end: datetime,
+           kept: Mapping[str, Kept] | None) -> Rollup | None:
+    """The coarsest kept rollup whose buckets make up the request's buckets exactly over ``[start, end)``."""
+    if not kept:
+        return None
+    for rollup in reversed(KEPT_ROLLUPS):
+        window = kept.get(rollup.measurement)
+        if window is None or not window.covers(start, end):
+            continue
+        if every_s % rollup.seconds or not (_aligned(start, rollup.seconds) and _aligned(end, rollup.seconds)):
+            continue
+        if offsets_divide(zone, start, end, rollup.seconds):
+            return rollup
+    return None
+
 
 def statement_for(columns: Sequence[Column], where: str, every_s: int, zone: ZoneInfo, start: datetime,
-                  end: datetime, *, fill: str = "none", site_zone: str | None = None) -> str | None:
+                  end: datetime, *, fill: str = "none", site_zone: str | None = None,
+                  kept: Mapping[str, Kept] | None = None) -> str | None:
     """The statement reading ``columns`` per bucket of ``every_s`` from a rollup, ``GROUP BY time(...), kit``
     with ``fill(<fill>)`` and the zone, answering as the raw aggregate of the same columns would; or None
-    when no rollup can (a median, a bucket no rollup divides, a zone whose offset the buckets do not match).
+    when no rollup can (a median, a bucket no rollup divides, a zone whose offset the buckets do not match,
+    a window not on the rollup's bucket edges or outside what it is kept for, a fill it cannot mimic).
 
-    ``where`` is the raw statement's WHERE text (site, kits, time). ``site_zone`` is the site's zone, which
-    its daily rollup is kept in."""
-    return None
+    ``where`` is the raw statement's WHERE text (site, kits, time over ``[start, end)``). ``site_zone`` is the
+    site's zone (for a daily rollup; none is kept: the hourly one answers days in whole-hour zones). ``kept``
+    is ``await rollups_kept(...)`` of the database (gateway.rollups); without it no rollup is used, since a
+    rollup never built would answer with nothing."""
+    del site_zone  # no daily rollup is kept (docs/schema.md, "Rollups")
+    if not columns or every_s <= 0:
+        return None
+    stats = {stat for _alias, stat, _field in columns}
+    if not stats <= set(SUPPORTED_STATS) or any(field not in READINGS_FIELDS for _a, _s, field in columns):
+        return None
+    rollup_fill = _fill_for(fill, stats)
+    if rollup_fill is None:
+        return None
+    rollup = choose(every_s, zone, start, end, kept)
+    if rollup is None:
+        return None
+    selected = ", ".join(f"{_expression(stat, field)} AS {influxql.identifier(alias)}"
+                         for alias, stat, field in columns)
+    tz = "" if zone.key == "UTC" else f" tz({influxql.string(zone.key)})"
+    return (f"SELECT {selected} FROM {influxql.identifier(rollup.measurement)} WHERE {where} "
+            f"GROUP BY time({every_s}s), {influxql.identifier(schema.KIT)} fill({rollup_fill}){tz}")
+
+
+def state_statement() -> str:
+    """How far each rollup is kept: one row per rollup tag (``parse_state`` reads it)."""
+    return (f"SELECT LAST({influxql.identifier(COMPLETE_FROM)}) AS {influxql.identifier(COMPLETE_FROM)}, "
+            f"LAST({influxql.identifier(KEPT_TO)}) AS {influxql.identifier(KEPT_TO)} "
+            f"FROM {influxql.identifier(STATE)} GROUP BY {influxql.identifier(STATE_ROLLUP)}")
+
+
+def parse_state(rows: Iterable[Mapping[str, object]]) -> dict[str, Kept]:
+    """``state_statement``'s rows as the windows the kept rollups are complete for."""
+    out: dict[str, Kept] = {}
+    for row in rows:
+        name, start, stop = row.get(STATE_ROLLUP), row.get(COMPLETE_FROM), row.get(KEPT_TO)
+        if isinstance(name, str) and name in BY_NAME and isinstance(start, int) and isinstance(stop, int) \
+                and start < stop:
+            out[name] = Kept(_moment(start), _moment(stop))
+    return out
+
+
+def state_line(rollup: str, time_ms: int, *, complete_from_ms: int | None = None,
+               kept_to_ms: int | None = None) -> str:
+    """A ``rollup_state`` point saying how far ``rollup`` is complete (what is None is not written)."""
+    fields: dict[str, FieldValue] = {}
+    if complete_from_ms is not None:
+        fields[COMPLETE_FROM] = int(complete_from_ms)
+    if kept_to_ms is not None:
+        fields[KEPT_TO] = int(kept_to_ms)
+    return line(STATE, {STATE_ROLLUP: rollup}, fields, time_ms)
+
+
+def _moment(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+class KeptCache:
+    """``rollup_state`` read at most every ``ttl_s`` per database (the read path's one I/O here: the client is
+    handed in). An error reading it is no rollup: the caller reads raw."""
+
+    def __init__(self, ttl_s: float = 20.0) -> None:
+        self.ttl_s = ttl_s
+        self._kept: dict[str, tuple[float, dict[str, Kept]]] = {}
+
+    async def get(self, client: InfluxClient, database: str) -> dict[str, Kept]:
+        now = time.monotonic()
+        found = self._kept.get(database)
+        if found is not None and now - found[0] < self.ttl_s:
+            return found[1]
+        try:
+            kept = parse_state(await client.query_rows(state_statement(), database=database))
+        except InfluxError:
+            kept = {}
+        self._kept[database] = (now, kept)
+        return kept
+
+
+# --- keeping -----------------------------------------------------------------------------------------------
+
+
+def floor_to(moment: datetime, seconds: int) -> datetime:
+    ms = int(moment.timestamp() * 1000)
+    return _moment(ms - ms % (seconds * 1000))
+
+
+def ceil_to(moment: datetime, seconds: int) -> datetime:
+    floored = floor_to(moment, seconds)
+    return floored if floored == moment else floored + timedelta(seconds=seconds)
+
+
+def _rollup_fields() -> list[str]:
+    """The fields of a rollup point: every ``<stat>_<readings field>`` of the schema."""
+    return [f"{stat}_{field}" for field in READINGS_FIELDS for stat in schema.ROLLUP_STATS]
+
+
+def into_statement(rollup: Rollup, start: datetime, end: datetime, *, site: str | None = None,
+                   kit: str | None = None) -> str:
+    """The ``SELECT ... INTO`` that computes ``rollup``'s buckets over ``[start, end)`` (widened to whole buckets)
+    from its source, for every site and kit or for one of them. Tags stay tags (``GROUP BY *``); empty buckets
+    are not written (``fill(none)``). Send it with POST: InfluxDB refuses INTO in a GET."""
+    start, end = floor_to(start, rollup.seconds), ceil_to(end, rollup.seconds)
+    if rollup.source == schema.READINGS:
+        selected = ", ".join(f"{stat}(*)" for stat in schema.ROLLUP_STATS)
+    else:
+        # sum of sums, sum of counts, min of mins, max of maxes: the coarser bucket's own statistics
+        combine = {"sum": "sum", "count": "sum", "min": "min", "max": "max"}
+        selected = ", ".join(f"{combine[name.split('_', 1)[0]]}({influxql.identifier(name)}) AS "
+                             f"{influxql.identifier(name)}" for name in _rollup_fields())
+    where = [f"time >= {influxql.time_literal(start)}", f"time < {influxql.time_literal(end)}"]
+    if site is not None:
+        where.insert(0, f"{influxql.identifier(schema.SITE)} = {influxql.string(site)}")
+    if kit is not None:
+        where.insert(1 if site is not None else 0, f"{influxql.identifier(schema.KIT)} = {influxql.string(kit)}")
+    return (f"SELECT {selected} INTO {influxql.identifier(rollup.measurement)} FROM "
+            f"{influxql.identifier(rollup.source)} WHERE {' AND '.join(where)} "
+            f"GROUP BY time({rollup.seconds}s), * fill(none)")
+
+
+def recompute_statements(start: datetime, end: datetime, *, site: str | None = None,
+                         kit: str | None = None) -> list[str]:
+    """Every kept rollup's buckets over ``[start, end)``, finest first (each coarser one reads the one before);
+    the window is widened to whole buckets of the coarsest, so the finer one under it is complete."""
+    coarsest = max(r.seconds for r in KEPT_ROLLUPS)
+    start, end = floor_to(start, coarsest), ceil_to(end, coarsest)
+    return [into_statement(rollup, start, end, site=site, kit=kit) for rollup in KEPT_ROLLUPS]
