@@ -27,6 +27,9 @@ router = APIRouter(prefix="/v1/datasets", tags=["class datasets"])
 FORMATS = ("csv", "json", "parquet", "zip")
 DECIMAL = "comma: decimal comma and ';' between columns, as spreadsheets in LV/LT expect"
 BOM_TEXT = "start each CSV with a UTF-8 byte order mark, so Excel shows ā, č, ų and µg/m³ right"
+FLAGS_TEXT = ("include: every value, with its quality flags in a flags column; exclude: flagged values left out; "
+              "only: only flagged values")
+CALIBRATION_TEXT = "applied: calibrated values (a calibrated flag on each); raw: the values as stored"
 
 
 def _out(dataset: Dataset, at: datetime | None = None) -> dict[str, Any]:
@@ -74,8 +77,11 @@ def create_dataset(body: DatasetIn, session: SessionDep, settings: SettingsDep, 
         raise ApiError(404, "no_kits", f"site {body.site!r} has no kits yet: register one first")
     quantities = parse_quantities(body.quantities)
     start, end = _window(body, zone)
+    # the site's elevation too: a dataset of sea_level_pressure at a site without one is refused now, saying why,
+    # rather than at every download
     request = make_request(site=body.site, kits=kits, quantities=quantities, start=start, end=end, zone=zone,
-                           every=body.every, agg=body.agg, layout="tidy", max_raw_days=settings.api_max_raw_days)
+                           every=body.every, agg=body.agg, layout="tidy", max_raw_days=settings.api_max_raw_days,
+                           elevation_m=site.elevation_m)
     row = registry.add_dataset(
         session, title=body.title, description=body.description, licence=body.licence, site=body.site, kits=kits,
         quantities=quantities, start=request.start, end=request.end, every=body.every, agg=body.agg,
@@ -142,7 +148,7 @@ async def preview(code: str, request: Request, session: SessionDep, influx: Infl
                   settings: SettingsDep) -> dict[str, Any]:
     dataset = dataset_for_code(request, session, code)
     at = now()
-    wanted = datasets.request_of(dataset, layout="wide", at=at)
+    wanted = datasets.request_of(dataset, layout="wide", at=at, facts=datasets.facts_of(session, dataset, at))
     shape = streaming.shape_of(wanted)
     fmt = export.TimeFormatter(wanted.zone)
     rows: list[list[Any]] = []
@@ -166,9 +172,10 @@ async def _download(request: Request, code: str, fmt: Literal["csv", "json", "pa
                     session: SessionDep, influx: InfluxDep, settings: SettingsDep,
                     options: datasets.CsvOptions = datasets.PLAIN) -> StreamingResponse:
     dataset = dataset_for_code(request, session, code)
+    at = now()  # one window for the whole file and its name, even as the download runs past midnight
+    facts = datasets.facts_of(session, dataset, at)  # its calibrations and elevation, read before the stream
     session.close()
     database = settings.influx_database
-    at = now()  # one window for the whole file and its name, even as the download runs past midnight
     frozen = datasets.is_frozen(dataset, at)
     path = settings.datasets_dir / f"{dataset.code}{options.suffix}.{fmt}"
     api_path = f"/v1/datasets/{sharecode.display(dataset.code)}"
@@ -177,8 +184,8 @@ async def _download(request: Request, code: str, fmt: Literal["csv", "json", "pa
 
     def make() -> Any:
         if fmt == "zip":
-            return datasets.zip_bytes(influx, database, dataset, api_path, options, at, translate)
-        request = datasets.request_of(dataset, at=at)
+            return datasets.zip_bytes(influx, database, dataset, api_path, options, at, translate, facts)
+        request = datasets.request_of(dataset, at=at, facts=facts, options=options)
         body = streaming.body(influx, database, request, fmt, decimal_comma=options.decimal_comma,
                               meta={"dataset": api_path, "title": dataset.title, "licence": dataset.licence})
         return _with_bom(body) if options.bom else body
@@ -196,36 +203,49 @@ async def _download(request: Request, code: str, fmt: Literal["csv", "json", "pa
 async def data_csv(code: str, request: Request, session: SessionDep, influx: InfluxDep, settings: SettingsDep,
                    decimal: Literal["point", "comma"] = Query("point", description=DECIMAL),
                    decimal_comma: bool = Query(False, description="the same as decimal=comma"),
-                   bom: bool = Query(False, description=BOM_TEXT)) -> StreamingResponse:
-    options = datasets.CsvOptions(decimal_comma=decimal_comma or decimal == "comma", bom=bom)
+                   bom: bool = Query(False, description=BOM_TEXT),
+                   flags: Literal["include", "exclude", "only"] = Query("include", description=FLAGS_TEXT),
+                   calibration: Literal["applied", "raw"] = Query("applied", description=CALIBRATION_TEXT)
+                   ) -> StreamingResponse:
+    options = datasets.CsvOptions(decimal_comma=decimal_comma or decimal == "comma", bom=bom, flags=flags,
+                                  calibration=calibration)
     return await _download(request, code, "csv", session, influx, settings, options)
 
 
 @router.get("/{code}/data.json", response_class=StreamingResponse,
             responses={**FILE_RESPONSES, **responses(404, 410, 502, 503)},
             summary="The dataset as JSON")
-async def data_json(code: str, request: Request, session: SessionDep, influx: InfluxDep,
-                    settings: SettingsDep) -> StreamingResponse:
-    return await _download(request, code, "json", session, influx, settings)
+async def data_json(code: str, request: Request, session: SessionDep, influx: InfluxDep, settings: SettingsDep,
+                    flags: Literal["include", "exclude", "only"] = Query("include", description=FLAGS_TEXT),
+                    calibration: Literal["applied", "raw"] = Query("applied", description=CALIBRATION_TEXT)
+                    ) -> StreamingResponse:
+    options = datasets.CsvOptions(flags=flags, calibration=calibration)
+    return await _download(request, code, "json", session, influx, settings, options)
 
 
 @router.get("/{code}/data.parquet", response_class=StreamingResponse,
             responses={**FILE_RESPONSES, **responses(404, 410, 502, 503)},
             summary="The dataset as Parquet")
-async def data_parquet(code: str, request: Request, session: SessionDep, influx: InfluxDep, settings: SettingsDep
+async def data_parquet(code: str, request: Request, session: SessionDep, influx: InfluxDep, settings: SettingsDep,
+                       flags: Literal["include", "exclude", "only"] = Query("include", description=FLAGS_TEXT),
+                       calibration: Literal["applied", "raw"] = Query("applied", description=CALIBRATION_TEXT)
                        ) -> StreamingResponse:
-    return await _download(request, code, "parquet", session, influx, settings)
+    options = datasets.CsvOptions(flags=flags, calibration=calibration)
+    return await _download(request, code, "parquet", session, influx, settings, options)
 
 
 @router.get("/{code}/dataset.zip", response_class=StreamingResponse,
             responses={200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
                        **responses(404, 410, 502, 503)},
-            summary="The dataset to keep: a CSV per kit, datapackage.json and a README")
+            summary="The dataset to keep: a CSV per kit, gaps.csv, datapackage.json and a README")
 async def data_zip(code: str, request: Request, session: SessionDep, influx: InfluxDep, settings: SettingsDep,
                    decimal_comma: bool = Query(False, description="the CSVs inside use ';' between columns and a "
                                                                "decimal comma, as spreadsheets in LV/LT expect"),
                    bom: bool = Query(False, description=BOM_TEXT),
-                   lang: Literal["en", "lv", "lt", "ru"] = Query("en", description="the language of README.md")
+                   lang: Literal["en", "lv", "lt", "ru"] = Query("en", description="the language of README.md"),
+                   flags: Literal["include", "exclude", "only"] = Query("include", description=FLAGS_TEXT),
+                   calibration: Literal["applied", "raw"] = Query("applied", description=CALIBRATION_TEXT)
                    ) -> StreamingResponse:
-    options = datasets.CsvOptions(decimal_comma=decimal_comma, bom=bom, lang=lang)
+    options = datasets.CsvOptions(decimal_comma=decimal_comma, bom=bom, lang=lang, flags=flags,
+                                  calibration=calibration)
     return await _download(request, code, "zip", session, influx, settings, options)
