@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import api.calibrate_cli
 import api.cli
 import dashboards.cli
 import firmware.cli
@@ -17,7 +18,7 @@ from lauks.stack import follow_running_stack
 
 # Each has ``register(commands, kit_commands)`` adding subparsers that set ``func`` (taking the parsed
 # args, returning an exit code).
-COMMAND_MODULES = (gateway.cli, api.cli, firmware.cli, dashboards.cli, lauks.brokerauth_cli)
+COMMAND_MODULES = (gateway.cli, api.cli, api.calibrate_cli, firmware.cli, dashboards.cli, lauks.brokerauth_cli)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, set[str]]:
