@@ -22,6 +22,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Generic, cast
 
@@ -34,6 +35,7 @@ from gateway.dedup import Dedup
 from gateway.health import DiskHealth, InfluxHealth, Snapshot, report
 from gateway.http import StatsCollector, StatusServer
 from gateway.mqtt import Ack, MqttSource
+from gateway.rollups import RollupWorker
 from gateway.settings import GatewaySettings
 from gateway.spool import Spool
 from gateway.stages import Handler, MessageSource, PointWriter, SourceFactory
@@ -102,6 +104,13 @@ class Gateway(Generic[A]):
         self.batcher: Batcher[tuple[Outcome, A | None]] = Batcher(s.gateway_batch_points, s.gateway_batch_ms / 1000,
                                max_messages=max(1, s.gateway_max_inflight // (s.gateway_concurrent_writes + 1)))
         self.influx: PointWriter = writer if writer is not None else ThreadedWriter(s)
+        # the rollups are kept where the points go to the real InfluxDB (a test's fake writer has none)
+        self.rollups: RollupWorker | None = None
+        if s.gateway_rollups and writer is None:
+            self.rollups = RollupWorker(
+                s.influx_client(max_connections=1), s.influx_database, period_s=s.gateway_rollups_period_s,
+                lookback=timedelta(seconds=s.gateway_rollups_lookback_s),
+                resume_max=timedelta(seconds=s.gateway_rollups_resume_max_s))
         if s.gateway_share_group:
             filters = [self.topics.shared_filter(s.gateway_share_group, k) for k in (Kind.READINGS, Kind.STATUS)]
         else:
@@ -164,9 +173,17 @@ class Gateway(Generic[A]):
                 "oldest_batch_waiting_s": self._oldest_commit_s()}
 
     def _counters(self) -> dict[str, tuple[float, str]]:
-        return {"sessions_lost": (self.source.sessions_lost, "times the broker had lost the gateway's MQTT session"),
-                "notices_too_large": (self.source.notices_too_large,
-                                      "notices to kits not sent: larger than the broker's maximum packet size")}
+        counters: dict[str, tuple[float, str]] = {
+            "sessions_lost": (self.source.sessions_lost, "times the broker had lost the gateway's MQTT session"),
+            "notices_too_large": (self.source.notices_too_large,
+                                  "notices to kits not sent: larger than the broker's maximum packet size")}
+        if self.rollups is not None:
+            kept = self.rollups.stats
+            counters["rollup_passes"] = (kept.passes, "passes of the rollup worker that kept the rollups up to date")
+            counters["rollup_failures"] = (kept.failures, "rollup passes that failed (InfluxDB down or refusing)")
+            counters["rollup_backfills"] = (kept.backfills,
+                                            "kits whose older rollup buckets were recomputed for late samples")
+        return counters
 
     def health(self) -> tuple[bool, dict[str, object]]:
         """/healthz: see ``gateway.health.report``."""
@@ -540,6 +557,8 @@ class Gateway(Generic[A]):
                 others = [tasks.create_task(self._drain_loop(), name="drain"),
                           tasks.create_task(self._stats_loop(), name="stats"),
                           tasks.create_task(self._disk_loop(), name="disk")]
+                if self.rollups is not None:
+                    others.append(tasks.create_task(self.rollups.run(), name="rollups"))
                 await stop.wait()
                 log.info("stopping: no new messages; flushing %d held", self.inflight)
                 self.stopping = True
@@ -554,6 +573,8 @@ class Gateway(Generic[A]):
         finally:
             await self.http.stop()
             await self.influx.aclose()
+            if self.rollups is not None:
+                await self.rollups.client.aclose()
             for name, close in (("de-duplication log", self.dedup.close), ("spool", self.spool.close),
                                 ("dead-letter log", self.dead_letters.close)):
                 try:

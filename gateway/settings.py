@@ -51,6 +51,13 @@ class GatewaySettings(Settings):
     # >1: `lauks gateway` runs this many worker processes in one shared subscription (group
     # LAUKS_GATEWAY_SHARE_GROUP, default lauks-gateway), instance <instance>-w<i>, HTTP port <port>+i
     gateway_workers: int = Field(1, ge=1, le=64)
+    # the rollups (gateway.rollups, docs/schema.md "Rollups"): recomputed every period from the raw readings;
+    # off only where another gateway of the share group keeps them (doing it twice is harmless, only work)
+    gateway_rollups: bool = True
+    gateway_rollups_period_s: float = Field(60.0, ge=1, le=3600)
+    # at a first start (or after longer than resume_max away) the rollups are recomputed this far back
+    gateway_rollups_lookback_s: float = Field(26 * 3600, ge=3600, le=31 * 86400)
+    gateway_rollups_resume_max_s: float = Field(8 * 86400, ge=3600, le=366 * 86400)
 
     @property
     def client_id(self) -> str:
