@@ -13,12 +13,14 @@ import api.cli
 import dashboards.cli
 import firmware.cli
 import gateway.cli
+import gateway.rollups_cli
 import lauks.brokerauth_cli
 from lauks.stack import follow_running_stack
 
 # Each has ``register(commands, kit_commands)`` adding subparsers that set ``func`` (taking the parsed
 # args, returning an exit code).
-COMMAND_MODULES = (gateway.cli, api.cli, api.calibrate_cli, firmware.cli, dashboards.cli, lauks.brokerauth_cli)
+COMMAND_MODULES = (gateway.cli, api.cli, api.calibrate_cli, firmware.cli, dashboards.cli, lauks.brokerauth_cli,
+                   gateway.rollups_cli)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, set[str]]:
