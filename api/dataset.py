@@ -382,12 +382,13 @@ def readme(dataset: Dataset, package: dict[str, Any], at: datetime | None = None
         unit, resolution, meaning = _row_of(q)
         lines.append(f"| {q} | {unit or '—'} | {resolution:g} | {meaning} |")
     lines += ["| flags | — | — | " + _("quality flags (see below)") + " |", ""]
+    volts = f"{quality.BATTERY_LOW_V:g}"
     lines += [_("The `flags` column marks values not to trust blindly: stuck (the same value for too long), spike (a "
                 "change faster than is plausible), battery_low (the battery was under %(volts)s V), backfilled "
                 "(arrived more than 5 minutes late), clock_estimated (the time was worked out by the gateway), "
                 "calibrated (a calibration changed the value). It reads like `temperature:stuck "
                 "humidity:spike+backfilled` and is empty when no value of the row is flagged. `datapackage.json` "
-                "gives each flag's threshold.", volts=f"{quality.BATTERY_LOW_V:g}"), ""]
+                "gives each flag's threshold.", volts=volts), ""]
     if options.flags == "exclude":
         lines += [_("Flagged values are left out of this download (flags=exclude)."), ""]
     elif options.flags == "only":
