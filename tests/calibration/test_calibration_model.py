@@ -9,8 +9,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lauks import derived
-from lauks.calibration import (MIN_PAIRS, Calibration, FitRefused, bucket_pairs, fit, in_force, quantity_problem,
-                               values_problem, windows_overlap)
+from lauks.calibration import (
+    MIN_PAIRS,
+    Calibration,
+    FitRefused,
+    bucket_pairs,
+    fit,
+    in_force,
+    quantity_problem,
+    values_problem,
+    windows_overlap,
+)
 
 T0 = datetime(2025, 3, 3, 8, tzinfo=UTC)
 

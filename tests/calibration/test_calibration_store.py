@@ -132,13 +132,14 @@ def test_a_calibration_is_ended_its_reason_corrected_and_a_mistaken_one_deleted(
         registry.edit_calibration(session, first.id, valid_to=T0)
     assert reversed_.value.code == "reversed_window"
     with pytest.raises(Required):
-        registry.edit_calibration(session, first.id, reason=None)  # type: ignore[typeddict-item]
+        registry.edit_calibration(session, first.id, reason=None)  # type: ignore[arg-type]
     with pytest.raises(Invalid) as field:
         registry.edit_calibration(session, first.id, gain=2.0)  # type: ignore[call-arg]
     assert field.value.code == "bad_field" and "add a new calibration" in field.value.message
     with pytest.raises(NotFound):
         registry.edit_calibration(session, first.id, "school", "k2", reason="wrong kit")
-    assert [(c.valid_to, c.reason) for c in stored(session)][0] == (T0 + 3 * DAY, "co-location, 1 March")
+    kept = stored(session)[0]
+    assert (kept.valid_to, kept.reason) == (T0 + 3 * DAY, "co-location, 1 March")
     registry.delete_calibration(session, later.id, "school", "k1")
     assert [c.id for c in stored(session)] == [first.id]
     with pytest.raises(NotFound) as gone:
