@@ -16,14 +16,14 @@ import functools
 import gettext
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel import Locale
-from babel.dates import format_date, format_datetime, format_time, format_timedelta
+from babel.dates import TIMEDELTA_UNITS, format_date, format_datetime, format_time, format_timedelta
 from babel.messages.catalog import Catalog
 from babel.messages.plurals import get_plural
 from babel.messages.pofile import read_po
@@ -143,12 +143,7 @@ class Translator:
         """``21,5`` in lv, lt and ru, ``21.5`` in en; ``decimals`` fixes the digits after the point."""
         if value is None:
             return "–"
-        if decimals is None:
-            return format_decimal(value, locale=self._babel, group_separator=False)
-        pattern = "0" + ("." + "0" * decimals if decimals > 0 else "")
-        # half up, as pupils learn it (Babel's own rounding is half to even: 1013.25 would be 1013,2)
-        rounded = Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
-        return format_decimal(rounded, format=pattern, locale=self._babel, group_separator=False)
+        return _number(self.locale, value, decimals)
 
     def local(self, moment: Moment) -> Moment:
         return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(self.zone)
@@ -156,17 +151,25 @@ class Translator:
     def datetime(self, moment: Moment | None, form: str = "medium") -> str:
         if moment is None:
             return "–"
-        return format_datetime(self.local(moment), form, tzinfo=self.zone, locale=self._babel)
+        local = self.local(moment)
+        clock = _clock(self.locale, form, local)
+        if clock is None:
+            return format_datetime(local, form, tzinfo=self.zone, locale=self._babel)
+        # as Babel joins them (babel.dates.format_datetime), the date part kept per day
+        return (_datetime_pattern(self.locale, form).replace("{0}", clock)
+                .replace("{1}", _date(self.locale, form, local.date())))
 
     def date(self, moment: Moment | None, form: str = "medium") -> str:
         if moment is None:
             return "–"
-        return format_date(self.local(moment).date(), form, locale=self._babel)
+        return _date(self.locale, form, self.local(moment).date())
 
     def time(self, moment: Moment | None, form: str = "short") -> str:
         if moment is None:
             return "–"
-        return format_time(self.local(moment), form, tzinfo=self.zone, locale=self._babel)
+        local = self.local(moment)
+        clock = _clock(self.locale, form, local)
+        return clock if clock is not None else format_time(local, form, tzinfo=self.zone, locale=self._babel)
 
     def ago(self, moment: Moment | None, now: Moment | None = None) -> str:
         """``3 min ago``, ``pirms 3 min.``: how long before ``now`` ``moment`` was."""
@@ -175,10 +178,83 @@ class Translator:
         delta = (now or datetime.now(UTC)) - moment
         if delta < timedelta(seconds=45):
             delta = timedelta(seconds=max(delta.total_seconds(), 0))
-        return format_timedelta(-delta, add_direction=True, format="short", threshold=1.0, locale=self._babel)
+        return _timedelta(self.locale, -delta.total_seconds(), True)
 
     def duration(self, seconds: float) -> str:
-        return format_timedelta(timedelta(seconds=seconds), format="short", threshold=1.0, locale=self._babel)
+        return _timedelta(self.locale, seconds, False)
+
+
+# --- formats, kept: a page of 280 kits formats a thousand numbers, times and ages, most of them alike -------
+# Babel's formatting parses its pattern on every call; these give the very same text (tests/web/test_i18n.py
+# compares them with Babel's) and keep what repeats: a value's text, a day's date, an age's unit and count.
+
+
+def _babel_locale(locale: str) -> Locale:
+    return _babel_locales(locale)
+
+
+@functools.cache
+def _babel_locales(locale: str) -> Locale:
+    return Locale.parse("en_GB" if locale == "en" else locale)
+
+
+@functools.lru_cache(maxsize=8192)
+def _number(locale: str, value: float | int, decimals: int | None) -> str:
+    if decimals is None:
+        return format_decimal(value, locale=_babel_locale(locale), group_separator=False)
+    pattern = "0" + ("." + "0" * decimals if decimals > 0 else "")
+    # half up, as pupils learn it (Babel's own rounding is half to even: 1013.25 would be 1013,2)
+    rounded = Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    return format_decimal(rounded, format=pattern, locale=_babel_locale(locale), group_separator=False)
+
+
+@functools.lru_cache(maxsize=2048)
+def _date(locale: str, form: str, day: date) -> str:
+    return format_date(day, form, locale=_babel_locale(locale))
+
+
+@functools.cache
+def _datetime_pattern(locale: str, form: str) -> str:
+    return str(_babel_locale(locale).datetime_formats[form]).replace("'", "")
+
+
+@functools.cache
+def _clock_pattern(locale: str, form: str) -> str:
+    return str(_babel_locale(locale).time_formats[form].pattern)
+
+
+def _clock(locale: str, form: str, local: datetime) -> str | None:
+    """The time of day when the locale writes it as ``HH:mm:ss`` or ``HH:mm`` (all four of ours do), else None."""
+    pattern = _clock_pattern(locale, form)
+    if pattern == "HH:mm:ss":
+        return f"{local.hour:02d}:{local.minute:02d}:{local.second:02d}"
+    if pattern == "HH:mm":
+        return f"{local.hour:02d}:{local.minute:02d}"
+    return None
+
+
+def _timedelta(locale: str, seconds: float, add_direction: bool) -> str:
+    """``format_timedelta(seconds, format="short", threshold=1.0)``. Its text depends only on the unit and the
+    rounded count Babel picks (babel.dates.TIMEDELTA_UNITS) and the direction, so it is kept by those."""
+    size = abs(seconds)
+    for unit, unit_seconds in TIMEDELTA_UNITS:
+        value = size / unit_seconds
+        if value >= 1.0 or unit == "second":
+            if unit == "second" and value > 0:
+                value = max(1, value)
+            key = (locale, unit, round(value), seconds >= 0, add_direction)
+            text = _TIMEDELTAS.get(key)
+            if text is None:
+                if len(_TIMEDELTAS) > 4096:
+                    _TIMEDELTAS.clear()
+                text = _TIMEDELTAS[key] = format_timedelta(timedelta(seconds=seconds), add_direction=add_direction,
+                                                           format="short", threshold=1.0,
+                                                           locale=_babel_locale(locale))
+            return text
+    return ""
+
+
+_TIMEDELTAS: dict[tuple[str, str, int, bool, bool], str] = {}
 
 
 def translators() -> Iterable[Translator]:

@@ -99,3 +99,35 @@ def test_plural_forms_follow_each_language() -> None:
 def test_the_plural_form_is_the_catalogs_index_for_each_language(locale: str, counts: dict[int, int]) -> None:
     translator = i18n.Translator(locale)
     assert {n: translator._plural_index(n) for n in counts} == counts
+
+
+@pytest.mark.parametrize("locale", i18n.LOCALES)
+def test_the_kept_formats_give_babels_own_text(locale: str) -> None:
+    """Dates, times, ages and durations are kept per day, unit and count (a fleet page formats a thousand):
+    the text must be Babel's, for moments across a year, both clock changes and ages from 0 s to years."""
+    from babel import Locale
+    from babel.dates import format_date, format_datetime, format_time, format_timedelta
+
+    babel = Locale.parse("en_GB" if locale == "en" else locale)
+    zone = ZoneInfo("Europe/Riga")
+    t = i18n.Translator(locale, zone)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for step in range(0, 366 * 24 * 3600, 7 * 3600 + 1234):  # every hour of the day comes round, DST days too
+        moment = start + timedelta(seconds=step)
+        local = moment.astimezone(zone)
+        for form in ("short", "medium"):
+            assert t.datetime(moment, form) == format_datetime(local, form, tzinfo=zone, locale=babel)
+            assert t.time(moment, form) == format_time(local, form, tzinfo=zone, locale=babel)
+            assert t.date(moment, form) == format_date(local.date(), form, locale=babel)
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    for seconds in (0, 1, 29, 44, 45, 59.5, 60, 89, 90, 3599, 3600, 5399, 5400, 86_399, 86_400, 7 * 86_400,
+                    30 * 86_400, 400 * 86_400, 3 * 365 * 86_400):
+        delta = timedelta(seconds=seconds)
+        shown = delta if delta >= timedelta(seconds=45) else timedelta(seconds=max(delta.total_seconds(), 0))
+        assert t.ago(now - delta, now) == format_timedelta(-shown, add_direction=True, format="short",
+                                                           threshold=1.0, locale=babel)
+        assert t.duration(seconds) == format_timedelta(timedelta(seconds=seconds), format="short", threshold=1.0,
+                                                       locale=babel)
+    for value, decimals in ((3.955, 2), (1013.25, 1), (-60, 0), (21.5, None), (0.1 + 0.2, 2)):
+        assert t.number(value, decimals) == t.number(value, decimals)  # kept, and the same as the first time
+    assert i18n.Translator("lv").number(1013.25, 1) == "1013,3"
