@@ -1,7 +1,9 @@
 """Writers that turn streamed rows into CSV, JSON or Parquet bytes, a chunk at a time.
 
-A row is ``[time_ms, kit, value_of_quantity_1, ...]`` in time order (then kit order), exactly as a
-raw InfluxDB series of ``SELECT "kit", "q1", ... `` gives it. Nothing holds more than one chunk.
+A row is ``[time_ms, kit, value_of_quantity_1, ..., masks]`` in time order (then kit order), as
+``api.source.rows`` gives it: ``masks`` is a tuple of one quality flag mask per quantity, or None when all
+are 0. Each layout carries the flags in one ``flags`` column (lauks.quality's texts). Nothing holds more than
+one chunk.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from lauks import quality
 from lauks.catalog import CATALOG
+from lauks.derived import DERIVED
 
 Row = list[Any]
 Format = Literal["csv", "json", "parquet"]
@@ -37,17 +41,41 @@ class Shape:
     kit_in_names: bool = True  # wide columns named kit.quantity; False for one kit's file: just quantity
 
     @property
+    def value_columns(self) -> list[str]:
+        """The wide layout's value columns, in the order of a wide row's values (and of its flags)."""
+        if not self.kit_in_names:
+            return list(self.quantities)
+        return [f"{kit}.{q}" for kit in self.kits for q in self.quantities]
+
+    @property
     def columns(self) -> list[str]:
         if self.layout == "tidy":
-            return ["time", "kit", "quantity", "value", "unit"]
-        if not self.kit_in_names:
-            return ["time", *self.quantities]
-        return ["time", *(f"{kit}.{q}" for kit in self.kits for q in self.quantities)]
+            return ["time", "kit", "quantity", "value", "unit", "flags"]
+        return ["time", *self.value_columns, "flags"]
 
     def unit_of(self, column: str) -> str:
-        if column == "value" or column in ("time", "kit", "quantity", "unit"):
+        if column in ("time", "kit", "quantity", "value", "unit", "flags"):
             return ""
-        return CATALOG[column.rsplit(".", 1)[-1]].unit
+        return unit_of(column.rsplit(".", 1)[-1])
+
+
+def unit_of(quantity: str) -> str:
+    """A stored or derived quantity's unit."""
+    found = CATALOG.get(quantity)
+    return found.unit if found is not None else DERIVED[quantity].unit
+
+
+def description_of(quantity: str) -> str:
+    found = CATALOG.get(quantity)
+    return found.description if found is not None else DERIVED[quantity].description
+
+
+class _FlagTexts(dict[int, str]):
+    """A mask's tidy text, made once per mask (a request sees a handful)."""
+
+    def __missing__(self, mask: int) -> str:
+        text = self[mask] = quality.tidy_text(mask)
+        return text
 
 
 class TimeFormatter:
@@ -112,44 +140,60 @@ def _clock() -> list[str]:
 
 
 async def tidy_rows(chunks: AsyncIterator[list[Row]], shape: Shape) -> AsyncIterator[list[Row]]:
-    """[time_ms, kit, quantity, value, unit] per stored value; missing values are left out."""
-    units = [CATALOG[q].unit for q in shape.quantities]
+    """[time_ms, kit, quantity, value, unit, flags] per value; missing values are left out."""
+    units = [unit_of(q) for q in shape.quantities]
     quantities = shape.quantities
+    texts = _FlagTexts()
     async for chunk in chunks:
         out: list[Row] = []
         for row in chunk:
-            t, kit = row[0], row[1]
-            for i, value in enumerate(row[2:]):
+            t, kit, masks = row[0], row[1], row[-1]
+            for i, value in enumerate(row[2:-1]):
                 if value is not None:
-                    out.append([t, kit, quantities[i], value, units[i]])
+                    out.append([t, kit, quantities[i], value, units[i], texts[masks[i]] if masks else ""])
         if out:
             yield out
 
 
 async def wide_rows(chunks: AsyncIterator[list[Row]], shape: Shape) -> AsyncIterator[list[Row]]:
-    """[time_ms, value per kit and quantity ...]: rows of the same time are joined into one."""
+    """[time_ms, value per kit and quantity ..., flags]: rows of the same time are joined into one, and their
+    flags into one text ("k1.temperature:stuck k2.humidity:spike+battery_low", "" for none)."""
     width = len(shape.quantities)
-    slot = {kit: 1 + i * width for i, kit in enumerate(shape.kits)}
+    slot = {kit: i * width for i, kit in enumerate(shape.kits)}
+    names = shape.value_columns
     empty = [None] * (len(shape.kits) * width)
     current: Row | None = None
+    masks: list[int] | None = None  # the current row's, once one of its values has a flag
+
+    def finish(row: Row) -> Row:
+        row.append(quality.wide_text(names, masks) if masks is not None else "")
+        return row
+
     async for chunk in chunks:
         out: list[Row] = []
         for row in chunk:
             t = row[0]
             if current is None or current[0] != t:
                 if current is not None:
-                    out.append(current)
+                    out.append(finish(current))
                 current = [t, *empty]
+                masks = None
             start = slot.get(row[1])
             if start is None:
                 continue
-            for i, value in enumerate(row[2:]):
+            for i, value in enumerate(row[2:-1], start + 1):
                 if value is not None:
-                    current[start + i] = value
+                    current[i] = value
+            found = row[-1]
+            if found is not None:
+                if masks is None:
+                    masks = [0] * len(names)
+                for i, mask in enumerate(found, start):
+                    masks[i] |= mask
         if out:
             yield out
     if current is not None:
-        yield [current]
+        yield [finish(current)]
 
 
 def _number(value: Any, comma: bool) -> str:
@@ -194,31 +238,39 @@ async def csv_bytes(rows: AsyncIterator[list[Row]], shape: Shape, *, decimal_com
     size = 0
     tidy = shape.layout == "tidy"
     quantity_units = [f"{sep}{q}{sep}" for q in shape.quantities]
-    unit_ends = [f"{sep}{_csv_text(CATALOG[q].unit, sep)}\r\n" for q in shape.quantities]
+    unit_cells = [f"{sep}{_csv_text(unit_of(q), sep)}{sep}" for q in shape.quantities]
+    unit_ends = [cell + "\r\n" for cell in unit_cells]  # a value with no flag
+    flag_texts = _FlagTexts()
     async for chunk in rows:
         if tidy and raw:
             append = buffer.append
             texts = _value_texts(decimal_comma)
             if len(quantity_units) == 1:  # one quantity: the common case, unrolled
-                middle, tail = quantity_units[0], unit_ends[0]
-                for t, kit, value in chunk:
+                middle, tail, cell = quantity_units[0], unit_ends[0], unit_cells[0]
+                for t, kit, value, masks in chunk:
                     if value is not None:
                         text = texts.get(value) or _value_text(texts, value, decimal_comma)
-                        append(f"{fmt(t)}{sep}{kit}{middle}{text}{tail}")
+                        end = tail if masks is None else f"{cell}{flag_texts[masks[0]]}\r\n"
+                        append(f"{fmt(t)}{sep}{kit}{middle}{text}{end}")
             else:
                 for row in chunk:
                     stamp = fmt(row[0]) + sep + row[1]
-                    for value, middle, tail in zip(row[2:], quantity_units, unit_ends, strict=True):
+                    masks = row[-1]
+                    for i, (middle, tail) in enumerate(zip(quantity_units, unit_ends, strict=True)):
+                        value = row[2 + i]
                         if value is not None:
                             text = texts.get(value) or _value_text(texts, value, decimal_comma)
-                            append(f"{stamp}{middle}{text}{tail}")
+                            end = tail if masks is None or not masks[i] else (
+                                f"{unit_cells[i]}{flag_texts[masks[i]]}\r\n")
+                            append(f"{stamp}{middle}{text}{end}")
         elif tidy:
             for row in chunk:
                 buffer.append(f"{fmt(row[0])}{sep}{row[1]}{sep}{row[2]}{sep}{_number(row[3], decimal_comma)}{sep}"
-                              f"{_csv_text(row[4], sep)}\r\n")
+                              f"{_csv_text(row[4], sep)}{sep}{row[5]}\r\n")
         else:
             for row in chunk:
-                buffer.append(fmt(row[0]) + sep + sep.join(_number(v, decimal_comma) for v in row[1:]) + "\r\n")
+                buffer.append(fmt(row[0]) + sep + sep.join(_number(v, decimal_comma) for v in row[1:-1]) + sep
+                              + _csv_text(row[-1], sep) + "\r\n")
         size += len(chunk)
         if size >= FLUSH_ROWS:
             yield "".join(buffer).encode()
@@ -294,8 +346,9 @@ def parquet_schema(shape: Shape) -> Any:
     time_type = pa.timestamp("ms", tz=shape.zone.key)
     if shape.layout == "tidy":
         return pa.schema([("time", time_type), ("kit", pa.string()), ("quantity", pa.string()),
-                          ("value", pa.float64()), ("unit", pa.string())])
-    return pa.schema([("time", time_type)] + [(c, pa.float64()) for c in shape.columns[1:]])
+                          ("value", pa.float64()), ("unit", pa.string()), ("flags", pa.string())])
+    return pa.schema([("time", time_type)] + [(c, pa.float64()) for c in shape.value_columns]
+                     + [("flags", pa.string())])
 
 
 # Arrow arrays are built from buffers, never from Python lists: pa.array() on a list imports pandas (about

@@ -8,17 +8,33 @@ before they get here.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from api.errors import ApiError, bad_request
-from lauks import influxql, schema
+from lauks import influxql, quality, rollups, schema
+from lauks.calibration import Calibration
 from lauks.catalog import CATALOG, QUANTITY_NAMES
+from lauks.derived import DERIVED, Derived
 from lauks.zones import zone_problem
 
 Layout = Literal["tidy", "wide"]
+Flags = Literal["include", "exclude", "only"]
+CalibrationMode = Literal["applied", "raw"]
+FLAG_CHOICES = ("include", "exclude", "only")
+CALIBRATION_CHOICES = ("applied", "raw")
+Column = rollups.Column  # (alias, statistic, readings field)
+# Read beside the requested quantities: what the flags are worked out from. Hidden: never in a row that leaves.
+RAW_FACTS = (schema.BATTERY, schema.LATE_S, schema.FROM_AGE)
+BATTERY_MIN = "battery__min"
+LATE_S_MAX = "late_s__max"
+FROM_AGE_N = "from_age__n"
+# A kit's last battery reading counts for the readings after it for this long (quality.reading_mask's input).
+BATTERY_HOLD_MS = 3600 * 1000
 AGGREGATES = {"mean": "MEAN", "min": "MIN", "max": "MAX", "median": "MEDIAN", "count": "COUNT", "sum": "SUM"}
 DAY_S = 86_400
 # Every `every` divides a day, so buckets line up with the school's midnights and never straddle them.
@@ -95,14 +111,16 @@ def parse_agg(text: str | None) -> str | None:
 
 
 def parse_quantities(names: list[str]) -> list[str]:
+    """Catalog quantities and derived ones (lauks.derived.DERIVED), in the order given, each once."""
     out: list[str] = []
     for name in names:
         for part in name.split(","):
             part = part.strip()
             if not part:
                 continue
-            if part not in CATALOG:
-                close = [q for q in QUANTITY_NAMES if q.startswith(part[:3].lower())] if part else []
+            if part not in CATALOG and part not in DERIVED:
+                known = [*QUANTITY_NAMES, *DERIVED]
+                close = [q for q in known if q.startswith(part[:3].lower())] if part else []
                 hint = f" Did you mean {' or '.join(close[:3])}?" if close else ""
                 raise ApiError(404, "unknown_quantity", f"quantity {part!r} is not in the catalog.{hint} "
                                                         "The list is at /v1/quantities.")
@@ -120,11 +138,30 @@ def split_names(values: list[str] | None) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def parse_flags(text: str) -> Flags:
+    if text not in FLAG_CHOICES:
+        raise bad_request("bad_flags", f"flags={text!r} is unknown: choose include (every value, with its flags), "
+                                       "exclude (flagged values left out) or only (only flagged values)")
+    return text  # type: ignore[return-value]  # checked just above
+
+
+def parse_calibration(text: str) -> CalibrationMode:
+    if text not in CALIBRATION_CHOICES:
+        raise bad_request("bad_calibration", f"calibration={text!r} is unknown: choose applied (calibrated values, "
+                                             "the default) or raw (the values as stored)")
+    return text  # type: ignore[return-value]  # checked just above
+
+
+def bucket_alias(quantity: str, stat: str) -> str:
+    """The hidden column of a bucket statistic of ``quantity``: temperature__min, temperature__n, ..."""
+    return f"{quantity}__{'n' if stat == 'count' else stat}"
+
+
 @dataclass(frozen=True)
 class ReadingsRequest:
     site: str
     kits: list[str]
-    quantities: list[str]
+    quantities: list[str]  # requested, stored and derived, in the order of the columns
     start: datetime
     end: datetime
     zone: ZoneInfo
@@ -132,15 +169,74 @@ class ReadingsRequest:
     agg: str | None = None  # None: each quantity's default (rain sums, the rest average)
     layout: Layout = "tidy"
     aggregates: dict[str, str] = field(default_factory=dict)
+    flags: Flags = "include"
+    calibration: CalibrationMode = "applied"
+    calibrations: tuple[Calibration, ...] = ()  # those of these kits and quantities over the window
+    elevation_m: float | None = None  # the site's, for sea_level_pressure
+    site_zone: str | None = None  # the site's zone, which its daily rollup is kept in
 
     @property
     def aggregated(self) -> bool:
         return self.every_s is not None
 
+    @cached_property
+    def per_reading(self) -> list[Derived]:
+        """Requested derived quantities worked out from the inputs at one time (or of one bucket)."""
+        return [DERIVED[q] for q in self.quantities if q in DERIVED and DERIVED[q].daily is None]
+
+    @cached_property
+    def daily(self) -> list[Derived]:
+        """Requested derived quantities that are one statistic of a school day (dated at local midnight)."""
+        return [DERIVED[q] for q in self.quantities if q in DERIVED and DERIVED[q].daily is not None]
+
+    @cached_property
+    def stored(self) -> list[str]:
+        """Stored quantities read: the requested ones first (in their order), then inputs of derived ones."""
+        out = [q for q in self.quantities if q in CATALOG]
+        for d in self.per_reading:
+            out.extend(q for q in d.inputs if q not in out)
+        return out
+
+    @cached_property
+    def raw_fields(self) -> list[str]:
+        """Fields of a raw statement: ``stored``, then the facts flags are worked out from (if not stored)."""
+        return [*self.stored, *(f for f in RAW_FACTS if f not in self.stored)]
+
+    def stat_of(self, quantity: str) -> str:
+        """The aggregate of a stored quantity: the requested one's, else that of the derived it is an input of."""
+        return self.aggregates.get(quantity) or self.agg or "mean"
+
+    @cached_property
+    def columns(self) -> list[Column]:
+        """The columns of an aggregate statement: per stored quantity its aggregate AS itself, then the hidden
+        bucket statistics the flags and calibrations need (q__min, q__max, q__n; battery__min, late_s__max,
+        from_age__n)."""
+        return [*((q, self.stat_of(q), q) for q in self.stored), *_bucket_columns(self.stored)]
+
+    @cached_property
+    def daily_columns(self) -> list[Column]:
+        """The columns of the daily statement: per daily derived quantity its statistic of the day, its input's
+        bucket statistics and the kit's."""
+        out: list[Column] = []
+        for d in self.daily:
+            assert d.daily is not None
+            out.append((d.name, d.daily[1], d.daily[0]))
+        return [*out, *_bucket_columns(list(dict.fromkeys(d.daily[0] for d in self.daily if d.daily)))]
+
+
+def _bucket_columns(quantities: Sequence[str]) -> list[Column]:
+    out: list[Column] = []
+    for q in quantities:
+        out.extend((bucket_alias(q, stat), stat, q) for stat in ("min", "max", "count"))
+    return [*out, (BATTERY_MIN, "min", schema.BATTERY), (LATE_S_MAX, "max", schema.LATE_S),
+            (FROM_AGE_N, "count", schema.FROM_AGE)]
+
 
 def make_request(*, site: str, kits: list[str], quantities: list[str], start: datetime, end: datetime,
                  zone: ZoneInfo, every: str | None, agg: str | None, layout: Layout,
-                 max_raw_days: int) -> ReadingsRequest:
+                 max_raw_days: int, flags: str = "include", calibration: str = "applied",
+                 calibrations: Sequence[Calibration] = (), elevation_m: float | None = None,
+                 site_zone: str | None = None) -> ReadingsRequest:
     if end <= start:
         raise bad_request("reversed_window", f"the window ends ({end.isoformat()}) before it starts "
                                              f"({start.isoformat()}): swap start and end")
@@ -154,8 +250,24 @@ def make_request(*, site: str, kits: list[str], quantities: list[str], start: da
                                               "every=1d) or ask for a shorter window")
     if not quantities:
         raise bad_request("no_quantities", "name at least one quantity, e.g. quantities=temperature,humidity")
-    aggregates = {q: agg or CATALOG[q].default_agg for q in quantities} if every_s else {}
-    return ReadingsRequest(site, kits, quantities, start, end, zone, every_s, agg, layout, aggregates=aggregates)
+    flag_mode = parse_flags(flags)
+    mode = parse_calibration(calibration)
+    for name in quantities:
+        d = DERIVED.get(name)
+        if d is None:
+            continue
+        why = d.unavailable(elevation_m)
+        if why is not None:
+            raise bad_request("no_elevation", f"site {site!r}: {why} (staff: PATCH /v1/sites/{site} with "
+                                              "elevation_m), or ask for pressure, which is as measured")
+        if every_s is not None and d.daily is None and agg in ("count", "sum"):
+            raise bad_request("bad_agg", f"agg={agg} has no meaning for {name}, which is worked out from each "
+                                         "bucket's inputs: choose mean, min, max or median")
+    aggregates = {q: agg or (CATALOG[q].default_agg if q in CATALOG else "mean") for q in quantities} if every_s else {}
+    kept = tuple(c for c in calibrations if mode == "applied")
+    return ReadingsRequest(site, kits, quantities, start, end, zone, every_s, agg, layout, aggregates=aggregates,
+                           flags=flag_mode, calibration=mode, calibrations=kept, elevation_m=elevation_m,
+                           site_zone=site_zone)
 
 
 def _where(request: ReadingsRequest, start: datetime, end: datetime) -> str:
@@ -166,19 +278,78 @@ def _where(request: ReadingsRequest, start: datetime, end: datetime) -> str:
     return " AND ".join(parts)
 
 
-def raw_statement(request: ReadingsRequest) -> str:
-    """One series in time order, the kit as a column: rows stream straight out, nothing is held."""
-    fields = ", ".join(influxql.identifier(q) for q in request.quantities)
-    return f"SELECT {_KIT}, {fields} FROM {_READINGS} WHERE {_where(request, request.start, request.end)}"
+def raw_statement(request: ReadingsRequest, start: datetime | None = None, end: datetime | None = None) -> str:
+    """One series in time order, the kit as a column, then ``raw_fields`` (the stored quantities and facts)."""
+    fields = ", ".join(influxql.identifier(q) for q in request.raw_fields)
+    where = _where(request, start or request.start, end or request.end)
+    return f"SELECT {_KIT}, {fields} FROM {_READINGS} WHERE {where}"
+
+
+def raw_values_statement(request: ReadingsRequest, kit: str, quantity: str, start: datetime, end: datetime) -> str:
+    """One kit's stored values of one quantity in [start, end): a bucket a calibration's start or end cuts."""
+    where = (f"{_SITE} = {influxql.string(request.site)} AND {_KIT} = {influxql.string(kit)} AND "
+             f"time >= {influxql.time_literal(start)} AND time < {influxql.time_literal(end)}")
+    return f"SELECT {influxql.identifier(quantity)} FROM {_READINGS} WHERE {where}"
+
+
+def grouped_statement(request: ReadingsRequest, columns: Sequence[Column], every_s: int, start: datetime,
+                      end: datetime) -> str:
+    """``columns`` per bucket of ``every_s`` and kit: from a rollup when one answers, else from raw readings."""
+    where = _where(request, start, end)
+    found = rollups.statement_for(columns, where, every_s, request.zone, start, end, site_zone=request.site_zone)
+    if found is not None:
+        return found
+    fields = ", ".join(f"{AGGREGATES[stat]}({influxql.identifier(name)}) AS {influxql.identifier(alias)}"
+                       for alias, stat, name in columns)
+    zone = "" if request.zone.key == "UTC" else f" tz({influxql.string(request.zone.key)})"
+    return (f"SELECT {fields} FROM {_READINGS} WHERE {where} "
+            f"GROUP BY time({every_s}s), {_KIT} fill(none){zone}")
 
 
 def aggregate_statement(request: ReadingsRequest, start: datetime, end: datetime) -> str:
+    """The buckets of [start, end): ``request.columns`` (aggregates, then hidden bucket statistics)."""
     assert request.every_s is not None
-    fields = ", ".join(f"{AGGREGATES[request.aggregates[q]]}({influxql.identifier(q)}) AS {influxql.identifier(q)}"
-                       for q in request.quantities)
-    zone = "" if request.zone.key == "UTC" else f" tz({influxql.string(request.zone.key)})"
-    return (f"SELECT {fields} FROM {_READINGS} WHERE {_where(request, start, end)} "
-            f"GROUP BY time({request.every_s}s), {_KIT} fill(none){zone}")
+    return grouped_statement(request, request.columns, request.every_s, start, end)
+
+
+def daily_window(request: ReadingsRequest) -> tuple[datetime, datetime] | None:
+    """The whole school days whose midnight is in [start, end): daily derived quantities are of those."""
+    first = datetime.combine(request.start.astimezone(request.zone).date(), time(0), request.zone)
+    if first < request.start:
+        first = datetime.combine(first.date() + timedelta(days=1), time(0), request.zone)
+    if first >= request.end:
+        return None
+    last = datetime.combine(request.end.astimezone(request.zone).date(), time(0), request.zone)
+    if last < request.end:
+        last = datetime.combine(last.date() + timedelta(days=1), time(0), request.zone)
+    return first, last
+
+
+def daily_statement(request: ReadingsRequest) -> str | None:
+    """The daily derived quantities of each school day and kit (``request.daily_columns``), or None."""
+    window = daily_window(request)
+    if not request.daily or window is None:
+        return None
+    return grouped_statement(request, request.daily_columns, DAY_S, *window)
+
+
+def raw_slices(request: ReadingsRequest) -> list[tuple[datetime, datetime]]:
+    """The raw window in slices, each read with ``context_ms`` either side, so that its flags are judged whole."""
+    step = timedelta(milliseconds=max(DAY_S * 1000, 4 * context_ms(request)))
+    out: list[tuple[datetime, datetime]] = []
+    cursor = request.start
+    while cursor < request.end:
+        stop = min(cursor + step, request.end)
+        out.append((cursor, stop))
+        cursor = stop
+    return out
+
+
+def context_ms(request: ReadingsRequest) -> int:
+    """How far either side of a slice its readings are read: a stuck run of the longest ``stuck_minutes``
+    asked for and the last battery reading before (BATTERY_HOLD_MS), with a margin; at most quality.CONTEXT_MS."""
+    longest = max((CATALOG[q].stuck_minutes or 0 for q in request.stored), default=0)
+    return int(min(quality.CONTEXT_MS, max(longest * 60_000, BATTERY_HOLD_MS) + BATTERY_HOLD_MS))
 
 
 def slices(request: ReadingsRequest) -> list[tuple[datetime, datetime]]:

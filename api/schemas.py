@@ -173,13 +173,21 @@ class QuantityOut(BaseModel):
     name: str
     unit: str
     ucum: str
-    minimum: float
-    maximum: float
+    minimum: float | None = Field(description="the lowest value a kit's reading may have; null for a derived "
+                                              "quantity (worked out, never measured)")
+    maximum: float | None = Field(description="the highest value a kit's reading may have; null for a derived one")
     description: str
     default_agg: str
     resolution: float = Field(0.0, json_schema_extra=_no_default,
                               description="the display step: aggregated values are rounded to it (0.01: two "
                                           "decimals); raw readings are given as measured")
+    derived: bool = Field(False, description="worked out when read from the inputs, never stored as if measured")
+    inputs: list[str] = Field(default_factory=list, description="a derived quantity's stored inputs")
+    formula: str | None = Field(None, description="how a derived quantity is worked out")
+    reference: str | None = Field(None, description="where a derived quantity's formula comes from")
+    daily: Literal["min", "max", "mean", "sum"] | None = Field(
+        None, description="a daily derived quantity's statistic of its input over each school day (local "
+                          "midnight to midnight, dated at its midnight)")
 
     @model_validator(mode="before")
     @classmethod

@@ -13,7 +13,9 @@ from api.deps import InfluxDep, Reader, SessionDep, SettingsDep
 from api.errors import ApiError, responses
 from api.query import (
     AGGREGATES,
+    CALIBRATION_CHOICES,
     EVERY_CHOICES,
+    FLAG_CHOICES,
     ReadingsRequest,
     make_request,
     parse_quantities,
@@ -24,6 +26,7 @@ from api.query import (
 from api.schemas import LatestValue
 from api.settings import ApiSettings
 from lauks.catalog import CATALOG
+from lauks.derived import stored_inputs
 from lauks.influx import InfluxError
 from metastore import registry
 
@@ -50,16 +53,23 @@ def _unparsable(statuses: dict[int | str, dict[str, object]]) -> dict[int | str,
 
 def build_request(session: SessionDep, settings: ApiSettings, *, site: str, kits: list[str] | None,
                   quantities: list[str] | None, start: str, end: str, every: str | None, agg: str | None,
-                  tz: str | None, layout: Literal["tidy", "wide"]) -> ReadingsRequest:
+                  tz: str | None, layout: Literal["tidy", "wide"], flags: str = "include",
+                  calibration: str = "applied") -> ReadingsRequest:
     row = registry.get_site(session, site)
     zone = parse_zone(tz or row.timezone or settings.api_timezone)
     chosen = registry.check_kits(session, site, split_names(kits))
     if not chosen:
         raise ApiError(404, "no_kits", f"site {site!r} has no kits yet: register one with `lauks kit register`")
-    return make_request(site=site, kits=chosen, quantities=parse_quantities(quantities or []),
-                        start=parse_time(start, zone, is_end=False, what="start"),
-                        end=parse_time(end, zone, is_end=True, what="end"), zone=zone, every=every, agg=agg,
-                        layout=layout, max_raw_days=settings.api_max_raw_days)
+    names = parse_quantities(quantities or [])
+    first = parse_time(start, zone, is_end=False, what="start")
+    last = parse_time(end, zone, is_end=True, what="end")
+    # Calibrations are public facts of the data (a dataset's datapackage lists them): read for every reader.
+    calibrations = (registry.calibrations_for(session, site, chosen, stored_inputs(names), first, last)
+                    if calibration == "applied" and last > first else [])
+    return make_request(site=site, kits=chosen, quantities=names, start=first, end=last, zone=zone, every=every,
+                        agg=agg, layout=layout, max_raw_days=settings.api_max_raw_days, flags=flags,
+                        calibration=calibration, calibrations=calibrations, elevation_m=row.elevation_m,
+                        site_zone=row.timezone or settings.api_timezone)
 
 
 @router.get("/readings", response_class=StreamingResponse,
@@ -82,12 +92,21 @@ async def readings(
     format: Literal["csv", "json", "parquet"] = Query("csv"),
     decimal: Literal["point", "comma"] = Query("point", description="comma: decimal comma and ';' between "
                                                                      "columns, as spreadsheets in LV/LT expect"),
+    flags: str = Query("include", description="include: every value, with its quality flags in a flags column; "
+                                              "exclude: flagged values left out; only: only flagged values "
+                                              "(calibrated alone does not count as flagged)",
+                       json_schema_extra={"enum": list(FLAG_CHOICES)}),
+    calibration: str = Query("applied", description="applied: values corrected by the kit's calibrations (and "
+                                                    "flagged calibrated); raw: the values as stored",
+                             json_schema_extra={"enum": list(CALIBRATION_CHOICES)}),
 ) -> StreamingResponse:
     request = build_request(session, settings, site=site, kits=kits, quantities=quantities, start=start, end=end,
-                            every=every, agg=agg, tz=tz, layout=layout)
+                            every=every, agg=agg, tz=tz, layout=layout, flags=flags, calibration=calibration)
     session.close()  # the store is done with; the stream may run for minutes
     meta = {"site": site, "start": request.start.isoformat(), "end": request.end.isoformat(),
-            "every": every, "agg": agg, "tz": request.zone.key, "layout": layout}
+            "every": every, "agg": agg, "tz": request.zone.key, "layout": layout, "flags": request.flags,
+            "calibration": request.calibration,
+            "calibrations": [c.as_json() for c in request.calibrations]}
     return await streaming.response(influx, settings.influx_database, request, format,
                                     decimal_comma=decimal == "comma", meta=meta)
 

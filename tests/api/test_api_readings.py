@@ -67,7 +67,7 @@ async def test_the_csv_opens_in_pandas_with_the_same_values(service: Api) -> Non
     response = await service.get("/v1/sites/s1/readings", params={
         "start": "2025-03-01", "end": "2025-03-01", "quantities": "temperature", "kits": "k1"})
     frame = pd.read_csv(io.StringIO(response.text), parse_dates=["time"])
-    assert list(frame.columns) == ["time", "kit", "quantity", "value", "unit"]
+    assert list(frame.columns) == ["time", "kit", "quantity", "value", "unit", "flags"]
     assert frame["value"].tolist() == [float(i) for i in range(12)]
     assert frame["time"].iloc[1] - frame["time"].iloc[0] == pd.Timedelta(minutes=10)
 
@@ -94,7 +94,7 @@ async def test_wide_layout_has_a_column_per_kit_and_quantity(service: Api) -> No
     response = await service.get("/v1/sites/s1/readings", params={
         "start": "2025-03-01", "end": "2025-03-01", "quantities": "temperature,rain", "layout": "wide"})
     rows = csv_rows(response.text)
-    assert list(rows[0]) == ["time", "k1.temperature", "k1.rain", "k2.temperature", "k2.rain"]
+    assert list(rows[0]) == ["time", "k1.temperature", "k1.rain", "k2.temperature", "k2.rain", "flags"]
     assert len(rows) == 12
     assert rows[3]["k1.temperature"] == "3" and rows[3]["k2.temperature"] == "97" and rows[3]["k2.rain"] == ""
 
@@ -128,8 +128,10 @@ async def test_a_json_export_of_many_records_is_one_valid_document_with_each_rec
     response = await service.get("/v1/sites/s1/readings", params={
         "start": "2025-03-01", "end": "2025-03-01", "quantities": "temperature", "format": "json"})
     data = response.json()["data"]
+    # 0.1 °C a second is 6 °C a minute, faster than temperature's max_rate: every step is flagged
     assert len(data) == 5_001 and data[4_000] == {"time": "2025-03-01T01:06:40Z", "kit": "k1",
-                                                  "quantity": "temperature", "value": 400.0, "unit": "°C"}
+                                                  "quantity": "temperature", "value": 400.0, "unit": "°C",
+                                                  "flags": "spike"}
 
 
 async def test_json_carries_fields_with_units_and_the_rows(service: Api) -> None:
