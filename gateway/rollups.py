@@ -51,12 +51,12 @@ async def run_into(client: InfluxClient, database: str, statement: str) -> int:
 
 
 async def recompute(client: InfluxClient, database: str, start: datetime, end: datetime, *, site: str | None = None,
-                    kit: str | None = None) -> int:
+                    kit: str | None = None, slice_: timedelta = SLICE) -> int:
     """Every kept rollup's buckets over ``[start, end)``, a slice at a time; the points written."""
     written = 0
     cursor = start
     while cursor < end:
-        stop = min(cursor + SLICE, end)
+        stop = min(cursor + slice_, end)
         for statement in rollups.recompute_statements(cursor, stop, site=site, kit=kit):
             written += await run_into(client, database, statement)
         cursor = stop

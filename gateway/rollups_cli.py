@@ -85,7 +85,7 @@ async def _oldest(client: InfluxClient, database: str, site: str | None) -> date
 
 
 async def rebuild(client: InfluxClient, database: str, *, site: str | None, start: datetime | None,
-                  end: datetime | None, out: Any = sys.stdout) -> int:
+                  end: datetime | None, out: Any = sys.stdout, now: datetime | None = None) -> int:
     """Recompute the rollups over the window; the points written. ``RebuildError`` for bad input (nothing done)."""
     if site is not None:
         if not is_valid_id(site):
@@ -94,7 +94,7 @@ async def rebuild(client: InfluxClient, database: str, *, site: str | None, star
         if site not in known:
             raise RebuildError(f"site {site!r} has no readings in database {database!r}; the sites with readings "
                                f"are: {', '.join(known) or 'none'}")
-    began = datetime.now(UTC)
+    began = now or datetime.now(UTC)
     stop = end or began
     first = start or await _oldest(client, database, site)
     if first is None:
@@ -113,7 +113,7 @@ async def rebuild(client: InfluxClient, database: str, *, site: str | None, star
     while cursor < stop:
         until = min(cursor + MONTH, stop)
         started = time.monotonic()
-        written = await recompute(client, database, cursor, until, site=site)
+        written = await recompute(client, database, cursor, until, site=site, slice_=MONTH)
         total += written
         print(f"  {cursor.date()} .. {until.date()}: {written:,} rollup points in {time.monotonic() - started:.1f} s",
               file=out, flush=True)
@@ -128,7 +128,7 @@ async def rebuild(client: InfluxClient, database: str, *, site: str | None, star
         grows = site is None and first <= kept.complete_from <= stop
         kept_to = max(began - rollups.LATE_MARGIN, kept.kept_to) if reaches_now else kept.kept_to
     if grows:
-        await write_state(client, database, datetime.now(UTC), complete_from=first, kept_to=kept_to)
+        await write_state(client, database, began, complete_from=first, kept_to=kept_to)
         print(f"the rollups are complete from {first.isoformat()}", file=out)
     print(f"rebuilt: {total:,} rollup points in {seconds:.1f} s", file=out, flush=True)
     return total
