@@ -12,7 +12,7 @@ import hashlib
 import math
 import secrets
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NotRequired, TypedDict, TypeVar, Unpack
 
@@ -433,6 +433,10 @@ def _pure(row: CalibrationRow) -> Calibration:
                        created_by=row.created_by, created_at=row.created_at)
 
 
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
 def _shown_window(start: datetime, end: datetime | None) -> str:
     return f"from {start:%Y-%m-%d %H:%M} UTC " + (f"to {end:%Y-%m-%d %H:%M} UTC" if end else "on (still in force)")
 
@@ -490,6 +494,7 @@ def add_calibration(session: Session, site: str, kit: str, quantity: str, *, off
     """
     _check_calibration(quantity, offset, gain, valid_from, valid_to, reason)
     _check_value(CalibrationRow, "created_by", created_by)
+    valid_from, valid_to = _utc(valid_from), _utc(valid_to) if valid_to is not None else None  # as read back
     _locked_kit(session, site, kit)
     ended: CalibrationRow | None = None
     for row in _windows_of(session, site, kit, quantity):
@@ -560,6 +565,7 @@ def edit_calibration(session: Session, calibration_id: int, site: str | None = N
     if reason is None:
         raise Required("reason cannot be null: send the new reason, or leave it out to keep it")
     _check_calibration(row.quantity, row.offset, row.gain, row.valid_from, valid_to, reason)
+    valid_to = _utc(valid_to) if valid_to is not None else None
     _locked_kit(session, row.site, row.kit)
     for other in _windows_of(session, row.site, row.kit, row.quantity, besides=row.id):
         if windows_overlap(other.valid_from, other.valid_to, row.valid_from, valid_to):
