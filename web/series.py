@@ -34,7 +34,7 @@ from api.query import (
     parse_zone,
     split_names,
 )
-from lauks import influxql, schema
+from lauks import influxql, rollups, schema
 from lauks.catalog import CATALOG, Quantity
 from metastore import registry
 from web.render import Page
@@ -120,16 +120,41 @@ def recent_query(site: str, kit: str, quantity: str, range_name: str, width: int
     return SeriesQuery(site, (kit,), quantity, start, now, every, CATALOG[quantity].default_agg, zone)
 
 
-def statement(query: SeriesQuery) -> str:
-    """One GROUP BY time query for all the kits, ``fill(null)`` so an empty bucket is a row with null: a gap."""
-    field = influxql.identifier(query.quantity)
+def _where(query: SeriesQuery) -> str:
     where = [f"{_SITE} = {influxql.string(query.site)}"]
     if query.kits:
         where.append(f"{_KIT} =~ {influxql.regex_exact(list(query.kits))}")
     where.append(f"time >= {influxql.time_literal(query.start)} AND time < {influxql.time_literal(query.end)}")
+    return " AND ".join(where)
+
+
+def statement(query: SeriesQuery) -> str:
+    """One GROUP BY time query for all the kits, ``fill(null)`` so an empty bucket is a row with null: a gap."""
+    field = influxql.identifier(query.quantity)
     zone = "" if query.zone.key == "UTC" else f" tz({influxql.string(query.zone.key)})"
-    return (f"SELECT {AGGREGATES[query.agg]}({field}) AS {field} FROM {_READINGS} WHERE {' AND '.join(where)} "
+    return (f"SELECT {AGGREGATES[query.agg]}({field}) AS {field} FROM {_READINGS} WHERE {_where(query)} "
             f"GROUP BY time({query.every_s}s), {_KIT} fill(null){zone}")
+
+
+def statements(query: SeriesQuery, kept: Mapping[str, rollups.Kept]) -> list[str]:
+    """The statements whose answers, one after the other per kit, are ``statement(query)``'s: the buckets the
+    rollups are kept for read from them (lauks.rollups), the newest buckets since then from the raw readings.
+
+    The window is cut at a bucket's start, so each bucket comes whole from one of them; the rollups answer
+    exactly as the raw aggregate (``fill(null)`` included) or not at all, so the chart is the same either way."""
+    kept_to = min((window.kept_to for window in kept.values()), default=None)
+    if kept_to is None:
+        return [statement(query)]
+    cut = bucket_start(min(query.end, kept_to), query.every_s, query.zone)
+    if cut <= query.start:
+        return [statement(query)]
+    head = replace(query, end=cut)
+    column = [(query.quantity, query.agg, query.quantity)]
+    rolled = rollups.statement_for(column, _where(head), query.every_s, query.zone, head.start, head.end,
+                                   fill="null", kept=kept)
+    if rolled is None:
+        return [statement(query)]
+    return [rolled] + ([statement(replace(query, start=cut))] if cut < query.end else [])
 
 
 def rounder(query: SeriesQuery) -> int | None:
@@ -182,10 +207,15 @@ def sparse_every(query: SeriesQuery, rows_by_kit: Mapping[str, Sequence[Sequence
 
 
 async def _rows(request: Request, query: SeriesQuery) -> dict[str, list[list[Any]]]:
-    client = request.app.state.influx
+    state = request.app.state
+    client, database = state.influx, state.settings.influx_database
+    cache = getattr(state, "rollups_kept", None)
+    if cache is None:
+        cache = state.rollups_kept = rollups.KeptCache()
     rows: dict[str, list[list[Any]]] = {}
-    async for found in client.query(statement(query), database=request.app.state.settings.influx_database):
-        rows.setdefault(found.tags.get(schema.KIT, ""), []).extend(found.values)
+    for text in statements(query, await cache.get(client, database)):
+        async for found in client.query(text, database=database):
+            rows.setdefault(found.tags.get(schema.KIT, ""), []).extend(found.values)
     return rows
 
 
