@@ -69,7 +69,7 @@ async def test_the_chart_route_reads_what_is_kept_through_its_cache(influx: Infl
     state = SimpleNamespace(influx=influx, settings=SimpleNamespace(influx_database=database))
     request = cast("Request", SimpleNamespace(app=SimpleNamespace(state=state)))
     drawn = await fetch(request, query)
-    assert state.rollups_kept._kept[database][1] == kept  # type: ignore[attr-defined]
+    assert state.rollups_kept._kept[database][1] == kept
     assert drawn == shape(query, await rows_of(influx, database, [statement(query)]))
 
 
