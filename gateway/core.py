@@ -22,12 +22,13 @@ from lauks.contract import (
     Readings,
     Reason,
     Rejection,
+    Sample,
     decode_readings,
     decode_status,
     rate_limited,
     rejected_notice,
 )
-from lauks.lineprotocol import LineProtocolError
+from lauks.lineprotocol import LineProtocolError, with_fields
 from lauks.topics import Kind, KitTopic, Topics
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ DEAD_LETTERS_PER_KIT = 200
 DEAD_LETTER_WINDOW_S = 600.0
 DEAD_LETTER_KITS = 10_000  # kits whose budget is tracked before finished windows are forgotten
 LATE_MS = 5 * 60 * 1000  # a sample older than this when received is backfill after an outage
+LATE_S_MIN_MS = schema.LATE_S_MIN * 1000  # a sample at least this old when received gets its late_s
 SEEN_EVERY_MS = 10_000  # at most one ``seen`` point per kit this often
 
 
@@ -101,6 +103,7 @@ class KitSeen:
     fw: str | None
     samples: int = 0
     late: int = 0  # samples older than ``LATE_MS`` when received (backfill)
+    late_from: int | None = None  # the oldest of those samples' times (ms): rollups redo their buckets from it
     last_emit_ms: int = 0
     pending: bool = False  # activity not yet in a ``seen`` point
 
@@ -113,12 +116,15 @@ class KitActivity:
         self._kits: dict[tuple[str, str], KitSeen] = {}
 
     def note(self, site: str, kit: str, boot: int, fw: str | None, samples: int, late: int,
-             now_ms: int) -> str | None:
+             now_ms: int, late_from: int | None = None) -> str | None:
+        """Count a message's ``samples``, ``late`` of them backfill, the oldest of those at ``late_from`` (ms)."""
         entry = self._kits.get((site, kit))
         if entry is None:
             entry = self._kits[(site, kit)] = KitSeen(boot, fw, last_emit_ms=-self.every_ms)
         entry.samples += samples
         entry.late += late
+        if late_from is not None and (entry.late_from is None or late_from < entry.late_from):
+            entry.late_from = late_from
         entry.boot = boot
         entry.fw = fw if fw is not None else entry.fw
         entry.pending = True
@@ -135,7 +141,10 @@ class KitActivity:
     def _emit(site: str, kit: str, entry: KitSeen, now_ms: int) -> str:
         point = schema.seen_line(site, kit, now_ms, samples=entry.samples, late=entry.late, boot=entry.boot,
                                  fw=entry.fw)
+        if entry.late and entry.late_from is not None:
+            point = with_fields(point, {schema.LATE_FROM: entry.late_from})
         entry.samples = entry.late = 0
+        entry.late_from = None
         entry.last_emit_ms = now_ms
         entry.pending = False
         return point
@@ -287,6 +296,39 @@ class KitBuckets:
         self.evictions += len(chosen)
 
 
+def readings_lines(site: str, kit: str, samples: list[Sample], received_ms: int, facts: bool = True) -> list[str]:
+    """The ``readings`` points of a message's samples, with the ingest facts of those that have any: ``late_s``
+    (whole seconds from its time to ``received_ms``) on a sample at least ``schema.LATE_S_MIN`` s old, and
+    ``from_age=1i`` on one dated from 'age'. An on-time sample's point is ``schema.readings_lines``' alone,
+    byte for byte. ``facts`` False: the caller knows no sample has any (``Ingest`` finds out in the loop it
+    counts backfill with), which spares the common message a second look at its samples."""
+    lines = schema.readings_lines(site, kit, samples)
+    late_at = received_ms - LATE_S_MIN_MS
+    if not facts or not any(s.time_ms <= late_at or s.from_age for s in samples):
+        return lines
+    # sample_lines leaves out a sample without values, so the points follow the samples that have some. The
+    # facts go in before the timestamp (the line's last ``len(str(time_ms)) + 1`` characters), written here
+    # rather than by ``lineprotocol.with_fields``: backfill comes in rushes, and their names need no escaping.
+    i = 0
+    for s in samples:
+        if not s.values:
+            continue
+        t = s.time_ms
+        if t <= late_at or s.from_age:
+            extra = _LATE_S + str((received_ms - t) // 1000) + "i" if t <= late_at else ""
+            if s.from_age:
+                extra += _FROM_AGE
+            line = lines[i]
+            cut = len(line) - len(str(t)) - 1
+            lines[i] = line[:cut] + extra + line[cut:]
+        i += 1
+    return lines
+
+
+_LATE_S = f",{schema.LATE_S}="
+_FROM_AGE = f",{schema.FROM_AGE}=1i"
+
+
 class Ingest:
     """Decides, message by message, what to write; keeps the counters and the per-kit state."""
 
@@ -387,13 +429,27 @@ class Ingest:
             outcome.duplicate = True
             if seen.received_ms != now_ms and any(s.from_age for s in readings.samples):
                 readings = decode_readings(payload, site, kit, seen.received_ms / 1000)
-            outcome.lines = schema.readings_lines(site, kit, readings.samples)
+            # its lag as measured at the first receipt too, so the copy's points are the very same bytes
+            outcome.lines = readings_lines(site, kit, readings.samples, seen.received_ms)
             outcome.samples = len(readings.samples)
             return outcome
-        outcome.lines = schema.readings_lines(site, kit, readings.samples)
+        late = 0
+        late_from: int | None = None
+        late_before = now_ms - LATE_MS
+        late_s_at = now_ms - LATE_S_MIN_MS
+        facts = False
+        for s in readings.samples:
+            t = s.time_ms
+            if t <= late_s_at or s.from_age:
+                facts = True
+                if t < late_before:
+                    late += 1
+                    if late_from is None or t < late_from:
+                        late_from = t
+        outcome.lines = readings_lines(site, kit, readings.samples, now_ms, facts)
         outcome.samples = len(readings.samples)
-        late = sum(1 for s in readings.samples if s.time_ms < now_ms - LATE_MS)
-        seen_line = self.activity.note(site, kit, readings.boot, readings.fw, outcome.samples, late, now_ms)
+        seen_line = self.activity.note(site, kit, readings.boot, readings.fw, outcome.samples, late, now_ms,
+                                       late_from)
         if seen_line is not None:
             outcome.lines.append(seen_line)
         if readings.rejections:
@@ -516,4 +572,4 @@ class Batcher(Generic[T]):
 
 
 __all__ = ["Batch", "Batcher", "Ingest", "KitActivity", "KitBuckets", "KitLimits", "KitSeen", "Outcome", "Readings",
-           "Stats", "backoff"]
+           "Stats", "backoff", "readings_lines"]

@@ -41,3 +41,16 @@ def test_non_finite_fields_are_refused() -> None:
 def test_sample_lines_write_floats_under_the_series_head_and_skip_empty_samples() -> None:
     samples = [Sample(1000, {"humidity": 55.0, "temperature": 21.0}), Sample(2000, {})]
     assert lp.sample_lines("m,t=v ", samples) == ["m,t=v humidity=55.0,temperature=21.0 1000"]
+
+
+def test_with_fields_adds_fields_after_a_points_own_and_before_its_timestamp() -> None:
+    point = lp.line("m", {"t": "v"}, {"detail": "a b 1", "n": 2}, 1000)
+    assert lp.with_fields(point, {"late_s": 90, "x y": 1.5}) == 'm,t=v detail="a b 1",n=2i,late_s=90i,x\\ y=1.5 1000'
+    assert lp.with_fields(point, {}) == point
+
+
+def test_with_fields_refuses_a_point_without_a_timestamp_and_a_field_it_cannot_carry() -> None:
+    with pytest.raises(lp.LineProtocolError, match="does not end in a timestamp"):
+        lp.with_fields("m f=1.0", {"late_s": 1})
+    with pytest.raises(lp.LineProtocolError):
+        lp.with_fields("m f=1.0 5", {"late_s": float("inf")})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import orjson
@@ -11,8 +12,10 @@ from golden_set import load_golden
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.core import Batcher, Ingest, KitActivity, backoff
+from gateway.core import Batcher, Ingest, KitActivity, Outcome, backoff
 from gateway.dedup import Dedup
+from lauks import schema
+from lauks.contract import Sample
 from lauks.topics import Topics
 
 TOPICS = Topics("lauks")
@@ -24,7 +27,7 @@ def ingest(tmp_path: Path | None = None) -> Ingest:
     return Ingest(TOPICS, Dedup(tmp_path, window=64, fsync=False))
 
 
-def message(seq: int, boot: int = 1, samples: list[dict[str, object]] | None = None, kit: str = "k1") -> bytes:
+def message(seq: int, boot: int = 1, samples: Sequence[Mapping[str, object]] | None = None, kit: str = "k1") -> bytes:
     return json.dumps({"v": 1, "kit": kit, "boot": boot, "seq": seq,
                        "samples": samples or [{"age": 30, "temperature": 20.5}]}).encode()
 
@@ -32,7 +35,7 @@ def message(seq: int, boot: int = 1, samples: list[dict[str, object]] | None = N
 def test_a_valid_message_becomes_readings_points_and_a_seen_point() -> None:
     outcome = ingest().message(TOPICS.readings("s", "k1"), message(0), NOW)
     assert outcome.key == ("s", "k1", 1, 0)
-    assert outcome.lines[0] == f"readings,kit=k1,site=s temperature=20.5 {int((NOW - 30) * 1000)}"
+    assert outcome.lines[0] == f"readings,kit=k1,site=s temperature=20.5,from_age=1i {int((NOW - 30) * 1000)}"
     assert outcome.lines[1].startswith("kit_status,kit=s") is False
     assert outcome.lines[1].startswith("kit_status,kit=k1,site=s seen=1i,samples=1i,late=0i,boot=1i")
     assert not outcome.rejections and not outcome.drop
@@ -126,6 +129,80 @@ def test_messages_on_other_topics_are_ignored() -> None:
     assert core.message("lauks/v1/s/k1/config", b"{}", NOW).drop
     assert core.message("elsewhere/x", b"{}", NOW).drop
     assert core.stats.ignored == 2
+
+
+# --- the ingest facts: what the gateway knew at receipt, for the read-time quality flags ---------------------
+
+def readings_of(outcome: Outcome) -> list[str]:
+    return [line for line in outcome.lines if line.startswith("readings,")]
+
+
+def test_an_on_time_sample_is_written_exactly_as_the_schema_writes_it() -> None:
+    t_ms = int(NOW * 1000) - 59_999  # just under a minute old
+    payload = message(0, samples=[{"t": t_ms / 1000, "temperature": 20.5, "humidity": 55}])
+    (line,) = readings_of(ingest().message(TOPICS.readings("s", "k1"), payload, NOW))
+    assert line == schema.readings_lines("s", "k1", [Sample(t_ms, {"temperature": 20.5, "humidity": 55.0})])[0]
+    assert line == f"readings,kit=k1,site=s temperature=20.5,humidity=55.0 {t_ms}"
+
+
+def test_a_sample_a_minute_or_more_old_carries_its_whole_seconds_of_lag() -> None:
+    now_ms = int(NOW * 1000)
+    samples = [{"t": (now_ms - lag) / 1000, "temperature": 20.5} for lag in (60_000, 61_999, 3 * 86400_000, 1_000)]
+    lines = readings_of(ingest().message(TOPICS.readings("s", "k1"), message(0, samples=samples), NOW))
+    assert [line.split(" ")[1] for line in lines] == [
+        "temperature=20.5,late_s=60i", "temperature=20.5,late_s=61i", "temperature=20.5,late_s=259200i",
+        "temperature=20.5"]
+    assert [int(line.rsplit(" ", 1)[1]) for line in lines] == [now_ms - 60_000, now_ms - 61_999,
+                                                                now_ms - 3 * 86400_000, now_ms - 1_000]
+
+
+def test_a_sample_dated_from_age_says_so_and_its_lag_is_its_age() -> None:
+    samples: list[dict[str, float]] = [{"age": 0.5, "humidity": 50}, {"age": 400, "humidity": 51}]
+    lines = readings_of(ingest().message(TOPICS.readings("s", "k1"), message(0, samples=samples), NOW))
+    assert [line.split(" ")[1] for line in lines] == ["humidity=50.0,from_age=1i",
+                                                      "humidity=51.0,late_s=400i,from_age=1i"]
+
+
+def test_the_facts_follow_their_own_samples_when_a_sample_is_rejected_whole() -> None:
+    now_ms = int(NOW * 1000)
+    samples = [{"t": (now_ms - 600_000) / 1000, "temperature": 1}, {"t": now_ms / 1000, "humidity": 140},
+               {"t": now_ms / 1000, "temperature": 2}]
+    outcome = ingest().message(TOPICS.readings("s", "k1"), message(0, samples=samples), NOW)
+    assert [line.split(" ")[1] for line in readings_of(outcome)] == ["temperature=1.0,late_s=600i", "temperature=2.0"]
+    assert [r.reason.value for r in outcome.rejections] == ["out_of_range"]
+
+
+def test_a_copy_of_an_unstored_late_message_keeps_the_lag_of_its_first_receipt(tmp_path: Path) -> None:
+    samples = [{"t": NOW - 700, "temperature": 20.5}]
+    core = ingest(tmp_path)
+    first = core.message(TOPICS.readings("s", "k1"), message(9, samples=samples), NOW)
+    core.dedup.persist()
+    again = ingest(tmp_path).message(TOPICS.readings("s", "k1"), message(9, samples=samples), NOW + 3600)
+    assert again.duplicate and readings_of(again) == readings_of(first)
+    assert "late_s=700i" in readings_of(again)[0]
+
+
+def test_the_seen_point_gives_the_oldest_late_sample_since_the_previous_one() -> None:
+    core = ingest()
+    now_ms = int(NOW * 1000)
+    late = [{"t": (now_ms - minutes * 60_000) / 1000, "temperature": 20.0} for minutes in (30, 90, 6)]
+    first = core.message(TOPICS.readings("s", "k1"), message(0, samples=late), NOW)
+    (seen,) = [line for line in first.lines if line.startswith("kit_status,")]
+    assert seen == (f'kit_status,kit=k1,site=s seen=1i,samples=3i,late=3i,boot=1i,late_from={now_ms - 90 * 60_000}i '
+                    f"{now_ms}")
+    # two minutes old is not backfill: no late_from, and the previous one is not carried over
+    later = core.message(TOPICS.readings("s", "k1"), message(1, samples=[{"t": NOW - 110, "temperature": 1}]), NOW + 10)
+    (point,) = [line for line in later.lines if line.startswith("kit_status,")]
+    assert "samples=1i,late=0i" in point and "late_from" not in point
+
+
+def test_late_from_is_the_oldest_of_the_late_samples_noted_between_two_seen_points() -> None:
+    activity = KitActivity()
+    activity.note("s", "k", 1, None, 1, 0, 100_000)
+    assert activity.note("s", "k", 1, None, 2, 2, 101_000, late_from=50_000) is None
+    assert activity.note("s", "k", 1, None, 1, 1, 102_000, late_from=70_000) is None
+    (point,) = activity.sweep(110_000)
+    assert point.endswith("late=3i,boot=1i,late_from=50000i 110000")
 
 
 def test_seen_points_come_at_most_every_ten_seconds_and_count_backfill() -> None:
