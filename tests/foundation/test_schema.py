@@ -20,6 +20,7 @@ from api.query import (
 from dashboards.alerts import RULES
 from dashboards.definition import DASHBOARDS
 from dashboards.interpolate import interpolate
+from gateway.core import KitActivity, readings_lines
 from lauks import lineprotocol, schema
 from lauks.catalog import QUANTITY_NAMES
 from lauks.contract import Sample, StatusMessage
@@ -45,11 +46,12 @@ def one_point_of_everything() -> list[str]:
     status = StatusMessage(v=1, state="online", fw="0.3.0", boot=3, interval_s=60, sensors=["bme280"],
                            failed_sensors=["ds18b20"], battery=4, rssi=-60, buffered=2, dropped=0, awake_ms=1800)
     return [
-        *schema.readings_lines("s", "k", [Sample(1000, dict.fromkeys(QUANTITY_NAMES, 1.0))]),
+        # the gateway's readings point with both ingest facts: received 399 s late, dated from 'age'
+        *readings_lines("s", "k", [Sample(1000, dict.fromkeys(QUANTITY_NAMES, 1.0), from_age=True)], 400_000),
         schema.rejection_line("s", "k", "out_of_range", "humidity 140 % is above 100 %", 1000, field_name="humidity",
                               bad_value=140, bound=100.0, sample_index=0),
         schema.status_line("s", "k", status, 1000),
-        schema.seen_line("s", "k", 2000, samples=1, late=0, boot=3, fw="0.3.0"),
+        KitActivity().note("s", "k", 3, "0.3.0", samples=1, late=1, now_ms=2000, late_from=1000),  # with late_from
         schema.gateway_line("gw-1", 1000, received=5, stored_messages=4, stored_points=20, duplicates=0, rejected=1,
                             spooled=0, spool_depth=0, inflight=2, write_latency_ms_p50=7, write_latency_ms_p99=31.5),
     ]
