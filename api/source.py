@@ -134,86 +134,73 @@ async def _raw(client: InfluxClient, database: str, request: ReadingsRequest) ->
 
 
 def _raw_slice(held: list[Row], start_ms: int, end_ms: int, request: ReadingsRequest) -> list[Row]:
-    """The rows of [start_ms, end_ms) of ``held`` (which holds the context either side), worked out per kit."""
-    by_kit: dict[str, list[Row]] = {}
-    for row in held:
-        found = by_kit.get(row[1])
-        if found is None:
-            by_kit[row[1]] = [row]
-        else:
-            found.append(row)
-    out: list[Row] = []
-    for kit, series in by_kit.items():
-        out.extend(_raw_kit(kit, series, start_ms, end_ms, request))
-    out.sort(key=lambda row: (row[0], row[1]))
-    return out
-
-
-def _raw_kit(kit: str, series: list[Row], start_ms: int, end_ms: int, request: ReadingsRequest) -> list[Row]:
-    times = [row[0] for row in series]
+    """The rows of [start_ms, end_ms) of ``held`` (which holds the context either side, in time then kit order,
+    as InfluxDB gives one series), each kit's flags worked out over its own readings. The rows stay in
+    InfluxDB's order (no sort), and the common case (no calibration, no derived quantity, few flags) touches
+    each row twice."""
+    times = [row[0] for row in held]
     lo, hi = bisect_left(times, start_ms), bisect_left(times, end_ms)
     if lo == hi:
         return []
-    fields = request.raw_fields
     stored = request.stored
     width = len(stored)
-    # STUCK and SPIKE of each stored quantity whose catalog row has thresholds, judged over the context too
-    series_masks: list[list[int] | None] = []
-    for j, q in enumerate(stored):
-        row_q = CATALOG[q]
-        masks = None
-        if row_q.stuck_minutes is not None or row_q.max_rate is not None:
-            found = quality.series_masks(q, times, [row[2 + j] for row in series])
-            if any(found[lo:hi]):
-                masks = found
-        series_masks.append(masks)
-    # BACKFILLED, CLOCK_ESTIMATED and BATTERY_LOW of each point (battery: its own, else the last within an hour)
+    fields = request.raw_fields
     battery_i, late_i, age_i = (2 + fields.index(f) for f in (schema.BATTERY, schema.LATE_S, schema.FROM_AGE))
-    point_masks: list[int] | None = None
-    last_battery: float | None = None
-    last_battery_ms = -BATTERY_HOLD_MS - 1
-    for k in range(hi):
-        row = series[k]
-        battery = row[battery_i]
-        if battery is not None:
-            last_battery, last_battery_ms = battery, row[0]
-        if k < lo:
-            continue
-        held = battery if battery is not None else (
-            last_battery if row[0] - last_battery_ms <= BATTERY_HOLD_MS else None)
-        late, age = row[late_i], row[age_i]
-        if held is None and late is None and age is None:
-            continue
-        mask = quality.reading_mask(late, age, held)
-        if mask:
-            if point_masks is None:
-                point_masks = [0] * (hi - lo)
-            point_masks[k - lo] = mask
+    by_kit: dict[str, list[int]] = {}
+    facts = False
+    for i, row in enumerate(held):
+        found = by_kit.get(row[1])
+        if found is None:
+            by_kit[row[1]] = [i]
+        else:
+            found.append(i)
+        if not facts and (row[battery_i] is not None or row[late_i] is not None or row[age_i] is not None):
+            facts = True
+    # index in held -> a mask per stored quantity, only for rows with a flag
+    flagged: dict[int, list[int]] = {}
+    thresholds = [j for j, q in enumerate(stored) if CATALOG[q].stuck_minutes is not None
+                  or CATALOG[q].max_rate is not None]
+    for indices in by_kit.values():
+        kit_times = [times[i] for i in indices]
+        for j in thresholds:
+            column = 2 + j
+            masks = quality.series_masks(stored[j], kit_times, [held[i][column] for i in indices])
+            for p in [p for p, m in enumerate(masks) if m]:
+                i = indices[p]
+                if lo <= i < hi:
+                    flagged.setdefault(i, [0] * width)[j] |= masks[p]
+        if facts:
+            _point_masks(held, indices, lo, hi, (battery_i, late_i, age_i), flagged, width)
     spans = _spans(request.calibrations)
-    kit_spans = [spans.get((kit, q)) for q in stored]
-    simple = not request.per_reading and not any(kit_spans) and request.stored == request.quantities
-    flagged = point_masks is not None or any(m is not None for m in series_masks)
-    if simple and not flagged:  # the common case: the stored values as they are, no flag
+    simple = not request.per_reading and not spans and stored == request.quantities
+    window = held[lo:hi]
+    if simple:  # the common case: the stored values as they are, a few flags
         # a point may hold only facts read for the flags (a battery reading): it is not a row
         if width == 1:
-            out = [row for row in series[lo:hi] if row[2] is not None]
-        else:
-            out = [row for row in series[lo:hi] if any(v is not None for v in row[2:2 + width])]
-        for row in out:
+            for row in window:
+                del row[3:]
+                row.append(None)
+            for i, masks in flagged.items():
+                held[i][3] = tuple(masks)
+            return [row for row in window if row[2] is not None]
+        for row in window:
             del row[2 + width:]
             row.append(None)
-        return out
+        for i, masks in flagged.items():
+            held[i][2 + width] = tuple(masks)
+        return [row for row in window if any(v is not None for v in row[2:2 + width])]
     digits = [CATALOG[q].decimals + 3 for q in stored]
     infos = _derived_info(request)
     positions = _positions(request)
-    out = []
-    for k in range(lo, hi):
-        row = series[k]
-        t = row[0]
-        point = point_masks[k - lo] if point_masks is not None else 0
+    out: list[Row] = []
+    none = [0] * width
+    for i in range(lo, hi):
+        row = held[i]
+        t, kit = row[0], row[1]
         values = row[2:2 + width]
-        masks = [point | (m[k] if m is not None else 0) for m in series_masks]
-        for j, calibrations in enumerate(kit_spans):
+        masks = flagged.get(i) or list(none)
+        for j, q in enumerate(stored):
+            calibrations = spans.get((kit, q))
             if calibrations is not None and values[j] is not None:
                 span = _span_at(calibrations, t)
                 if span is not None:
@@ -223,6 +210,34 @@ def _raw_kit(kit: str, series: list[Row], start_ms: int, end_ms: int, request: R
         if _has_value(made):
             out.append(made)
     return out
+
+
+def _point_masks(held: list[Row], indices: list[int], lo: int, hi: int, columns: tuple[int, int, int],
+                 flagged: dict[int, list[int]], width: int) -> None:
+    """BACKFILLED, CLOCK_ESTIMATED and BATTERY_LOW of one kit's points in [lo, hi) of ``held``, or'ed into
+    every stored quantity's mask (battery: the point's own, else the kit's last within BATTERY_HOLD_MS)."""
+    battery_i, late_i, age_i = columns
+    last_battery: float | None = None
+    last_battery_ms = -BATTERY_HOLD_MS - 1
+    for i in indices:
+        if i >= hi:
+            break
+        row = held[i]
+        battery = row[battery_i]
+        if battery is not None:
+            last_battery, last_battery_ms = battery, row[0]
+        if i < lo:
+            continue
+        carried = battery if battery is not None else (
+            last_battery if row[0] - last_battery_ms <= BATTERY_HOLD_MS else None)
+        late, age = row[late_i], row[age_i]
+        if carried is None and late is None and age is None:
+            continue
+        mask = quality.reading_mask(late, age, carried)
+        if mask:
+            masks = flagged.setdefault(i, [0] * width)
+            for j in range(width):
+                masks[j] |= mask
 
 
 # --- shared by raw and aggregated rows ---------------------------------------------------------------------
