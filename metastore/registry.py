@@ -441,12 +441,16 @@ def _shown_window(start: datetime, end: datetime | None) -> str:
     return f"from {start:%Y-%m-%d %H:%M} UTC " + (f"to {end:%Y-%m-%d %H:%M} UTC" if end else "on (still in force)")
 
 
-def _check_calibration(quantity: str, offset: float, gain: float, valid_from: datetime,
-                       valid_to: datetime | None, reason: str) -> None:
+def _check_quantity(quantity: str) -> None:
     problem = quantity_problem(quantity)
     if problem is not None:
         raise (NotFound("quantity", problem.message) if problem.code == "unknown_quantity"
                else Invalid(problem.code, problem.message))
+
+
+def _check_calibration(quantity: str, offset: float, gain: float, valid_from: datetime,
+                       valid_to: datetime | None, reason: str) -> None:
+    _check_quantity(quantity)
     problem = values_problem(offset, gain, valid_from, valid_to)
     if problem is not None:
         raise Invalid(problem.code, problem.message)
@@ -546,6 +550,7 @@ def list_calibrations(session: Session, site: str, kit: str | None = None,
         get_kit(session, site, kit)
         statement = statement.where(CalibrationRow.kit == kit)
     if quantity is not None:
+        _check_quantity(quantity)
         statement = statement.where(CalibrationRow.quantity == quantity)
     rows = session.scalars(statement)
     return sorted((_pure(r) for r in rows), key=lambda c: (c.kit, c.quantity, c.valid_from, c.id))

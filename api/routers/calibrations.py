@@ -116,7 +116,8 @@ def edit_calibration(site: str, kit: str, calibration_id: int, body: Calibration
     return _out(registry.edit_calibration(session, calibration_id, site, kit, **changes))
 
 
-@router.delete(PATH + "/{calibration_id}", status_code=204, response_class=Response, responses=responses(401, 404),
+@router.delete(PATH + "/{calibration_id}", status_code=204, response_class=Response,
+               responses=responses(401, 404, 422),
                summary="Delete a calibration made by mistake (staff): readings are read as measured there again")
 def delete_calibration(site: str, kit: str, calibration_id: int, session: SessionDep, _staff: Staff) -> Response:
     registry.delete_calibration(session, calibration_id, site, kit)
