@@ -113,10 +113,18 @@ class RollupWorker:
         if kept is not None and kept.kept_to >= now - self.resume_max:
             return kept.kept_to, None
         start = rollups.floor_to(now - self.lookback, max(r.seconds for r in rollups.KEPT_ROLLUPS))
-        if kept is not None:
-            log.warning("the rollups were kept up to %s, longer ago than %s: they are kept again from %s; run "
-                        "`lauks rollups rebuild --start %s` to fill the time between", kept.kept_to.isoformat(),
-                        self.resume_max, start.isoformat(), kept.kept_to.date().isoformat())
+        if kept is None:
+            older = await self.client.query_rows(
+                f"SELECT * FROM {influxql.identifier(schema.READINGS)} WHERE time < {influxql.time_literal(start)} "
+                "LIMIT 1", database=self.database)
+            if older:
+                log.info("the rollups are kept from %s on; `lauks rollups rebuild` builds them for the older "
+                         "readings", start.isoformat())
+            # with nothing older, what this pass computes is all there is: complete from any time
+            return start, start if older else rollups.EARLIEST
+        log.warning("the rollups were kept up to %s, longer ago than %s: they are kept again from %s; run "
+                    "`lauks rollups rebuild --start %s` to fill the time between", kept.kept_to.isoformat(),
+                    self.resume_max, start.isoformat(), kept.kept_to.date().isoformat())
         return start, start
 
     async def run_pass(self) -> bool:

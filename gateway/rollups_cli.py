@@ -41,6 +41,8 @@ def register(commands: argparse._SubParsersAction[Any], kit_commands: argparse._
     rebuild.add_argument("--start", help="from this day (2025-03-01, UTC) or time (2025-03-01T08:00+02:00); "
                                          "default: the oldest raw reading")
     rebuild.add_argument("--end", help="up to this day (included) or time; default: now")
+    rebuild.add_argument("--parallel", type=int, default=2, choices=range(1, 9), metavar="N",
+                         help="months recomputed at once (default 2; InfluxDB uses a core for each)")
     rebuild.set_defaults(func=run_rebuild)
     status = sub.add_parser("status", help="how far each rollup is kept, and how many points it has")
     status.set_defaults(func=run_status)
@@ -85,8 +87,9 @@ async def _oldest(client: InfluxClient, database: str, site: str | None) -> date
 
 
 async def rebuild(client: InfluxClient, database: str, *, site: str | None, start: datetime | None,
-                  end: datetime | None, out: Any = sys.stdout, now: datetime | None = None) -> int:
-    """Recompute the rollups over the window; the points written. ``RebuildError`` for bad input (nothing done)."""
+                  end: datetime | None, out: Any = sys.stdout, now: datetime | None = None, parallel: int = 2) -> int:
+    """Recompute the rollups over the window, ``parallel`` months at once; the points written. ``RebuildError``
+    for bad input (nothing done)."""
     if site is not None:
         if not is_valid_id(site):
             raise RebuildError(f"--site {site[:40]!r} is not a site name (1-32 of a-z, 0-9 and '-')")
@@ -109,15 +112,21 @@ async def rebuild(client: InfluxClient, database: str, *, site: str | None, star
     print(f"rebuilding {', '.join(r.measurement for r in rollups.KEPT_ROLLUPS)} from raw readings"
           f"{f' of site {site}' if site else ''}, {first.isoformat()} to {stop.isoformat()}, a month at a time",
           file=out, flush=True)
-    total, cursor, clock = 0, first, time.monotonic()
-    while cursor < stop:
-        until = min(cursor + MONTH, stop)
-        started = time.monotonic()
-        written = await recompute(client, database, cursor, until, site=site, slice_=MONTH)
-        total += written
-        print(f"  {cursor.date()} .. {until.date()}: {written:,} rollup points in {time.monotonic() - started:.1f} s",
-              file=out, flush=True)
-        cursor = until
+    clock = time.monotonic()
+    months: list[tuple[datetime, datetime]] = []
+    while first + MONTH * len(months) < stop:
+        months.append((first + MONTH * len(months), min(first + MONTH * (len(months) + 1), stop)))
+    slots = asyncio.Semaphore(max(1, parallel))
+
+    async def month(since: datetime, until: datetime) -> int:
+        async with slots:
+            started = time.monotonic()
+            written = await recompute(client, database, since, until, site=site, slice_=MONTH)
+            print(f"  {since.date()} .. {until.date()}: {written:,} rollup points in "
+                  f"{time.monotonic() - started:.1f} s", file=out, flush=True)
+            return written
+
+    total = sum(await asyncio.gather(*(month(since, until) for since, until in months)))
     seconds = time.monotonic() - clock
     # the complete window grows only by a rebuild of every site that reaches it (or, with none yet, reaches now)
     reaches_now = stop >= began - rollups.LATE_MARGIN
@@ -128,8 +137,10 @@ async def rebuild(client: InfluxClient, database: str, *, site: str | None, star
         grows = site is None and first <= kept.complete_from <= stop
         kept_to = max(began - rollups.LATE_MARGIN, kept.kept_to) if reaches_now else kept.kept_to
     if grows:
-        await write_state(client, database, began, complete_from=first, kept_to=kept_to)
-        print(f"the rollups are complete from {first.isoformat()}", file=out)
+        # from the oldest reading on: nothing is older, so they are complete from any time
+        complete_from = rollups.EARLIEST if start is None else first
+        await write_state(client, database, began, complete_from=complete_from, kept_to=kept_to)
+        print(f"the rollups are complete from {complete_from.date()}", file=out)
     print(f"rebuilt: {total:,} rollup points in {seconds:.1f} s", file=out, flush=True)
     return total
 
@@ -175,7 +186,8 @@ def run_rebuild(args: argparse.Namespace) -> int:
 
     async def work() -> None:
         async with settings.influx_client() as client:
-            await rebuild(client, settings.influx_database, site=args.site, start=start, end=end)
+            await rebuild(client, settings.influx_database, site=args.site, start=start, end=end,
+                          parallel=args.parallel)
 
     return _run(work())
 

@@ -42,6 +42,9 @@ KEPT_TO = "kept_to"  # field, ms: ... up to here (the start of the worker's last
 # Samples up to this late carry no ``late`` count on their seen point (that starts at 5 minutes), so every pass
 # recomputes the buckets this far back from where the previous one started; later ones come through late_from.
 LATE_MARGIN = timedelta(minutes=10)
+# Recorded as the start of the complete window when the rollups were built from the oldest raw reading on:
+# before that there is nothing (the contract refuses samples before 2020), so they are complete from any time.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
