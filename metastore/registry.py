@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NotRequired, TypedDict, TypeVar, Unpack
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -460,14 +460,13 @@ def _check_calibration(quantity: str, offset: float, gain: float, valid_from: da
     _check_value(CalibrationRow, "reason", reason.strip())
 
 
-def _locked_kit(session: Session, site: str, kit: str) -> Kit:
-    """The kit, its row locked until commit on PostgreSQL, so that two API replicas adding calibrations of one kit
-    take turns and both see each other's (SQLite has one writer at a time anyway)."""
+def _locked_kit(session: Session, site: str, kit: str) -> None:
+    """Lock the kit's row until commit, so that two writers of calibrations of one kit (API replicas, or two
+    requests in one API's threads) take turns and each sees the other's. A write of nothing, not SELECT ... FOR
+    UPDATE: SQLite has no row locks, but a write starts its one write transaction, and the reads after it in
+    this session then see every commit before (PostgreSQL locks the row either way)."""
     get_kit(session, site, kit)
-    row = session.scalar(select(Kit).where(Kit.site == site, Kit.name == kit).with_for_update()
-                         .execution_options(populate_existing=True))
-    assert row is not None
-    return row
+    session.execute(update(Kit).where(Kit.site == site, Kit.name == kit).values(description=Kit.description))
 
 
 def _windows_of(session: Session, site: str, kit: str, quantity: str,

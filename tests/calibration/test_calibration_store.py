@@ -3,6 +3,8 @@ refusal changes nothing), the replacement of the one in force, and the migration
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from lauks.calibration import Calibration
 from metastore import registry
-from metastore.db import alembic_config, make_engine, open_store
+from metastore.db import CalibrationRow, alembic_config, make_engine, open_store
 from metastore.errors import Conflict, Invalid, NotFound, Required
 
 both = pytest.mark.both_stores
@@ -167,5 +169,36 @@ def test_the_migration_adds_calibrations_to_a_store_from_before_and_keeps_its_ro
             assert registry.list_calibrations(session, "school") == []
             made = add(session, T0)
             assert [c.id for c in registry.list_calibrations(session, "school", "k1")] == [made.id]
+    finally:
+        sessions.kw["bind"].dispose()
+
+
+@both
+def test_two_writers_adding_overlapping_calibrations_of_one_kit_take_turns_and_the_second_is_refused(
+        store_url: str) -> None:
+    sessions = open_store(store_url)
+    try:
+        with sessions() as first, sessions() as second:
+            registry.add_site(first, "school")
+            registry.add_kit(first, "school", "k1")
+            registry._locked_kit(first, "school", "k1")  # the first writer is between its check and its commit
+            first.add(CalibrationRow(site="school", kit="k1", quantity="temperature", offset=0.0, gain=1.0,
+                                     valid_from=T0, valid_to=T0 + 2 * DAY, reason="first", created_by="a"))
+            first.flush()
+            outcome: list[BaseException | Calibration] = []
+
+            def write() -> None:
+                try:
+                    outcome.append(add(second, T0 + DAY, T0 + 3 * DAY))
+                except BaseException as error:  # handed to the test's thread
+                    outcome.append(error)
+
+            writer = threading.Thread(target=write)
+            writer.start()
+            time.sleep(0.5)  # let the second writer reach the lock (were it not there, it would insert now)
+            first.commit()
+            writer.join(timeout=30)
+            assert len(outcome) == 1 and isinstance(outcome[0], Conflict), outcome
+            assert [c.reason for c in registry.list_calibrations(first, "school")] == ["first"]
     finally:
         sessions.kw["bind"].dispose()
