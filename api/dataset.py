@@ -206,7 +206,7 @@ def _thresholds(quantities: Sequence[str]) -> str:
     return "; ".join(parts)
 
 
-def flags_description(dataset: Dataset, *, wide: bool) -> str:
+def flags_description(dataset: Dataset, *, wide: bool, choice: FlagsChoice = "include") -> str:
     """The flags column's description in datapackage.json: its format, each flag's meaning and threshold source."""
     aggregated = bool(dataset.every)
     if wide:
@@ -216,9 +216,13 @@ def flags_description(dataset: Dataset, *, wide: bool) -> str:
         layout = "the row's flag names joined by ';', e.g. 'stuck;battery_low'; empty when none"
     what = f"each {dataset.every} bucket" if aggregated else "each reading"
     meanings = "; ".join(f"{name}: {pair[1] if aggregated else pair[0]}" for name, pair in _FLAG_MEANINGS.items())
+    held = {"include": "every value, flagged or not",
+            "exclude": "only values without a quality flag (any flag but calibrated)",
+            "only": "only values with a quality flag (any flag but calibrated)"}[choice]
     return (f"Quality flags of {what}, worked out from the raw readings when this file was made (never stored, "
             f"never altering a reading): {layout}. {meanings}. Thresholds from the Lauks quantity catalog "
-            f"(lauks/catalog.py) at that time: {_thresholds(dataset.quantities)}.")
+            f"(lauks/catalog.py) at that time: {_thresholds(dataset.quantities)}. This file holds {held} "
+            f"(flags={choice}).")
 
 
 def _calibration_note(found: Sequence[Calibration], applied: bool) -> str:
@@ -240,7 +244,8 @@ def _field(dataset: Dataset, request: ReadingsRequest, kit: str, name: str, opti
                 "description": f"start of the bucket, ISO 8601 in {zone.key}" if dataset.every
                 else f"time of the sample, ISO 8601 in {zone.key}"}
     if name == "flags":
-        return {"name": "flags", "type": "string", "description": flags_description(dataset, wide=True)}
+        return {"name": "flags", "type": "string",
+                "description": flags_description(dataset, wide=True, choice=options.flags)}
     applied = options.calibration == "applied"
     derived = DERIVED.get(name)
     inputs = derived.inputs if derived is not None else (name,)
@@ -272,7 +277,7 @@ def _derived_field(dataset: Dataset, derived: Derived) -> dict[str, Any]:
         how = f"computed from each {dataset.every} bucket's aggregated {', '.join(derived.inputs)}"
     else:
         how = f"computed from each reading's {', '.join(derived.inputs)}"
-    return {"title": f"{derived.description} ({derived.unit or 'no unit'}), derived",
+    return {"title": f"{derived.description.split(':')[0]} ({derived.unit or 'no unit'}), derived, not measured",
             "description": f"{derived.description}: derived, not measured; {how}, rounded to {derived.resolution:g}. "
                            f"Formula: {derived.formula}. Reference: {derived.reference}",
             "unit": derived.unit, "ucum": derived.ucum, "derived": True, "inputs": list(derived.inputs),
@@ -390,9 +395,11 @@ def readme(dataset: Dataset, package: dict[str, Any], at: datetime | None = None
                 "humidity:spike+backfilled` and is empty when no value of the row is flagged. `datapackage.json` "
                 "gives each flag's threshold.", volts=volts), ""]
     if options.flags == "exclude":
-        lines += [_("Flagged values are left out of this download (flags=exclude)."), ""]
+        lines += [_("Values with a quality flag (any flag but calibrated) are left out of this download "
+                    "(flags=exclude)."), ""]
     elif options.flags == "only":
-        lines += [_("This download holds only flagged values (flags=only)."), ""]
+        lines += [_("This download holds only values with a quality flag (any flag but calibrated) "
+                    "(flags=only)."), ""]
     derived = [q for q in dataset.quantities if q in DERIVED]
     if derived:
         lines += [_("These columns are derived from measured ones, never measured: %(names)s. Their formulas and "
@@ -418,8 +425,9 @@ def _calibration_lines(found: Sequence[Calibration], options: CsvOptions, zone: 
     for c in found:
         since = c.valid_from.astimezone(zone).strftime("%Y-%m-%d %H:%M")
         until = c.valid_to.astimezone(zone).strftime("%Y-%m-%d %H:%M") if c.valid_to else _("still valid")
-        lines.append(f"- #{c.id} {c.kit} {c.quantity}: × {c.gain:g} + {c.offset:g}, {since} – {until}: {c.reason} "
-                     f"({c.created_by})")
+        sign = "+" if c.offset >= 0 else "−"
+        lines.append(f"- #{c.id} {c.kit} {c.quantity}: × {c.gain:g} {sign} {abs(c.offset):g}, {since} – {until}: "
+                     f"{c.reason} ({c.created_by})")
     return [*lines, ""]
 
 

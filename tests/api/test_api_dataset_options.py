@@ -61,7 +61,7 @@ async def test_an_aggregated_dataset_is_rounded_to_each_quantitys_resolution_in_
     assert sorted(table.column("value").to_pylist()) == [12.65, 51.1]
     archive = zipfile.ZipFile(io.BytesIO((await service.client.get(f"/v1/datasets/{code}/dataset.zip")).content))
     member = next(n for n in archive.namelist() if n.endswith("_k1.csv"))
-    assert archive.read(member).decode().splitlines()[1].endswith(",12.65,51.1")
+    assert archive.read(member).decode().splitlines()[1].endswith(",12.65,51.1,")  # and no flags
     preview = (await service.client.get(f"/v1/datasets/{code}")).json()
     assert preview["rows"][0][1:] == [12.65, 51.1]
 
@@ -91,7 +91,7 @@ async def test_the_zip_uses_a_decimal_comma_and_a_byte_order_mark_when_asked(ser
     raw = archive.read(member)
     assert raw.startswith(datasets.BOM)
     lines = raw.decode("utf-8-sig").splitlines()
-    assert lines[0] == "time;temperature;humidity" and lines[1].endswith(";12,65;51,1")
+    assert lines[0] == "time;temperature;humidity;flags" and lines[1].endswith(";12,65;51,1;")
     package = json.loads(archive.read("datapackage.json"))
     assert package["resources"][0]["dialect"]["delimiter"] == ";"
     assert package["resources"][0]["encoding"] == "utf-8-sig"

@@ -47,8 +47,8 @@ async def test_pupils_read_the_preview_with_the_code_in_any_case_and_no_token(se
     response = await service.client.get(f"/v1/datasets/{typed}")
     assert response.status_code == 200, response.text
     preview = response.json()
-    assert preview["columns"] == ["time", "k1.temperature", "k1.rain", "k2.temperature", "k2.rain"]
-    assert preview["rows"][0][1:] == [0.5, 1.0, 0.5, 1.0]  # mean of 0 and 1; rain sums two halves
+    assert preview["columns"] == ["time", "k1.temperature", "k1.rain", "k2.temperature", "k2.rain", "flags"]
+    assert preview["rows"][0][1:] == [0.5, 1.0, 0.5, 1.0, ""]  # mean of 0 and 1; rain sums two halves; no flags
 
 
 async def test_a_mistyped_code_says_to_check_for_typos(service: Api) -> None:
@@ -73,14 +73,15 @@ async def test_the_zip_holds_a_csv_per_kit_a_datapackage_and_a_readme(service: A
     assert response.status_code == 200
     archive = zipfile.ZipFile(io.BytesIO(response.content))
     stem = f"lauks_school_{code}_2025-04-01_2025-04-01"
-    assert sorted(archive.namelist()) == ["README.md", "datapackage.json", f"{stem}_k1.csv", f"{stem}_k2.csv"]
+    assert sorted(archive.namelist()) == ["README.md", "datapackage.json", "gaps.csv", f"{stem}_k1.csv",
+                                          f"{stem}_k2.csv"]
     package = json.loads(archive.read("datapackage.json"))
     assert package["licenses"] == [{"name": "CC-BY-4.0"}] and "Spring rain" in package["citation"]
     fields = {f["name"]: f for f in package["resources"][0]["schema"]["fields"]}
     assert fields["rain"]["unit"] == "mm" and fields["temperature"]["ucum"] == "Cel"
     assert "GROUP BY time(3600s)" in package["resources"][0]["lauks"]["influxql"][0]
     rows = list(csv.DictReader(io.StringIO(archive.read(f"{stem}_k1.csv").decode())))
-    assert list(rows[0]) == ["time", "temperature", "rain"] and len(rows) == 21  # Riga day: 21:00Z start
+    assert list(rows[0]) == ["time", "temperature", "rain", "flags"] and len(rows) == 21  # Riga day: 21:00Z start
     assert rows[0]["time"] == "2025-04-01T03:00:00+03:00"
     assert "rain" in archive.read("README.md").decode()
 
