@@ -78,6 +78,12 @@ def test_a_calibration_is_added_listed_ended_and_deleted_from_the_command_line(l
     assert lauks("calibrate", "delete", "1")[0] == 0
     [left] = lauks.stored()
     assert (left.id, left.offset, left.gain, left.valid_to) == (2, 0.1, 1.0, datetime(2025, 4, 30, 21, tzinfo=UTC))
+    for args in (["calibrate", "delete", "1"], ["calibrate", "end", "9", "--to", "2025-05-01"]):
+        code, _, err = lauks(*args)
+        assert code == 1 and "there is no calibration" in err and "lauks kit calibrations" in err
+    code, _, err = lauks("calibrate", "end", "2", "--to", "2025-03-01")
+    assert code == 1 and "before it starts" in err
+    assert lauks.stored() == [left]
 
 
 BAD_CALIBRATIONS = [
