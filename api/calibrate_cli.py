@@ -160,7 +160,7 @@ def _colocate(session: Session, args: argparse.Namespace) -> int:
     from metastore import registry
 
     reference = _kit_ref(args.reference, None)
-    kits = [_kit_ref(name, reference.site) for name in args.kits.split(",") if name.strip()]
+    kits = list(dict.fromkeys(_kit_ref(name, reference.site) for name in args.kits.split(",") if name.strip()))
     if not kits:
         raise Refused("name the kits to fit with --kits, e.g. --kits k1,k2")
     if reference in kits:
