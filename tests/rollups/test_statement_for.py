@@ -1,0 +1,84 @@
+"""Which rollup answers an aggregate, and when none does (pure: no InfluxDB)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from lauks import rollups, schema
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+END = START + timedelta(days=30)
+KEPT = {r.measurement: rollups.Kept(rollups.EARLIEST, END + timedelta(days=1)) for r in rollups.KEPT_ROLLUPS}
+WHERE = "\"site\" = 's' AND time >= 0"
+UTC_ZONE, RIGA = ZoneInfo("UTC"), ZoneInfo("Europe/Riga")
+
+
+def answer(columns: list[rollups.Column], every_s: int, zone: ZoneInfo = UTC_ZONE, start: datetime = START,
+           end: datetime = END, fill: str = "none", kept: dict[str, rollups.Kept] | None = KEPT) -> str | None:
+    return rollups.statement_for(columns, WHERE, every_s, zone, start, end, fill=fill, kept=kept)
+
+
+def test_each_statistic_reads_its_rollup_fields_under_its_alias_in_order() -> None:
+    statement = answer([("t", "mean", "temperature"), ("t_min", "min", "temperature"), ("h", "max", "humidity"),
+                        ("n", "count", "from_age"), ("r", "sum", "rain")], 86400, RIGA)
+    assert statement == (
+        'SELECT SUM("sum_temperature") / SUM("count_temperature") AS "t", MIN("min_temperature") AS "t_min", '
+        'MAX("max_humidity") AS "h", SUM("count_from_age") AS "n", SUM("sum_rain") AS "r" FROM "readings_1h" '
+        f"WHERE {WHERE} GROUP BY time(86400s), \"kit\" fill(none) tz('Europe/Riga')")
+
+
+@pytest.mark.parametrize(("every_s", "zone", "expected"), [
+    (600, UTC_ZONE, schema.ROLLUP_10M), (1800, RIGA, schema.ROLLUP_10M), (3600, RIGA, schema.ROLLUP_1H),
+    (43200, RIGA, schema.ROLLUP_1H),
+    (3600, ZoneInfo("Asia/Kolkata"), schema.ROLLUP_10M),  # +05:30: hours there start at :30 in UTC
+    (86400, ZoneInfo("America/St_Johns"), schema.ROLLUP_10M),  # -03:30 and -02:30
+])
+def test_the_coarsest_rollup_whose_buckets_make_up_the_requests_answers(every_s: int, zone: ZoneInfo,
+                                                                       expected: str) -> None:
+    statement = answer([("t", "mean", "temperature")], every_s, zone, start=START - timedelta(hours=12))
+    assert statement is not None and f'FROM "{expected}"' in statement
+
+
+@pytest.mark.parametrize(("why", "columns", "every_s", "zone", "start", "end", "fill", "kept"), [
+    ("a median", [("t", "median", "temperature")], 3600, UTC_ZONE, START, END, "none", KEPT),
+    ("a bucket no rollup divides", [("t", "mean", "temperature")], 900, UTC_ZONE, START, END, "none", KEPT),
+    ("a bucket finer than any rollup", [("t", "mean", "temperature")], 60, UTC_ZONE, START, END, "none", KEPT),
+    ("Nepal's +05:45", [("t", "mean", "temperature")], 3600, ZoneInfo("Asia/Kathmandu"), START, END, "none", KEPT),
+    ("a start inside a bucket", [("t", "mean", "temperature")], 3600, UTC_ZONE, START + timedelta(minutes=5), END,
+     "none", KEPT),
+    ("an end inside a bucket", [("t", "mean", "temperature")], 600, UTC_ZONE, START, END - timedelta(minutes=1),
+     "none", KEPT),
+    ("nothing known to be kept", [("t", "mean", "temperature")], 3600, UTC_ZONE, START, END, "none", None),
+    ("a window past what is kept", [("t", "mean", "temperature")], 3600, UTC_ZONE, START, END + timedelta(days=2),
+     "none", KEPT),
+    ("a window before what is kept", [("t", "mean", "temperature")], 3600, UTC_ZONE, START, END, "none",
+     {r.measurement: rollups.Kept(START + timedelta(days=1), END) for r in rollups.KEPT_ROLLUPS}),
+    ("a derived quantity", [("d", "mean", "dew_point")], 3600, UTC_ZONE, START, END, "none", KEPT),
+    ("a count beside a mean with fill(null)", [("t", "mean", "temperature"), ("n", "count", "temperature")], 3600,
+     UTC_ZONE, START, END, "null", KEPT),
+    ("a mean with fill(0)", [("t", "mean", "temperature")], 3600, UTC_ZONE, START, END, "0", KEPT),
+    ("a fill that is no fill", [("t", "max", "temperature")], 3600, UTC_ZONE, START, END, "sideways", KEPT),
+])
+def test_no_rollup_answers_what_it_cannot_answer_exactly(why: str, columns: list[rollups.Column], every_s: int,
+                                                         zone: ZoneInfo, start: datetime, end: datetime, fill: str,
+                                                         kept: dict[str, rollups.Kept] | None) -> None:
+    assert answer(columns, every_s, zone, start, end, fill, kept) is None, why
+
+
+def test_a_count_alone_with_fill_null_is_read_with_fill_0_as_influxdb_counts_an_empty_bucket() -> None:
+    statement = answer([("n", "count", "temperature")], 3600, fill="null")
+    assert statement is not None and statement.endswith("fill(0)")
+    assert str(answer([("t", "mean", "temperature")], 3600, fill="null")).endswith("fill(null)")
+
+
+def test_the_into_statements_compute_the_hourly_rollup_from_the_ten_minute_one_over_whole_hours() -> None:
+    ten, hour = rollups.recompute_statements(START + timedelta(minutes=25), START + timedelta(minutes=35),
+                                             site="s-1", kit="k'1")
+    assert ten.startswith('SELECT sum(*), count(*), min(*), max(*) INTO "readings_10m" FROM "readings" WHERE '
+                          "\"site\" = 's-1' AND \"kit\" = 'k\\'1' AND time >= 1767225600000000000 AND time < "
+                          "1767229200000000000 GROUP BY time(600s), * fill(none)")
+    assert 'sum("count_temperature") AS "count_temperature"' in hour and 'FROM "readings_10m"' in hour
+    assert 'min("min_late_s") AS "min_late_s"' in hour and hour.endswith("GROUP BY time(3600s), * fill(none)")
