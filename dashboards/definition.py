@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from dashboards import flags
 from dashboards.grafana import (
     Dashboard,
     Panel,
@@ -20,7 +21,7 @@ from dashboards.grafana import (
     grafana_unit,
     select,
 )
-from lauks import schema
+from lauks import quality, schema
 from lauks.catalog import CATALOG, Quantity
 from lauks.influxql import identifier as quoted
 
@@ -122,8 +123,11 @@ def quantity_panel(q: Quantity) -> Panel:
                  unit=grafana_unit(q.ucum, q.unit), style=style, description=f"{q.description}, {how}, per kit.")
 
 
-LATEST_VALUES = Query(f"SELECT last(*) FROM {_READINGS} WHERE {SITE_KIT} AND $timeFilter {GROUP_BY_KIT}",
-                      tuple(sorted(f"last_{name}" for name in CATALOG)), BY_KIT, "table")  # InfluxDB sorts them
+# each quantity by name: ``last(*)`` would bring the ingest facts (late_s, from_age) along
+LATEST_VALUES = Query(
+    f"SELECT {', '.join(column('last', name, f'last_{name}') for name in CATALOG)} FROM {_READINGS} "
+    f"WHERE {SITE_KIT} AND $timeFilter {GROUP_BY_KIT}",
+    tuple(f"last_{name}" for name in CATALOG), BY_KIT, "table")
 
 SITE_CONDITIONS = Dashboard(
     "lauks-site-conditions", "Lauks · Site conditions",
@@ -183,10 +187,37 @@ KIT_HEALTH = Dashboard(
 
 # --- Data quality --------------------------------------------------------------------------------------
 
+_BUCKETS = ("Bars count flagged buckets per kit: of the panel's interval with resolution raw, else of the rollup "
+            "chosen with the Resolution variable (docs/dashboards.md).")
+
+QUALITY_FLAG_PANELS = (
+    Panel("Stuck sensors", "timeseries", flags.STUCK, style="bars", w=12,
+          description="A quantity that repeated one value for a whole bucket of its catalog stuck_minutes (an hour "
+                      "for air temperature), with two readings or more in it. Bars count such buckets per kit and "
+                      "quantity; docs/schema.md, Quality flags, has the thresholds."),
+    Panel("Spikes", "timeseries", flags.SPIKE, style="bars", w=12, min_interval=flags.RAW_MIN_INTERVAL,
+          description="Buckets whose range (max - min) is more than the quantity's max_rate times the bucket's "
+                      "minutes: some change in them was faster than the sensor can rightly show. Raw: buckets of "
+                      "the panel's interval (2 minutes at least); rollups: 10-minute buckets, as a coarser bucket "
+                      "would need an impossible range to prove a spike."),
+    Panel("Battery low", "timeseries", flags.BATTERY_LOW, style="bars", w=8, min_interval="1m",
+          description=f"Buckets with a battery reading under {quality.BATTERY_LOW_V:g} V: a sensor may brown out. "
+                      + _BUCKETS),
+    Panel("Backfilled", "timeseries", flags.BACKFILLED, style="bars", w=8, min_interval="1m",
+          description=f"Buckets with a reading that arrived more than {quality.BACKFILL_S // 60} minutes after its "
+                      "time (late_s, written by the gateway at receipt). " + _BUCKETS),
+    Panel("Clock estimated", "timeseries", flags.CLOCK_ESTIMATED, style="bars", w=8, min_interval="1m",
+          description="Buckets with a reading whose time the gateway worked out from 'age' (the kit had no clock "
+                      "time): its time is off by the message's transit. " + _BUCKETS),
+    Panel("Calibrated", "text", (), w=24, h=4, content=flags.CALIBRATED_TEXT,
+          description="Calibrations live in the metadata store, which Grafana does not read."),
+)
+
 DATA_QUALITY = Dashboard(
     "lauks-data-quality", "Lauks · Data quality",
-    "What the gateway rejected and why, and how much data arrived late (backfill after an outage).",
-    (SITE, KIT),
+    "What the gateway rejected and why, how much data arrived late (backfill after an outage), and the quality "
+    "flags (stuck, spike, battery low, backfilled, clock estimated) counted per bucket.",
+    (SITE, KIT, flags.RESOLUTION),
     (
         Panel("Rejections in range", "stat",
               (_kits(_REJECTION_COUNT, schema.REJECTIONS, by=(), every=False),), w=8, h=4, decimals=0,
@@ -214,6 +245,7 @@ DATA_QUALITY = Dashboard(
         Panel("Samples stored on time and late", "timeseries",
               (_kits(f'{column("sum", schema.SAMPLES)}, {column("sum", schema.LATE)}', schema.KIT_STATUS, by=()),),
               style="bars", min_interval="10s"),
+        *QUALITY_FLAG_PANELS,
     ),
 )
 

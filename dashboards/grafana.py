@@ -19,7 +19,7 @@ DATASOURCE: dict[str, str] = {"type": "influxdb", "uid": DATASOURCE_UID}
 SCHEMA_VERSION = 39
 GRID_WIDTH = 24
 
-PanelKind = Literal["timeseries", "stat", "table"]
+PanelKind = Literal["timeseries", "stat", "table", "text"]
 Style = Literal["line", "bars", "points"]
 ResultFormat = Literal["time_series", "table"]
 
@@ -52,6 +52,9 @@ class Query:
     tags: tuple[str, ...] = ()
     format: ResultFormat = "time_series"
     alias: str = ""
+    # the values of the dashboard's ``resolution`` variable this query answers for (it reads nothing for the
+    # others: dashboards.flags); empty for a query that always answers
+    resolution: tuple[str, ...] = ()
 
     def target(self, ref_id: str) -> dict[str, Any]:
         target: dict[str, Any] = {"refId": ref_id, "datasource": dict(DATASOURCE), "query": self.sql,
@@ -117,11 +120,14 @@ class Panel:
     decimals: int | None = None
     min_interval: str = ""  # Grafana's "min interval": no bucket shorter than the data is written
     rename: dict[str, str] = field(default_factory=dict)  # column -> header, for tables
+    content: str = ""  # a text panel's Markdown
 
 
 @dataclass(frozen=True)
 class Variable:
-    """A query variable. ``all_value`` ``.*`` keeps an ``All`` query short however many kits exist."""
+    """A query variable, or a custom one: ``options`` are then its values (``query`` stays empty: nothing is
+    asked of InfluxDB) and ``default`` the one chosen at first. ``all_value`` ``.*`` keeps an ``All`` query short
+    however many kits exist."""
 
     name: str
     label: str
@@ -130,6 +136,14 @@ class Variable:
     include_all: bool = True
     all_value: str = ".*"
     refresh_on_time_change: bool = False
+    options: tuple[str, ...] = ()
+    default: str = ""
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.options and (self.query or self.default not in self.options):
+            raise ValueError(f"custom variable {self.name!r}: give options and a default among them, no query "
+                             f"(default {self.default!r}, options {', '.join(self.options)})")
 
 
 @dataclass(frozen=True)
@@ -206,7 +220,22 @@ def _transformations(panel: Panel) -> list[dict[str, Any]]:
     return steps
 
 
+def ref_id(index: int) -> str:
+    """Grafana's query letters: A to Z, then AA, AB, ..."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
 def panel_json(panel: Panel, panel_id: int, grid_pos: dict[str, int]) -> dict[str, Any]:
+    if panel.kind == "text":
+        return {"id": panel_id, "type": "text", "title": panel.title, "description": panel.description,
+                "gridPos": grid_pos, "options": {"mode": "markdown", "content": panel.content,
+                                                 "code": {"language": "plaintext", "showLineNumbers": False,
+                                                          "showMiniMap": False}}}
     out: dict[str, Any] = {
         "id": panel_id,
         "type": panel.kind,
@@ -216,7 +245,7 @@ def panel_json(panel: Panel, panel_id: int, grid_pos: dict[str, int]) -> dict[st
         "gridPos": grid_pos,
         "fieldConfig": _field_config(panel),
         "options": _options(panel),
-        "targets": [q.target(chr(ord("A") + i)) for i, q in enumerate(panel.queries)],
+        "targets": [q.target(ref_id(i)) for i, q in enumerate(panel.queries)],
     }
     if panel.min_interval:
         out["interval"] = panel.min_interval
@@ -227,6 +256,21 @@ def panel_json(panel: Panel, panel_id: int, grid_pos: dict[str, int]) -> dict[st
 
 
 def variable_json(variable: Variable) -> dict[str, Any]:
+    if variable.options:
+        values = variable.options
+        return {
+            "type": "custom",
+            "name": variable.name,
+            "label": variable.label,
+            "description": variable.description,
+            "query": ",".join(values),
+            "multi": False,
+            "includeAll": False,
+            "current": {"selected": True, "text": variable.default, "value": variable.default},
+            "options": [{"selected": v == variable.default, "text": v, "value": v} for v in values],
+            "hide": 0,
+            "skipUrlSync": False,
+        }
     return {
         "type": "query",
         "name": variable.name,

@@ -16,6 +16,11 @@ _LEFT = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 _REGEX_SPECIAL = re.compile(r"[\\^$.|?*+()\[\]{}/]")
 
 
+# The current value of each custom (single-valued) variable, used when a query's caller gives it none, as Grafana
+# always has one: dashboards.flags enters its ``resolution`` here.
+CURRENT: dict[str, str] = {}
+
+
 class UnknownVariable(KeyError):
     """A query uses a variable nobody gave a value for."""
 
@@ -49,6 +54,8 @@ def interpolate(
             return builtins[name]
         if name in variables:
             return regex_value(variables[name])
+        if name in CURRENT:
+            return CURRENT[name]
         raise UnknownVariable(f"the query uses ${name}, which has no value: {query}")
 
     # In ``/^$site$/`` the second $ anchors the regex: it is followed by '/', not by a name, so it stays.

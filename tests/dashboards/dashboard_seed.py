@@ -4,9 +4,10 @@ Each kit's messages (readings, status, its last will) go through ``gateway.core.
 the time they arrive, so the seeded points are exactly what the gateway writes, ``seen`` points and
 rejections included: a dashboard reading a name the gateway does not write finds nothing.
 
-demo/k01 is healthy but sent a humidity of 140 % three times; demo/k02 went silent 30 minutes ago, said
-offline and has a low battery; river-2/k-03 is healthy but backfilled some late samples and is sending a
-burst of rejected values.
+demo/k01 is healthy but sent a humidity of 140 % three times, its temperature sensor was stuck for two hours
+and some of its samples were dated from 'age'; demo/k02 went silent 30 minutes ago, said offline and has a low
+battery; river-2/k-03 is healthy but backfilled some late samples, had one temperature spike and is sending a
+burst of rejected values. Every quantity changes slowly otherwise, so nothing else is stuck or spiky.
 """
 
 from __future__ import annotations
@@ -37,20 +38,32 @@ class Kit:
     late_every: int = 0  # every n-th sample arrived late
     too_humid_at: tuple[int, ...] = ()  # minutes ago it sent a humidity out of range
     burst: int = 0  # messages of nothing but a broken pressure sensor in the last minutes, one every 10 s
+    stuck: tuple[int, int] | None = None  # from and to (minutes ago) its temperature read one value
+    spike_at: int = -1  # minutes ago its temperature jumped up by SPIKE_C for one reading
+    age_every: int = 0  # every n-th sample was dated from 'age' (the kit's clock was not set)
 
 
-SEEDED = (Kit("demo", "k01", too_humid_at=(20, 60, 100)), Kit("demo", "k02", SILENT_MINUTES, LOW_BATTERY),
-          Kit("river-2", "k-03", late_every=10, burst=BURST))
+SPIKE_C = 40.0
+STUCK_C = -19.7  # within the slow wave temperature follows otherwise, so the stuck run starts and ends smoothly
+SEEDED = (Kit("demo", "k01", too_humid_at=(20, 60, 100), stuck=(140, 20), age_every=7),
+          Kit("demo", "k02", SILENT_MINUTES, LOW_BATTERY),
+          Kit("river-2", "k-03", late_every=10, burst=BURST, spike_at=90))
 
 Message = tuple[int, Kind, Kit, dict[str, Any]]  # arrival (ms), topic, kit, payload
 
 
 def _values(kit: Kit, i: int) -> dict[str, float]:
-    values = {name: q.minimum + (q.maximum - q.minimum) * (0.3 + 0.01 * (i % 20)) for name, q in CATALOG.items()}
+    """Up and down by a thousandth of the quantity's range a minute: slower than any catalog max_rate."""
+    wave = i % 40 if i % 40 < 20 else 40 - i % 40
+    values = {name: q.minimum + (q.maximum - q.minimum) * (0.3 + 0.001 * wave) for name, q in CATALOG.items()}
     values["battery"] = kit.battery
     values["rssi"] = -61.0 - i % 5
     if i in kit.too_humid_at:
         values["humidity"] = 140.0
+    if kit.stuck is not None and kit.stuck[1] <= i <= kit.stuck[0]:
+        values["temperature"] = STUCK_C
+    if i == kit.spike_at:
+        values["temperature"] += SPIKE_C
     return values
 
 
@@ -71,7 +84,9 @@ def _messages(kit: Kit, now_ms: int) -> list[Message]:
         t = last - i * MINUTE_MS
         # a late sample waited in the kit's buffer for 6 minutes, arriving between two on-time ones
         late = kit.late_every and i % kit.late_every == kit.late_every - 1
-        readings(t + LATE_MS + MINUTE_MS + 20_000 if late else t + 500, [{"t": t / 1000, **_values(kit, i)}])
+        arrival = t + LATE_MS + MINUTE_MS + 20_000 if late else t + 500
+        when = {"age": (arrival - t) / 1000} if kit.age_every and i % kit.age_every == 0 else {"t": t / 1000}
+        readings(arrival, [{**when, **_values(kit, i)}])
     for j in range(0, minutes, 30):
         out.append((last - j * MINUTE_MS + 200, Kind.STATUS, kit, {
             "v": 1, "state": "online", "fw": "0.3.0", "boot": 3, "interval_s": 60, "sensors": ["bme280", "ds18b20"],

@@ -11,16 +11,19 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from dashboard_seed import BURST, SILENT_MINUTES, lines
 
+from dashboards import flags
 from dashboards.alerts import RULES, AlertRule
-from dashboards.definition import DASHBOARDS, KIT, SITE, Dashboard
-from dashboards.grafana import Query
+from dashboards.definition import DASHBOARDS, KIT, QUALITY_FLAG_PANELS, SITE, Dashboard
+from dashboards.grafana import Panel, Query
 from dashboards.interpolate import interpolate
+from lauks import rollups
 from lauks.influx import InfluxClient, Series
 from lauks.services import Influxd
 
@@ -38,12 +41,18 @@ class Seeded:
 
 @contextlib.contextmanager
 def seeding(influxd: Influxd, now_ms: int) -> Iterator[Seeded]:
-    """A database holding the seeded data as of ``now_ms``, dropped afterwards."""
+    """A database holding the seeded data as of ``now_ms``, and its rollups as the gateway keeps them, dropped
+    afterwards."""
     name = f"dash_{uuid.uuid4().hex[:12]}"
     with httpx.Client(base_url=influxd.url, timeout=30) as http:
         http.post("/query", data={"q": f'CREATE DATABASE "{name}"'}).raise_for_status()
         written = http.post("/write", params={"db": name, "precision": "ms"}, content="\n".join(lines(now_ms)))
         assert written.status_code == 204, written.text
+        start, end = (datetime.fromtimestamp(ms / 1000, UTC) for ms in (now_ms - WINDOW_MS, now_ms + 60_000))
+        for statement in rollups.recompute_statements(start, end):
+            answer = http.post("/query", data={"q": statement, "db": name})
+            answer.raise_for_status()
+            assert "error" not in answer.text, answer.text
         yield Seeded(influxd.url, name, now_ms)
         http.post("/query", data={"q": f'DROP DATABASE "{name}"'}).raise_for_status()
 
@@ -56,20 +65,27 @@ def seeded(influxd: Influxd) -> Iterator[Seeded]:
 
 
 TARGETS = [
-    pytest.param(d, q, id=f"{d.filename}:{p.title}:{chr(65 + i)}")
+    pytest.param(d, q, id=f"{d.filename}:{p.title}:{i}")
     for d in DASHBOARDS for p in d.panels for i, q in enumerate(p.queries)
 ]
+FLAG_QUERIES = {q for p in QUALITY_FLAG_PANELS for q in p.queries}
+
+
+def answering(query: Query) -> dict[str, Sequence[str] | None]:
+    """The dashboard's resolution set to one this query answers for (a flag query reads nothing otherwise)."""
+    return {flags.RESOLUTION.name: [query.resolution[0]]} if query.resolution else {}
 
 
 async def run(influx: InfluxClient, seeded: Seeded, sql: str, variables: dict[str, Sequence[str] | None],
-              interval: str = "1m", window_ms: int = WINDOW_MS) -> list[Series]:
-    statement = interpolate(sql, variables=variables, time_from_ms=seeded.now_ms - window_ms,
-                            time_to_ms=seeded.now_ms + 60_000, interval=interval)
+              interval: str = "1m", window_ms: int = WINDOW_MS, time_from_ms: int | None = None) -> list[Series]:
+    statement = interpolate(sql, variables=variables, interval=interval, time_to_ms=seeded.now_ms + 60_000,
+                            time_from_ms=seeded.now_ms - window_ms if time_from_ms is None else time_from_ms)
     return [s async for s in influx.query(statement, database=seeded.database)]
 
 
 def check_shape(query: Query, series: list[Series]) -> None:
-    assert series, f"no rows for {query.sql}"
+    """Rows with the panel's columns and tags; a flag query may rightly find nothing (tests below say what)."""
+    assert series or query in FLAG_QUERIES, f"no rows for {query.sql}"
     for s in series:
         assert s.columns == ["time", *query.columns], s.columns
         assert set(s.tags) == set(query.tags), s.tags
@@ -83,14 +99,15 @@ def rows(series: list[Series]) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(("dashboard", "query"), TARGETS)
 async def test_panel_query_returns_its_columns_for_all_kits(
         dashboard: Dashboard, query: Query, seeded: Seeded, influx: InfluxClient) -> None:
-    check_shape(query, await run(influx, seeded, query.sql, ALL))
+    check_shape(query, await run(influx, seeded, query.sql, ALL | answering(query)))
 
 
 @pytest.mark.parametrize(("dashboard", "query"), [t for t in TARGETS if "$site" in t.values[1].sql])
 async def test_panel_query_keeps_to_the_chosen_site_and_kits(
         dashboard: Dashboard, query: Query, seeded: Seeded, influx: InfluxClient) -> None:
     """Names holding regex characters, and multi-value selections that leave out demo/k01."""
-    series = await run(influx, seeded, query.sql, {"site": ["river-2", "demo"], "kit": ["k-03", "k02"]})
+    series = await run(influx, seeded, query.sql,
+                       {"site": ["river-2", "demo"], "kit": ["k-03", "k02"]} | answering(query))
     check_shape(query, series)
     for row in rows(series):
         assert row.get("site", "demo") in {"river-2", "demo"}
@@ -169,6 +186,77 @@ async def test_gateway_throughput_is_a_rate_not_a_counter(seeded: Seeded, influx
     assert len(rates) > 100
     assert max(rates) == 0.5
     assert rates[1:-1] == [0.5] * (len(rates) - 2)
+
+
+# --- the quality flag panels --------------------------------------------------------------------------------
+
+FLAGGED: dict[str, set[tuple[str, str, str]]] = {
+    "Stuck sensors": {("demo", "k01", "temperature")},
+    "Spikes": {("river-2", "k-03", "temperature")},
+    "Battery low": {("demo", "k02", "battery_low")},
+    "Backfilled": {("river-2", "k-03", "backfilled")},
+    "Clock estimated": {("demo", "k01", "clock_estimated")},
+}
+RESOLUTIONS = [s.name for s in flags.SOURCES]
+
+
+def flag_panel(title: str) -> Panel:
+    return next(p for p in QUALITY_FLAG_PANELS if p.title == title)
+
+
+async def flagged(influx: InfluxClient, seeded: Seeded, panel: Panel, resolution: str, interval: str,
+                  **window: int) -> dict[tuple[str, str, str], list[tuple[int, int]]]:
+    """(site, kit, column) -> [(time, flagged buckets)] of every query of the panel, the dashboard at
+    ``resolution``: what the panel draws."""
+    found: dict[tuple[str, str, str], list[tuple[int, int]]] = {}
+    for query in panel.queries:
+        for series in await run(influx, seeded, query.sql, ALL | {"resolution": [resolution]}, interval=interval,
+                                **window):
+            assert resolution in query.resolution, f"{query.sql} answered at resolution {resolution}"
+            (column,) = series.columns[1:]
+            found.setdefault((series.tags["site"], series.tags["kit"], column), []).extend(
+                (t, n) for t, n in series.values if n)
+    return found
+
+
+@pytest.mark.parametrize("resolution", RESOLUTIONS)
+@pytest.mark.parametrize("title", list(FLAGGED))
+async def test_each_flag_panel_shows_exactly_the_seeded_troubles_at_every_resolution(
+        title: str, resolution: str, seeded: Seeded, influx: InfluxClient) -> None:
+    panel = flag_panel(title)
+    found = await flagged(influx, seeded, panel, resolution, panel.min_interval or "1m")
+    assert set(found) == FLAGGED[title]
+    assert all(n >= 1 for points in found.values() for _, n in points)
+
+
+async def test_the_stuck_panel_counts_the_hours_a_stuck_sensor_repeated_itself(seeded: Seeded,
+                                                                               influx: InfluxClient) -> None:
+    # demo/k01 read -19.7 °C from 140 to 20 minutes before the seed's last reading: one or two whole clock hours
+    found = await flagged(influx, seeded, flag_panel("Stuck sensors"), "raw", "1h")
+    hours = found[("demo", "k01", "temperature")]
+    assert 1 <= sum(n for _, n in hours) <= 2
+    assert all(t % 3_600_000 == 0 for t, _ in hours)
+
+
+async def test_only_the_queries_of_the_chosen_resolution_read_anything(seeded: Seeded, influx: InfluxClient) -> None:
+    for query in flag_panel("Backfilled").queries:
+        for resolution in RESOLUTIONS:
+            series = await run(influx, seeded, query.sql, ALL | {"resolution": [resolution]})
+            assert bool(series) == (resolution in query.resolution), (resolution, query.sql)
+
+
+@pytest.mark.parametrize("title", ["Battery low", "Backfilled", "Clock estimated"])
+async def test_a_rollup_counts_the_same_buckets_as_the_raw_readings(title: str, seeded: Seeded,
+                                                                   influx: InfluxClient) -> None:
+    """Raw at a 10-minute interval and the 10-minute rollup: the same flagged buckets, over whole hours."""
+    start = (seeded.now_ms - WINDOW_MS) // 3_600_000 * 3_600_000
+    panel = flag_panel(title)
+    raw = await flagged(influx, seeded, panel, "raw", "10m", time_from_ms=start)
+    rolled = await flagged(influx, seeded, panel, "10m", "10m", time_from_ms=start)
+    assert raw and raw == rolled
+    hourly = await flagged(influx, seeded, panel, "1h", "1h", time_from_ms=start)
+    assert {k: [t for t, _ in v] for k, v in hourly.items()} == \
+        {k: sorted({t // 3_600_000 * 3_600_000 for t, _ in v}) for k, v in raw.items()}
 
 
 # --- alert rules -------------------------------------------------------------------------------------------

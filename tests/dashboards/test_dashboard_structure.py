@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from dashboards import build
+from dashboards import build, flags
 from dashboards.alerts import RULES
-from dashboards.definition import DASHBOARDS, SITE_CONDITIONS
-from dashboards.grafana import DATASOURCE_UID, GRAFANA_UNITS, Panel, layout, select
+from dashboards.definition import DASHBOARDS, DATA_QUALITY, QUALITY_FLAG_PANELS, SITE_CONDITIONS
+from dashboards.grafana import DATASOURCE_UID, GRAFANA_UNITS, Panel, Variable, layout, ref_id, select
 from dashboards.interpolate import UnknownVariable, interpolate, regex_value
 from lauks.catalog import CATALOG
 from stack.cli import main
@@ -25,6 +25,11 @@ STABLE_UIDS = {"lauks-site-conditions", "lauks-kit-health", "lauks-data-quality"
 
 def committed() -> list[dict[str, Any]]:
     return [json.loads((ROOT / "json" / d.filename).read_text()) for d in DASHBOARDS]
+
+
+def data_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    """The panels that query InfluxDB (a text panel has no data source)."""
+    return [p for p in dashboard["panels"] if p["type"] != "text"]
 
 
 # --- generation ----------------------------------------------------------------------------------------
@@ -82,7 +87,7 @@ def test_dashboard_has_current_schema_and_required_keys(dashboard: dict[str, Any
 def test_panel_ids_are_unique_and_every_target_has_a_ref_id(dashboard: dict[str, Any]) -> None:
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
-    for panel in dashboard["panels"]:
+    for panel in data_panels(dashboard):
         refs = [t["refId"] for t in panel["targets"]]
         assert refs and len(refs) == len(set(refs)), panel["title"]
         assert all(t["rawQuery"] is True and t["query"].startswith(("SELECT", "SHOW")) for t in panel["targets"])
@@ -90,11 +95,14 @@ def test_panel_ids_are_unique_and_every_target_has_a_ref_id(dashboard: dict[str,
 
 @pytest.mark.parametrize("dashboard", committed(), ids=lambda d: d["uid"])
 def test_everything_reads_the_lauks_data_source(dashboard: dict[str, Any]) -> None:
-    for panel in dashboard["panels"]:
+    for panel in data_panels(dashboard):
         assert panel["datasource"] == {"type": "influxdb", "uid": DATASOURCE_UID}, panel["title"]
         assert all(t["datasource"]["uid"] == DATASOURCE_UID for t in panel["targets"]), panel["title"]
     for variable in dashboard["templating"]["list"]:
-        assert variable["datasource"]["uid"] == DATASOURCE_UID
+        if variable["type"] == "query":
+            assert variable["datasource"]["uid"] == DATASOURCE_UID
+        else:
+            assert variable["type"] == "custom" and "datasource" not in variable
 
 
 @pytest.mark.parametrize("dashboard", committed(), ids=lambda d: d["uid"])
@@ -112,8 +120,8 @@ def test_panels_fit_the_grid_without_overlapping(dashboard: dict[str, Any]) -> N
 @pytest.mark.parametrize("dashboard", committed(), ids=lambda d: d["uid"])
 def test_every_query_uses_only_the_dashboards_own_variables(dashboard: dict[str, Any]) -> None:
     names = {v["name"] for v in dashboard["templating"]["list"]}
-    queries = [t["query"] for p in dashboard["panels"] for t in p["targets"]]
-    queries += [v["query"] for v in dashboard["templating"]["list"]]
+    queries = [t["query"] for p in data_panels(dashboard) for t in p["targets"]]
+    queries += [v["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
     for query in queries:
         text = interpolate(query, variables=dict.fromkeys(names), time_from_ms=0, time_to_ms=1)
         assert not re.search(r"\$\{?\w", text), text
@@ -126,6 +134,36 @@ def test_site_conditions_has_one_panel_per_catalog_quantity_with_its_unit() -> N
         assert f'("{quantity.name}")' in panel.queries[0].sql
         assert panel.unit == GRAFANA_UNITS[quantity.ucum]
         assert quantity.unit in panel.title
+
+
+def test_the_data_quality_dashboard_has_a_panel_per_quality_flag() -> None:
+    titles = [p.title for p in QUALITY_FLAG_PANELS]
+    assert titles == ["Stuck sensors", "Spikes", "Battery low", "Backfilled", "Clock estimated", "Calibrated"]
+    assert all(any(p is q for q in DATA_QUALITY.panels) for p in QUALITY_FLAG_PANELS)
+    (calibrated,) = [p for p in QUALITY_FLAG_PANELS if p.kind == "text"]
+    assert "/v1/sites/{site}/kits/{kit}/calibrations" in calibrated.content and not calibrated.queries
+
+
+def test_every_quantity_with_a_threshold_has_its_stuck_and_spike_queries_for_every_resolution() -> None:
+    for title, attribute in (("Stuck sensors", "stuck_minutes"), ("Spikes", "max_rate")):
+        panel = next(p for p in QUALITY_FLAG_PANELS if p.title == title)
+        expected = {(q.name, r) for q in CATALOG.values() if getattr(q, attribute) is not None
+                    for r in flags.RESOLUTION.options}
+        assert {(q.columns[0], r) for q in panel.queries for r in q.resolution} == expected
+        # and exactly one query of a quantity answers at each resolution
+        assert len(expected) == sum(len(q.resolution) for q in panel.queries)
+
+
+def test_the_resolution_variable_is_a_custom_one_starting_at_raw() -> None:
+    (variable,) = [v for v in committed()[2]["templating"]["list"] if v["name"] == "resolution"]
+    assert variable["type"] == "custom" and variable["current"]["value"] == "raw"
+    assert [o["value"] for o in variable["options"]] == ["raw", "10m", "1h"]
+    with pytest.raises(ValueError, match="give options and a default among them"):
+        Variable("r", "R", "", options=("raw", "10m"), default="weekly")
+
+
+def test_query_letters_go_on_after_z() -> None:
+    assert [ref_id(i) for i in (0, 25, 26, 27, 51, 52)] == ["A", "Z", "AA", "AB", "AZ", "BA"]
 
 
 def test_every_catalog_unit_has_a_grafana_unit() -> None:
