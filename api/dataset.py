@@ -63,6 +63,7 @@ class CsvOptions:
     lang: str = "en"  # the zip's README.md: its language (one of README_LANGUAGES)
     flags: FlagsChoice = "include"  # every value with its flags, only unflagged ones, or only flagged ones
     calibration: CalibrationChoice = "applied"  # calibrated values, or the values as stored
+    zip_layout: Literal["wide", "tidy"] = "wide"  # the zip's CSVs: a column per quantity, or a row per value
 
     @property
     def suffix(self) -> str:
@@ -70,15 +71,17 @@ class CsvOptions:
         return (("-comma" if self.decimal_comma else "") + ("-bom" if self.bom else "")
                 + ("" if self.flags == "include" else f"-{self.flags}")
                 + ("" if self.calibration == "applied" else "-raw")
+                + ("" if self.zip_layout == "wide" else "-tidy")
                 + ("" if self.lang == "en" else f"-{self.lang}"))
 
 
 PLAIN = CsvOptions()  # ',' and a decimal point, no byte order mark
 README_LANGUAGES = ("en", "lv", "lt", "ru")
 # Every suffix a kept file can have, for removing them all with the dataset.
-SUFFIXES: tuple[str, ...] = tuple(CsvOptions(comma, bom, lang, flags, calibration).suffix
+SUFFIXES: tuple[str, ...] = tuple(CsvOptions(comma, bom, lang, flags, calibration, layout).suffix
                                   for comma in (False, True) for bom in (False, True) for lang in README_LANGUAGES
-                                  for flags in FLAG_CHOICES for calibration in CALIBRATION_CHOICES)
+                                  for flags in FLAG_CHOICES for calibration in CALIBRATION_CHOICES
+                                  for layout in ("wide", "tidy"))
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,7 @@ def _calibration_note(found: Sequence[Calibration], applied: bool) -> str:
 
 def _field(dataset: Dataset, request: ReadingsRequest, kit: str, name: str, options: CsvOptions,
            facts: Facts) -> dict[str, Any]:
-    """One column of a kit's file in datapackage.json."""
+    """One column of a kit's file in datapackage.json (wide: a column per quantity; tidy: a row per value)."""
     zone = parse_zone(dataset.timezone)
     if name == "time":
         return {"name": "time", "type": "datetime",
@@ -245,7 +248,32 @@ def _field(dataset: Dataset, request: ReadingsRequest, kit: str, name: str, opti
                 else f"time of the sample, ISO 8601 in {zone.key}"}
     if name == "flags":
         return {"name": "flags", "type": "string",
-                "description": flags_description(dataset, wide=True, choice=options.flags)}
+                "description": flags_description(dataset, wide=request.layout == "wide", choice=options.flags)}
+    if name == "kit":
+        return {"name": "kit", "type": "string", "description": "the kit that measured the value",
+                "constraints": {"enum": [kit]}}
+    if name == "quantity":
+        return {"name": "quantity", "type": "string", "constraints": {"enum": list(request.quantities)},
+                "description": "the quantity of the row's value; the value field's quantities describe each"}
+    if name == "unit":
+        return {"name": "unit", "type": "string", "description": "the unit of the row's value"}
+    if name == "value":
+        described = {q: _quantity_field(dataset, request, kit, q, options, facts) for q in request.quantities}
+        field: dict[str, Any] = {
+            "name": "value", "type": "number",
+            "description": "the value of the row's quantity: " + " ".join(
+                f"{q}: {d['description']}" for q, d in described.items()),
+            "quantities": {q: {k: v for k, v in d.items() if k not in ("name", "type", "decimalChar")}
+                           for q, d in described.items()}}
+        if options.decimal_comma:
+            field["decimalChar"] = ","
+        return field
+    return _quantity_field(dataset, request, kit, name, options, facts)
+
+
+def _quantity_field(dataset: Dataset, request: ReadingsRequest, kit: str, name: str, options: CsvOptions,
+                    facts: Facts) -> dict[str, Any]:
+    """A stored or derived quantity's column: unit, how it was aggregated or derived, whether calibrated."""
     applied = options.calibration == "applied"
     derived = DERIVED.get(name)
     inputs = derived.inputs if derived is not None else (name,)
@@ -317,7 +345,7 @@ def datapackage(dataset: Dataset, api_path: str, options: CsvOptions = PLAIN,
     start, end = window_of(dataset, at)
     resources = []
     for kit in dataset.kits:
-        request = request_of(dataset, layout="wide", kits=[kit], at=at, facts=facts, options=options)
+        request = request_of(dataset, layout=options.zip_layout, kits=[kit], at=at, facts=facts, options=options)
         columns = streaming.shape_of(request, kit_in_names=False).columns
         fields = [_field(dataset, request, kit, name, options, facts) for name in columns]
         resources.append({"name": kit, "path": file_name(dataset, "csv", kit=kit, at=at),
@@ -340,7 +368,7 @@ def datapackage(dataset: Dataset, api_path: str, options: CsvOptions = PLAIN,
                   "quantities": list(dataset.quantities), "start": start.isoformat(),
                   "end": end.isoformat(), "rolling_days": dataset.rolling_days, "every": dataset.every,
                   "agg": dataset.agg, "timezone": dataset.timezone, "api": api_path,
-                  "flags": options.flags, "calibration": options.calibration,
+                  "flags": options.flags, "calibration": options.calibration, "layout": options.zip_layout,
                   "flag_bits": dict(quality.FLAGS), "elevation_m": facts.elevation_m,
                   "derived": [q for q in dataset.quantities if q in DERIVED],
                   # every calibration of these kits and quantities in force in the window; applied unless
@@ -381,19 +409,27 @@ def readme(dataset: Dataset, package: dict[str, Any], at: datetime | None = None
     else:
         lines += [_("Each row is one sample as the kit measured it."), ""]
     header = [_("column"), _("unit"), _("resolution"), _("meaning")]
-    lines += [_("One file per kit, one column per quantity:"), "", "| " + " | ".join(header) + " |",
-              "|---|---|---|---|"]
+    if options.zip_layout == "tidy":
+        header[0] = _("quantity")
+        lines += [_("One file per kit, one row per value, with the columns time, kit, quantity, value, unit and "
+                    "flags. The quantities:"), ""]
+    else:
+        lines += [_("One file per kit, one column per quantity:"), ""]
+    lines += ["| " + " | ".join(header) + " |", "|---|---|---|---|"]
     for q in dataset.quantities:
         unit, resolution, meaning = _row_of(q)
         lines.append(f"| {q} | {unit or '—'} | {resolution:g} | {meaning} |")
-    lines += ["| flags | — | — | " + _("quality flags (see below)") + " |", ""]
+    if options.zip_layout == "wide":
+        lines.append("| flags | — | — | " + _("quality flags (see below)") + " |")
     volts = f"{quality.BATTERY_LOW_V:g}"
+    example = "`stuck;battery_low`" if options.zip_layout == "tidy" else "`temperature:stuck humidity:spike+backfilled`"
+    lines.append("")
     lines += [_("The `flags` column marks values not to trust blindly: stuck (the same value for too long), spike (a "
                 "change faster than is plausible), battery_low (the battery was under %(volts)s V), backfilled "
                 "(arrived more than 5 minutes late), clock_estimated (the time was worked out by the gateway), "
-                "calibrated (a calibration changed the value). It reads like `temperature:stuck "
-                "humidity:spike+backfilled` and is empty when no value of the row is flagged. `datapackage.json` "
-                "gives each flag's threshold.", volts=volts), ""]
+                "calibrated (a calibration changed the value). It reads like %(example)s and is empty when no value "
+                "of the row is flagged. `datapackage.json` gives each flag's threshold.", volts=volts,
+                example=example), ""]
     if options.flags == "exclude":
         lines += [_("Values with a quality flag (any flag but calibrated) are left out of this download "
                     "(flags=exclude)."), ""]
@@ -402,8 +438,8 @@ def readme(dataset: Dataset, package: dict[str, Any], at: datetime | None = None
                     "(flags=only)."), ""]
     derived = [q for q in dataset.quantities if q in DERIVED]
     if derived:
-        lines += [_("These columns are derived from measured ones, never measured: %(names)s. Their formulas and "
-                    "references are in `datapackage.json`.", names=", ".join(derived)), ""]
+        lines += [_("These quantities are derived from measured ones, never measured: %(names)s. Their formulas "
+                    "and references are in `datapackage.json`.", names=", ".join(derived)), ""]
     lines += _calibration_lines(facts.calibrations, options, zone, _)
     lines += [_("`gaps.csv` lists each interval longer than three times a kit's interval in which the kit sent no "
                 "readings (kit, start, end, duration in seconds, %(zone)s time): there is no data there, the kit was "
@@ -498,7 +534,7 @@ async def zip_bytes(client: InfluxClient, database: str, dataset: Dataset, api_p
     archive.writestr(entry(GAPS_FILE), gaps_csv(found, dataset, options))
     yield sink.drain()
     for kit in dataset.kits:
-        request = request_of(dataset, layout="wide", kits=[kit], at=at, facts=facts, options=options)
+        request = request_of(dataset, layout=options.zip_layout, kits=[kit], at=at, facts=facts, options=options)
         with archive.open(entry(file_name(dataset, "csv", kit=kit, at=at)), "w", force_zip64=True) as member:
             if options.bom:
                 member.write(BOM)

@@ -60,11 +60,21 @@ def _local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
 
 
 def frozen_files(folder: Path, code: str) -> list[Path]:
-    """Every file ``api.frozen`` may have left for a dataset: its kept files, their locks and temporary files."""
+    """Every file ``api.frozen`` may have left for a dataset: its kept files, their locks and temporary files.
+
+    Read from one listing of the folder: a dataset has a kept file per choice (datasets.SUFFIXES, a few hundred
+    names), and looking each of them up would list the folder hundreds of times."""
+    kept = {f"{code}{suffix}.{fmt}" for suffix in datasets.SUFFIXES for fmt in FORMATS}
     found: list[Path] = []
-    for name in (f"{code}{suffix}.{fmt}" for suffix in datasets.SUFFIXES for fmt in FORMATS):
-        found += [folder / name, folder / f".{name}.lock", *folder.glob(f".{name}.*.tmp")]
-    return [path for path in found if path.exists()]
+    for path in folder.iterdir() if folder.is_dir() else ():
+        name = path.name
+        if name in kept:
+            found.append(path)
+        elif name.startswith(".") and name.endswith(".lock") and name[1:-5] in kept:
+            found.append(path)
+        elif name.startswith(".") and name.endswith(".tmp") and name[1:].rsplit(".", 2)[0] in kept:
+            found.append(path)  # .<kept name>.<mkstemp's letters>.tmp
+    return sorted(found)
 
 
 @router.post("", response_model=DatasetOut, status_code=201, responses=responses(400, 401, 404, 422),
@@ -244,8 +254,11 @@ async def data_zip(code: str, request: Request, session: SessionDep, influx: Inf
                    bom: bool = Query(False, description=BOM_TEXT),
                    lang: Literal["en", "lv", "lt", "ru"] = Query("en", description="the language of README.md"),
                    flags: Literal["include", "exclude", "only"] = Query("include", description=FLAGS_TEXT),
-                   calibration: Literal["applied", "raw"] = Query("applied", description=CALIBRATION_TEXT)
+                   calibration: Literal["applied", "raw"] = Query("applied", description=CALIBRATION_TEXT),
+                   layout: Literal["wide", "tidy"] = Query("wide", description="wide: a column per quantity in each "
+                                                           "kit's CSV; tidy: a row per value (time, kit, quantity, "
+                                                           "value, unit, flags)")
                    ) -> StreamingResponse:
     options = datasets.CsvOptions(decimal_comma=decimal_comma, bom=bom, lang=lang, flags=flags,
-                                  calibration=calibration)
+                                  calibration=calibration, zip_layout=layout)
     return await _download(request, code, "zip", session, influx, settings, options)

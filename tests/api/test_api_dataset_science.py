@@ -200,6 +200,9 @@ VARIANTS = [
     pytest.param({"every": "1h", "agg": "max"}, {"decimal_comma": "true", "bom": "true", "calibration": "raw"},
                  id="hourly-comma-bom-raw"),
     pytest.param({"every": "1d"}, {"flags": "only", "lang": "lv"}, id="daily-only-lv"),
+    pytest.param({}, {"layout": "tidy"}, id="raw-tidy"),
+    pytest.param({}, {"layout": "tidy", "decimal_comma": "true", "bom": "true"}, id="raw-tidy-comma-bom"),
+    pytest.param({"every": "1h"}, {"layout": "tidy", "flags": "only"}, id="hourly-tidy-only"),
 ]
 
 
@@ -208,6 +211,9 @@ async def test_every_datapackage_a_dataset_makes_passes_frictionless_validation(
         service: Api, tmp_path: Path, dataset: dict[str, Any], params: dict[str, str]) -> None:
     await seed(service)
     calibrate(service, offset=-0.3, gain=1.01)
+    # a calibrated reading that came late too: two flags, joined by ';' in a tidy row (quoted in a ';' file)
+    late = point("school", "k1", START + 5 * STEP, temperature=10.5, humidity=50.0, pressure=1000.2)
+    await service.write([lineprotocol.with_fields(late, {schema.LATE_S: 900})])
     quantities = ["temperature", "humidity", "dew_point", "sea_level_pressure", "temperature_daily_max",
                   "rain_daily_total"]
     archive = await unzip(service, await publish(service, quantities=quantities, **dataset), **params)
@@ -215,3 +221,27 @@ async def test_every_datapackage_a_dataset_makes_passes_frictionless_validation(
     assert [r["name"] for r in package["resources"]] == ["k1", "k2", "kit_gaps"]
     assert package["lauks"]["calibrations"] and package["lauks"]["derived"] == quantities[2:]
     assert valid(archive, tmp_path / "unpacked") == []
+    if params.get("flags") != "exclude" and not dataset:
+        texts = {r["flags"] for r in rows(archive, "k1")}
+        wanted = "backfilled;calibrated" if params.get("layout") == "tidy" else \
+            "temperature:backfilled+calibrated humidity:backfilled "
+        assert any(text.startswith(wanted) for text in texts), texts
+
+
+async def test_a_tidy_zip_has_a_row_per_value_and_describes_each_quantity_of_its_value_column(service: Api) -> None:
+    await seed(service)
+    calibrate(service, offset=1.0, gain=1.0)
+    code = await publish(service, quantities=["temperature", "dew_point"], every="1h")
+    archive = await unzip(service, code, layout="tidy")
+    package = json.loads(archive.read("datapackage.json"))
+    fields = fields_of(package, "k1")
+    assert list(fields) == ["time", "kit", "quantity", "value", "unit", "flags"]
+    assert fields["quantity"]["constraints"] == {"enum": ["temperature", "dew_point"]}
+    described = fields["value"]["quantities"]
+    assert described["temperature"]["calibrated"] is True and described["dew_point"]["derived"] is True
+    assert "stuck;battery_low" in fields["flags"]["description"]
+    first = rows(archive, "k1")[:2]
+    assert [(r["kit"], r["quantity"], r["flags"]) for r in first] == [("k1", "temperature", "calibrated"),
+                                                                     ("k1", "dew_point", "calibrated")]
+    assert "one row per value" in archive.read("README.md").decode()
+    assert (await unzip(service, code)).read("datapackage.json") != archive.read("datapackage.json")
