@@ -146,11 +146,17 @@ async def tidy_rows(chunks: AsyncIterator[list[Row]], shape: Shape) -> AsyncIter
     texts = _FlagTexts()
     async for chunk in chunks:
         out: list[Row] = []
-        for row in chunk:
-            t, kit, masks = row[0], row[1], row[-1]
-            for i, value in enumerate(row[2:-1]):
+        if len(quantities) == 1:  # one quantity: the common case, unrolled
+            quantity, unit = quantities[0], units[0]
+            for t, kit, value, masks in chunk:
                 if value is not None:
-                    out.append([t, kit, quantities[i], value, units[i], texts[masks[i]] if masks else ""])
+                    out.append([t, kit, quantity, value, unit, texts[masks[0]] if masks else ""])
+        else:
+            for row in chunk:
+                t, kit, masks = row[0], row[1], row[-1]
+                for i, value in enumerate(row[2:-1]):
+                    if value is not None:
+                        out.append([t, kit, quantities[i], value, units[i], texts[masks[i]] if masks else ""])
         if out:
             yield out
 

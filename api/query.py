@@ -8,7 +8,7 @@ before they get here.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
@@ -293,10 +293,12 @@ def raw_values_statement(request: ReadingsRequest, kit: str, quantity: str, star
 
 
 def grouped_statement(request: ReadingsRequest, columns: Sequence[Column], every_s: int, start: datetime,
-                      end: datetime) -> str:
-    """``columns`` per bucket of ``every_s`` and kit: from a rollup when one answers, else from raw readings."""
+                      end: datetime, kept: Mapping[str, rollups.Kept] | None = None) -> str:
+    """``columns`` per bucket of ``every_s`` and kit: from a rollup when one answers (``kept``: the rollups'
+    windows, ``rollups.KeptCache``), else from raw readings."""
     where = _where(request, start, end)
-    found = rollups.statement_for(columns, where, every_s, request.zone, start, end, site_zone=request.site_zone)
+    found = rollups.statement_for(columns, where, every_s, request.zone, start, end, site_zone=request.site_zone,
+                                  kept=kept)
     if found is not None:
         return found
     fields = ", ".join(f"{AGGREGATES[stat]}({influxql.identifier(name)}) AS {influxql.identifier(alias)}"
@@ -306,10 +308,40 @@ def grouped_statement(request: ReadingsRequest, columns: Sequence[Column], every
             f"GROUP BY time({every_s}s), {_KIT} fill(none){zone}")
 
 
-def aggregate_statement(request: ReadingsRequest, start: datetime, end: datetime) -> str:
+def aggregate_statement(request: ReadingsRequest, start: datetime, end: datetime,
+                        kept: Mapping[str, rollups.Kept] | None = None) -> str:
     """The buckets of [start, end): ``request.columns`` (aggregates, then hidden bucket statistics)."""
     assert request.every_s is not None
-    return grouped_statement(request, request.columns, request.every_s, start, end)
+    return grouped_statement(request, request.columns, request.every_s, start, end, kept)
+
+
+def aggregate_statements(request: ReadingsRequest, start: datetime, end: datetime,
+                         kept: Mapping[str, rollups.Kept] | None = None) -> list[str]:
+    """The buckets of [start, end) in one statement, or two where a rollup is kept for the first part only:
+    the rollup up to the bucket the rollups were last kept to, the newest buckets from raw readings. Each
+    bucket comes whole from one of them, and a rollup answers exactly as raw does (lauks.rollups)."""
+    assert request.every_s is not None
+    whole = aggregate_statement(request, start, end, kept)
+    if not kept or f"FROM {_READINGS} " not in whole:
+        return [whole]
+    kept_to = min(window.kept_to for window in kept.values())
+    cut = bucket_start(min(end, kept_to), request.every_s, request.zone)
+    if not start < cut < end:
+        return [whole]
+    head = aggregate_statement(request, start, cut, kept)
+    if f"FROM {_READINGS} " in head:  # no rollup answers the first part either
+        return [whole]
+    return [head, aggregate_statement(request, cut, end, kept)]
+
+
+def bucket_start(moment: datetime, every_s: int, zone: ZoneInfo) -> datetime:
+    """The start of ``moment``'s bucket, counted from its local midnight as ``GROUP BY time(...) tz(...)``
+    counts them."""
+    local = moment.astimezone(zone)
+    midnight = datetime.combine(local.date(), time(0), zone)
+    into = (local.replace(tzinfo=None) - midnight.replace(tzinfo=None)).total_seconds()
+    start = (midnight.replace(tzinfo=None) + timedelta(seconds=into // every_s * every_s)).replace(tzinfo=zone)
+    return start.astimezone(UTC)
 
 
 def daily_window(request: ReadingsRequest) -> tuple[datetime, datetime] | None:
@@ -325,12 +357,12 @@ def daily_window(request: ReadingsRequest) -> tuple[datetime, datetime] | None:
     return first, last
 
 
-def daily_statement(request: ReadingsRequest) -> str | None:
+def daily_statement(request: ReadingsRequest, kept: Mapping[str, rollups.Kept] | None = None) -> str | None:
     """The daily derived quantities of each school day and kit (``request.daily_columns``), or None."""
     window = daily_window(request)
     if not request.daily or window is None:
         return None
-    return grouped_statement(request, request.daily_columns, DAY_S, *window)
+    return grouped_statement(request, request.daily_columns, DAY_S, *window, kept)
 
 
 def raw_slices(request: ReadingsRequest) -> list[tuple[datetime, datetime]]:
@@ -345,11 +377,17 @@ def raw_slices(request: ReadingsRequest) -> list[tuple[datetime, datetime]]:
     return out
 
 
+# Beyond the longest run and the battery hold: the readings a spike's return is looked for in
+# (quality.SPIKE_MAX_READINGS) at intervals of up to 5 minutes.
+CONTEXT_MARGIN_MS = 30 * 60 * 1000
+
+
 def context_ms(request: ReadingsRequest) -> int:
     """How far either side of a slice its readings are read: a stuck run of the longest ``stuck_minutes``
-    asked for and the last battery reading before (BATTERY_HOLD_MS), with a margin; at most quality.CONTEXT_MS."""
+    asked for, or the last battery reading before (BATTERY_HOLD_MS), with a margin; at most quality.CONTEXT_MS
+    (which reads 24 more hours a day for every request, for runs that no quantity asked for needs)."""
     longest = max((CATALOG[q].stuck_minutes or 0 for q in request.stored), default=0)
-    return int(min(quality.CONTEXT_MS, max(longest * 60_000, BATTERY_HOLD_MS) + BATTERY_HOLD_MS))
+    return int(min(quality.CONTEXT_MS, max(longest * 60_000, BATTERY_HOLD_MS) + CONTEXT_MARGIN_MS))
 
 
 def slices(request: ReadingsRequest) -> list[tuple[datetime, datetime]]:

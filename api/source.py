@@ -21,7 +21,7 @@ from api.query import (
     FROM_AGE_N,
     LATE_S_MAX,
     ReadingsRequest,
-    aggregate_statement,
+    aggregate_statements,
     bucket_alias,
     context_ms,
     daily_statement,
@@ -32,7 +32,7 @@ from api.query import (
     slices,
     status_statements,
 )
-from lauks import quality, schema
+from lauks import quality, rollups, schema
 from lauks.calibration import Calibration
 from lauks.catalog import CATALOG
 from lauks.derived import DERIVED
@@ -43,6 +43,9 @@ DAY_MS = 86_400_000
 # Flags that make a value flagged for flags=exclude|only: a calibrated value is a better one, not a doubtful one.
 QUALITY_BITS = sum(quality.FLAGS.values()) & ~quality.CALIBRATED
 _INF = float("inf")
+
+# Where the rollups are kept, per database, read again every 20 s (lauks.rollups: a rollup answers only there).
+KEPT = rollups.KeptCache()
 
 # (start ms, end ms, gain, offset) of one calibration
 Span = tuple[float, float, float, float]
@@ -309,10 +312,10 @@ async def _aggregated(client: InfluxClient, database: str, request: ReadingsRequ
     digits = [None if request.stat_of(q) == "count" else CATALOG[q].decimals for q in request.stored]
     spans = _spans(request.calibrations)
     index = {alias: i for i, (alias, _, _) in enumerate(request.columns, 1)}
+    kept = await KEPT.get(client, database)
     for start, end in slices(request):
         held: list[Row] = []
-        async for series in client.query(aggregate_statement(request, start, end), database=database,
-                                         chunk_size=CHUNK):
+        async for series in _each(client, database, aggregate_statements(request, start, end, kept)):
             kit = series.tags.get(schema.KIT, "")
             for row in series.values:
                 t = row[0]
@@ -334,6 +337,12 @@ async def _aggregated(client: InfluxClient, database: str, request: ReadingsRequ
         held.sort(key=lambda row: (row[0], row[1]))
         if held:
             yield held
+
+
+async def _each(client: InfluxClient, database: str, statements: list[str]) -> AsyncIterator[Any]:
+    for statement in statements:
+        async for series in client.query(statement, database=database, chunk_size=CHUNK):
+            yield series
 
 
 def _bucket(kit: str, row: Row, request: ReadingsRequest, index: dict[str, int],
@@ -426,7 +435,7 @@ Daily = dict[tuple[int, str], tuple[list[Any], list[int]]]
 async def _daily(client: InfluxClient, database: str, request: ReadingsRequest) -> Daily:
     """Each kit's daily derived quantities per school day, keyed by (local midnight in ms, kit). A year of a
     20-kit site is 7,300 entries, held for the whole request."""
-    statement = daily_statement(request)
+    statement = daily_statement(request, await KEPT.get(client, database))
     out: Daily = {}
     if statement is None:
         return out

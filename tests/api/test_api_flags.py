@@ -8,9 +8,12 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pyarrow.parquet as pq
+import pytest
 from api_fixtures import Api, service
 
-from lauks import lineprotocol, schema
+from api import source
+from gateway import rollups as gateway_rollups
+from lauks import lineprotocol, rollups, schema
 
 __all__ = ["service"]
 
@@ -180,3 +183,19 @@ async def test_a_wrong_flags_or_calibration_choice_says_what_to_choose(service: 
     bad = await service.get("/v1/sites/s1/readings", params={**params, "calibration": "none"})
     assert bad.status_code == 400 and bad.json()["error"] == "bad_calibration"
     assert "applied" in bad.json()["message"] and "raw" in bad.json()["message"]
+
+
+async def test_rollups_give_the_same_buckets_and_flags_as_the_raw_aggregate(service: Api,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(source, "KEPT", rollups.KeptCache(ttl_s=0))  # every request reads rollup_state again
+    await seed(service)
+    database = service.settings.influx_database
+    raw = {every: await get(service, every=every, agg=agg) for every, agg in (("1h", "mean"), ("10m", "max"))}
+    await gateway_rollups.recompute(service.influx, database, T0, T0 + timedelta(hours=3))
+    await gateway_rollups.write_state(service.influx, database, datetime.now(UTC), complete_from=T0,
+                                      kept_to=T0 + timedelta(hours=3))
+    # a reading the rollups do not hold yet: if the answer has it not, it came from the rollups
+    await service.write([_point("k1", 5, temperature=99.0)])
+    rolled = {every: await get(service, every=every, agg=agg) for every, agg in (("1h", "mean"), ("10m", "max"))}
+    assert rolled == raw
+    assert {r["flags"] for r in rolled["1h"] if r["kit"] == "k2"} == {"stuck"}
