@@ -26,7 +26,8 @@ async def seed(service: Api, *, calibrated_from: datetime = T0 + timedelta(hours
     lines = []
     for i in range(12):
         moment = T0 + timedelta(minutes=10 * i)
-        lines += [point("s1", "k1", moment, temperature=10 + i / 10), point("s1", "k2", moment, temperature=10.0 + i % 2 / 10)]
+        lines += [point("s1", "k1", moment, temperature=10 + i / 10),
+                  point("s1", "k2", moment, temperature=10.0 + i % 2 / 10)]
     await service.write(lines)
     with service.session() as session:
         registry.add_calibration(session, "s1", "k1", "temperature", offset=offset, gain=gain,
