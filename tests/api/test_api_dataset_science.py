@@ -98,6 +98,7 @@ async def test_the_zip_has_gaps_csv_with_the_seeded_gap_in_the_datasets_zone(ser
     assert "3 times the kit's interval" in resource["description"]
 
 
+@pytest.mark.both_stores  # the calibrations are read from the metastore: SQLite and PostgreSQL
 async def test_the_calibrations_a_dataset_used_are_recorded_and_each_field_says_whether_it_is_calibrated(
         service: Api) -> None:
     await seed(service)
@@ -245,3 +246,15 @@ async def test_a_tidy_zip_has_a_row_per_value_and_describes_each_quantity_of_its
                                                                      ("k1", "dew_point", "calibrated")]
     assert "one row per value" in archive.read("README.md").decode()
     assert (await unzip(service, code)).read("datapackage.json") != archive.read("datapackage.json")
+
+
+async def test_sea_level_pressure_at_a_site_without_an_elevation_is_refused_on_publishing_and_nothing_is_kept(
+        service: Api) -> None:
+    service.add_site("hill", timezone="Europe/Riga")
+    service.add_kits("hill", "k1")
+    refused = await service.post("/v1/datasets", json={
+        "title": "Pressure", "site": "hill", "quantities": ["sea_level_pressure"], "start": "2025-04-01",
+        "end": "2025-04-01"})
+    assert refused.status_code == 400 and refused.json()["error"] == "no_elevation", refused.text
+    assert "elevation_m" in refused.json()["message"]
+    assert (await service.get("/v1/datasets")).json() == []
