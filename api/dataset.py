@@ -1,4 +1,7 @@
-"""Class datasets: the readings request a dataset stands for, and its zip (CSVs, datapackage.json, README).
+"""Class datasets: the readings request a dataset stands for, and its zip (CSVs, gaps.csv, datapackage.json, README).
+
+Its files carry what a class needs to know where not to trust the data: the quality flags of every value, the
+calibrations its values used, which quantities are derived (and how), and the gaps where there is no data.
 
 A dataset whose window has ended is frozen: its files are built once, kept under
 ``<state_dir>/datasets/`` and served from there (``api.frozen``), so the same code always gives the
