@@ -121,6 +121,11 @@ async def latest(site: str, session: SessionDep, influx: InfluxDep, settings: Se
     registry.get_site(session, site)
     chosen = registry.check_kits(session, site, split_names(kits))
     names = parse_quantities(quantities or []) or list(CATALOG)
+    derived = [q for q in names if q not in CATALOG]
+    if derived:
+        raise ApiError(400, "derived_quantity", f"{derived[0]} is worked out from other readings, not measured, "
+                                                "so it has no latest reading: ask for its inputs here, or for "
+                                                f"{derived[0]} through /v1/sites/{site}/readings")
     if not chosen:
         return []
     try:

@@ -164,3 +164,10 @@ async def test_an_unknown_quantity_is_still_a_404_with_a_hint(service: Api) -> N
     response = await service.get("/v1/sites/s1/readings", params={
         "start": "2025-03-01", "end": "2025-03-01", "quantities": "dew_pont"})
     assert response.status_code == 404 and "dew_point" in response.json()["message"]
+
+
+async def test_the_latest_values_refuse_a_derived_quantity_and_say_where_it_is(service: Api) -> None:
+    await seed(service)
+    response = await service.get("/v1/sites/s1/latest", params={"quantities": "dew_point"})
+    assert response.status_code == 400 and response.json()["error"] == "derived_quantity"
+    assert "/v1/sites/s1/readings" in response.json()["message"]
