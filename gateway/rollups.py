@@ -51,13 +51,13 @@ async def run_into(client: InfluxClient, database: str, statement: str) -> int:
 
 
 async def recompute(client: InfluxClient, database: str, start: datetime, end: datetime, *, site: str | None = None,
-                    kit: str | None = None, slice_: timedelta = SLICE) -> int:
+                    kit: str | None = None, slice_: timedelta = SLICE, widen: bool = True) -> int:
     """Every kept rollup's buckets over ``[start, end)``, a slice at a time; the points written."""
     written = 0
     cursor = start
     while cursor < end:
         stop = min(cursor + slice_, end)
-        for statement in rollups.recompute_statements(cursor, stop, site=site, kit=kit):
+        for statement in rollups.recompute_statements(cursor, stop, site=site, kit=kit, widen=widen):
             written += await run_into(client, database, statement)
         cursor = stop
     return written
@@ -152,7 +152,8 @@ class RollupWorker:
         if cursor is None:
             cursor, complete_from = await self._start_cursor(now)
         since = cursor - rollups.LATE_MARGIN
-        written = await recompute(self.client, self.database, since, now)
+        # after the first pass, the finer buckets before ``since`` are up to date (or come below, as backfill)
+        written = await recompute(self.client, self.database, since, now, widen=self.cursor is None)
         # backfill: only buckets before ``since`` need it, the recent ones were just recomputed
         for row in await self.client.query_rows(backfill_statement(since, now), database=self.database):
             late_from = row.get(schema.LATE_FROM)

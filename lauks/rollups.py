@@ -271,10 +271,15 @@ def into_statement(rollup: Rollup, start: datetime, end: datetime, *, site: str 
             f"GROUP BY time({rollup.seconds}s), * fill(none)")
 
 
-def recompute_statements(start: datetime, end: datetime, *, site: str | None = None,
-                         kit: str | None = None) -> list[str]:
-    """Every kept rollup's buckets over ``[start, end)``, finest first (each coarser one reads the one before);
-    the window is widened to whole buckets of the coarsest, so the finer one under it is complete."""
-    coarsest = max(r.seconds for r in KEPT_ROLLUPS)
-    start, end = floor_to(start, coarsest), ceil_to(end, coarsest)
+def recompute_statements(start: datetime, end: datetime, *, site: str | None = None, kit: str | None = None,
+                         widen: bool = True) -> list[str]:
+    """Every kept rollup's buckets over ``[start, end)``, finest first (each coarser one reads the one before).
+
+    ``widen``: the window is widened to whole buckets of the coarsest, so every finer bucket under them is
+    recomputed too. Without it each rollup recomputes only its own buckets that ``[start, end)`` touches,
+    which is enough when the finer buckets before ``start`` are known to be up to date (the worker's
+    recent pass: what is older than its margin and changed came with ``late_from``)."""
+    if widen:
+        coarsest = max(r.seconds for r in KEPT_ROLLUPS)
+        start, end = floor_to(start, coarsest), ceil_to(end, coarsest)
     return [into_statement(rollup, start, end, site=site, kit=kit) for rollup in KEPT_ROLLUPS]

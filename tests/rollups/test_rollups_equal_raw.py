@@ -122,3 +122,26 @@ async def test_without_a_record_of_what_is_kept_no_rollup_answers(influx: Influx
     assert rollups.statement_for([("t", "mean", "temperature")], "time > 0", 3600, RIGA, NOW - timedelta(days=1),
                                  NOW - timedelta(hours=1), kept=kept) is None
     assert datetime.now(UTC) > NOW  # (the seeded days are in the past)
+
+
+async def test_passes_as_readings_arrive_keep_every_bucket_equal_to_raw(influx: InfluxClient, database: str) -> None:
+    """Each pass after the first recomputes only the buckets since the previous one (less the margin): the hour
+    the readings keep arriving in is made of ten-minute buckets from two passes, and still equals raw."""
+    await seed(influx, database)
+    clock = Clock(NOW)
+    keeper = worker(influx, database, clock)
+    assert await keeper.run_pass()
+    for kit in ("k1", "k2"):
+        await influx.write(database, minute_lines(SITE, kit, NOW, NOW + timedelta(minutes=30)), precision="ms")
+    clock.at = NOW + timedelta(minutes=30)
+    assert await keeper.run_pass()
+    for kit in ("k1", "k2"):
+        await influx.write(database, minute_lines(SITE, kit, NOW + timedelta(minutes=30), NOW + timedelta(minutes=70),
+                                                  shift=1), precision="ms")
+    clock.at = NOW + timedelta(minutes=75)
+    assert await keeper.run_pass()
+    kept = await read_kept(influx, database)
+    for every_s, expected in ((600, schema.ROLLUP_10M), (3600, schema.ROLLUP_1H)):
+        statement, rolled, raw = await compare(influx, database, kept, STATS, every_s, RIGA, NOW - timedelta(hours=3),
+                                               NOW + timedelta(hours=1))
+        assert f'FROM "{expected}"' in statement and rolled == raw
