@@ -23,6 +23,7 @@ import io
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -44,6 +45,14 @@ from lauks.services import Influxd, free_port
 from metastore.registry import register_kit
 
 ZONE = ZoneInfo("Europe/Riga")
+
+
+class Tee(io.StringIO):
+    """The rebuild's progress, printed as it comes and kept to count its slices."""
+
+    def write(self, text: str) -> int:
+        sys.stdout.write(text)
+        return super().write(text)
 
 
 def percentiles(samples: Sequence[float]) -> tuple[float, float]:
@@ -158,7 +167,7 @@ def main() -> int:
                 chart(api.url, kits[0], max(3, args.raw_repeat), "raw readings (no rollups yet)")
             # (every request of the raw chart and each raw run below is one full pass over the kit's or site's year)
             began = time.perf_counter()
-            out = io.StringIO()
+            out = Tee()
 
             async def build() -> int:
                 async with InfluxClient(store.url, timeout_s=600) as client:
