@@ -103,7 +103,10 @@ async def find_gaps(client: InfluxClient, database: str, site: str, kits: list[s
     limit = asyncio.Semaphore(CONCURRENT_REQUESTS)
 
     async def of_kit(kit: str) -> list[Gap]:
-        longest_ms = GAP_INTERVALS * intervals.get(kit, DEFAULT_INTERVAL_S) * 1000
+        interval = intervals.get(kit, DEFAULT_INTERVAL_S)
+        if not 1 <= interval <= 86_400:  # as kit_intervals reads them: 0 would make every space a gap
+            interval = DEFAULT_INTERVAL_S
+        longest_ms = GAP_INTERVALS * int(interval) * 1000
         pieces = await _kit_pieces(client, database, site, kit, stored, first_ms, stop_ms, longest_ms, limit)
         return [Gap(kit, _time(a), _time(b)) for a, b in pieces]
 
