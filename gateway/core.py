@@ -296,31 +296,35 @@ class KitBuckets:
         self.evictions += len(chosen)
 
 
-def readings_lines(site: str, kit: str, samples: list[Sample], received_ms: int, facts: bool = True) -> list[str]:
+def readings_lines(site: str, kit: str, samples: list[Sample], received_ms: int,
+                   facts: bool | None = None) -> list[str]:
     """The ``readings`` points of a message's samples, with the ingest facts of those that have any: ``late_s``
     (whole seconds from its time to ``received_ms``) on a sample at least ``schema.LATE_S_MIN`` s old, and
     ``from_age=1i`` on one dated from 'age'. An on-time sample's point is ``schema.readings_lines``' alone,
-    byte for byte. ``facts`` False: the caller knows no sample has any (``Ingest`` finds out in the loop it
-    counts backfill with), which spares the common message a second look at its samples."""
+    byte for byte. ``facts`` says whether any sample has one when the caller knows (``Ingest`` finds out in the
+    loop it counts backfill with), which spares the samples a second look; None: look."""
     lines = schema.readings_lines(site, kit, samples)
     late_at = received_ms - LATE_S_MIN_MS
-    if not facts or not any(s.time_ms <= late_at or s.from_age for s in samples):
+    if facts is None:
+        facts = any(s.time_ms <= late_at or s.from_age for s in samples)
+    if not facts:
         return lines
     # sample_lines leaves out a sample without values, so the points follow the samples that have some. The
-    # facts go in before the timestamp (the line's last ``len(str(time_ms)) + 1`` characters), written here
-    # rather than by ``lineprotocol.with_fields``: backfill comes in rushes, and their names need no escaping.
+    # facts go in before the timestamp (after the line's last space), written here rather than by
+    # ``lineprotocol.with_fields``: backfill comes in rushes, and their names need no escaping.
     i = 0
     for s in samples:
         if not s.values:
             continue
         t = s.time_ms
-        if t <= late_at or s.from_age:
-            extra = _LATE_S + str((received_ms - t) // 1000) + "i" if t <= late_at else ""
-            if s.from_age:
-                extra += _FROM_AGE
+        if t <= late_at:
             line = lines[i]
-            cut = len(line) - len(str(t)) - 1
-            lines[i] = line[:cut] + extra + line[cut:]
+            cut = line.rfind(" ")
+            lines[i] = f"{line[:cut]}{_LATE_S}{(received_ms - t) // 1000}i{_FROM_AGE if s.from_age else ''}{line[cut:]}"
+        elif s.from_age:
+            line = lines[i]
+            cut = line.rfind(" ")
+            lines[i] = f"{line[:cut]}{_FROM_AGE}{line[cut:]}"
         i += 1
     return lines
 
