@@ -71,10 +71,16 @@ def description_of(quantity: str) -> str:
 
 
 class _FlagTexts(dict[int, str]):
-    """A mask's tidy text, made once per mask (a request sees a handful)."""
+    """A mask's tidy text, made once per mask (a request sees a handful); with ``sep``, as a CSV cell (quoted
+    when it holds the separator: "stuck;battery_low" in a file with ';' between columns)."""
+
+    def __init__(self, sep: str | None = None) -> None:
+        super().__init__()
+        self.sep = sep
 
     def __missing__(self, mask: int) -> str:
-        text = self[mask] = quality.tidy_text(mask)
+        text = quality.tidy_text(mask)
+        text = self[mask] = text if self.sep is None else _csv_text(text, self.sep)
         return text
 
 
@@ -246,7 +252,7 @@ async def csv_bytes(rows: AsyncIterator[list[Row]], shape: Shape, *, decimal_com
     quantity_units = [f"{sep}{q}{sep}" for q in shape.quantities]
     unit_cells = [f"{sep}{_csv_text(unit_of(q), sep)}{sep}" for q in shape.quantities]
     unit_ends = [cell + "\r\n" for cell in unit_cells]  # a value with no flag
-    flag_texts = _FlagTexts()
+    flag_texts = _FlagTexts(sep)
     async for chunk in rows:
         if tidy and raw:
             append = buffer.append
@@ -272,7 +278,7 @@ async def csv_bytes(rows: AsyncIterator[list[Row]], shape: Shape, *, decimal_com
         elif tidy:
             for row in chunk:
                 buffer.append(f"{fmt(row[0])}{sep}{row[1]}{sep}{row[2]}{sep}{_number(row[3], decimal_comma)}{sep}"
-                              f"{_csv_text(row[4], sep)}{sep}{row[5]}\r\n")
+                              f"{_csv_text(row[4], sep)}{sep}{_csv_text(row[5], sep)}\r\n")
         else:
             for row in chunk:
                 buffer.append(fmt(row[0]) + sep + sep.join(_number(v, decimal_comma) for v in row[1:-1]) + sep

@@ -199,3 +199,17 @@ async def test_rollups_give_the_same_buckets_and_flags_as_the_raw_aggregate(serv
     rolled = {every: await get(service, every=every, agg=agg) for every, agg in (("1h", "mean"), ("10m", "max"))}
     assert rolled == raw
     assert {r["flags"] for r in rolled["1h"] if r["kit"] == "k2"} == {"stuck"}
+
+
+async def test_flags_joined_by_semicolons_are_quoted_in_a_decimal_comma_csv(service: Api) -> None:
+    service.add_site("s1")
+    service.add_kits("s1", "k1")
+    await service.write([_point("k1", m, temperature=_honest(m), **({schema.LATE_S: 900, schema.BATTERY: 3.0}
+                                                                     if m == 5 else {})) for m in range(10)])
+    for params in ({"decimal": "comma"}, {"decimal": "comma", "quantities": "temperature,battery"}):
+        response = await service.get("/v1/sites/s1/readings", params={
+            "start": "2025-03-01T00:00Z", "end": "2025-03-01T03:00Z", "quantities": "temperature", **params})
+        rows = list(csv.DictReader(io.StringIO(response.text), delimiter=";"))
+        assert [r["flags"] for r in rows if r["quantity"] == "temperature" and minute_of(r) == 5] == [
+            "battery_low;backfilled"]
+        assert all(None not in r for r in rows)  # no row has more cells than the header
