@@ -29,6 +29,7 @@ from lauks.influx import InfluxClient, InfluxError
 log = logging.getLogger("lauks.gateway.rollups")
 
 SLICE = timedelta(days=1)  # a long catch-up is recomputed a day at a time, so no statement runs for minutes
+BACKFILL_SLICE = timedelta(days=31)
 
 
 @dataclass
@@ -164,10 +165,12 @@ class RollupWorker:
             start = datetime.fromtimestamp(late_from / 1000, UTC) if isinstance(late_from, int) \
                 else now - self.lookback
             if start < since:
-                self.stats.backfills += 1
                 log.info("recomputing the rollups of %s/%s from %s: late samples arrived", site, kit,
                          start.isoformat())
-                written += await recompute(self.client, self.database, start, since, site=site, kit=kit)
+                # one kit's month is a few tens of thousands of points: a statement each, not one a day
+                written += await recompute(self.client, self.database, start, since, site=site, kit=kit,
+                                           slice_=BACKFILL_SLICE)
+                self.stats.backfills += 1
         await write_state(self.client, self.database, now, complete_from=complete_from,
                           kept_to=now - rollups.LATE_MARGIN)
         self.cursor = now

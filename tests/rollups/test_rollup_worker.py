@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from rollup_seed import NOW, SITE, minute_lines
+from rollup_seed import NOW, SITE, compare, minute_lines
 
 from gateway.rollups import RollupWorker, read_kept, write_state
-from gateway.rollups_cli import status
+from gateway.rollups_cli import rebuild, status
 from gateway.service import Gateway
+from harness.publisher import Publisher
 from lauks import rollups, schema
 from lauks.influx import InfluxClient
 from lauks.services import free_port
@@ -109,3 +111,35 @@ async def test_status_says_how_far_each_rollup_is_kept_and_how_many_points_it_ha
     assert f"readings_1h: complete from {rollups.EARLIEST.isoformat()} to " \
            f"{(NOW - rollups.LATE_MARGIN).isoformat()}" in out.getvalue()
     assert ", 12 points" in out.getvalue()  # 10-minute buckets of two hours
+
+
+async def test_backfill_published_days_late_through_the_gateway_is_in_the_rollups_a_pass_later(
+        tmp_path: Path, mqtt_port: int, influx: InfluxClient, influx_url: str, database: str, topics: Topics) -> None:
+    """End to end: a kit's readings of two days ago arrive through MQTT; the gateway's seen point says from when
+    (late_from), and its rollup worker recomputes those buckets, so the hourly rollup equals raw again."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    gap = (rollups.floor_to(now - timedelta(days=2), 3600), rollups.floor_to(now - timedelta(days=2), 3600)
+           + timedelta(hours=2))
+    await influx.write(database, minute_lines(SITE, "k1", now - timedelta(days=3), now, skip=gap), precision="ms")
+    await rebuild(influx, database, site=None, start=None, end=None, out=io.StringIO())
+    config = settings(tmp_path, mqtt_port, influx_url, database, topics, gateway_rollups_period_s=1.0)
+    async with running(config) as gateway:
+        assert gateway.rollups is not None
+        with Publisher(mqtt_port) as publisher:
+            for seq in range(2):
+                samples = [{"t": (gap[0] + timedelta(minutes=60 * seq + m)).timestamp(), "temperature": m * 0.25}
+                           for m in range(60)]
+                publisher.publish(topics.readings(SITE, "k1"), json.dumps(
+                    {"v": 1, "kit": "k1", "boot": 1, "seq": seq, "samples": samples}).encode())
+            publisher.wait_acked(2)
+        for _ in range(300):
+            if gateway.rollups.stats.backfills:
+                break
+            await asyncio.sleep(0.05)
+        assert gateway.rollups.stats.backfills >= 1
+    kept = await read_kept(influx, database)
+    start, end = gap[0] - timedelta(hours=5), gap[1] + timedelta(hours=5)
+    statement, rolled, raw = await compare(influx, database, kept, ["mean", "count", "max"], 3600, ZoneInfo("UTC"),
+                                           start, end, fields=["temperature"], kits=["k1"])
+    assert f'FROM "{schema.ROLLUP_1H}"' in statement and rolled == raw
+    assert [row[2] for row in raw[0][2][5:7]] == [60, 60]  # the two backfilled hours are in it
