@@ -49,13 +49,27 @@ class Quantity:
 # (given to 0.1), capacitive soil probes (0.1 % after calibration), cup anemometers and vanes (0.1 m/s, 1°),
 # tipping buckets (0.2794 mm a tip; WMO reports rain to 0.1 mm), Plantower PMS5003 (1 µg/m³), SCD30/SCD40
 # (1 ppm), SGP30 (1 ppb), class-2 sound meters (0.1 dB), the ESP32's ADC (about 1 mV), Wi-Fi RSSI (1 dBm).
+#
+# Quality thresholds (docs/schema.md, "Quality flags"). stuck_minutes is how long a working sensor cannot stay on
+# one value at its resolution, and a whole number of hours, so the dashboards read it from the hourly rollup.
+# Only quantities whose sensors always move are given one: air temperature at 0.01 °C (a BME280's noise alone
+# moves it within minutes), pressure at 0.01 hPa, humidity at 0.1 % (3 h: fog can hold 100 % for a while,
+# longer is a wet sensor), CO2 (an SCD30/SCD40 wanders by +-30 ppm), noise (a room is never silent to 0.1 dB),
+# soil moisture (12 h: dry soil drifts slowly). Soil and water temperature come from a DS18B20 in 0.0625 °C
+# steps, and deep soil or a pond at night can stay within one step for hours: a day for soil, 12 h for water.
+# max_rate is well above the fastest change in nature, so a spike is a fault or a handled kit, not weather: air
+# temperature 2 °C a minute (sun on a shield gives about 1), soil 0.5 and water 1 (mass slows them), humidity
+# 10 % a minute, pressure 1 hPa a minute (a severe storm's jump is a few hPa over several minutes), CO2 500 ppm a
+# minute (a breath on the sensor), battery 0.5 V a minute (a solar charger starting lifts a cell by 0.1-0.2 V;
+# more is a swapped battery or a loose contact). Light, UV, wind, rain, particulates and gases may rightly
+# jump or stay at 0 for hours, so they have neither.
 _ROWS: tuple[Quantity, ...] = (
     Quantity("temperature", "°C", "Cel", -60, 70, "Air temperature", resolution=0.01,
              stuck_minutes=60, max_rate=2),
     Quantity("soil_temperature", "°C", "Cel", -60, 70, "Soil temperature at the probe's depth",
-             resolution=0.01, stuck_minutes=360, max_rate=0.5),
+             resolution=0.01, stuck_minutes=1440, max_rate=0.5),
     Quantity("water_temperature", "°C", "Cel", -5, 50, "Water temperature", resolution=0.01,
-             stuck_minutes=240, max_rate=1),
+             stuck_minutes=720, max_rate=1),
     Quantity("humidity", "%", "%", 0, 100, "Relative humidity of the air", resolution=0.1,
              stuck_minutes=180, max_rate=10),
     Quantity("pressure", "hPa", "hPa", 300, 1100, "Air pressure at the kit (not reduced to sea level)",
@@ -76,7 +90,7 @@ _ROWS: tuple[Quantity, ...] = (
              stuck_minutes=60, max_rate=500),
     Quantity("tvoc", "ppb", "ppb", 0, 60_000, "Total volatile organic compounds", resolution=1),
     Quantity("noise", "dB(A)", "dB", 0, 140, "A-weighted sound level", resolution=0.1, stuck_minutes=60),
-    Quantity("battery", "V", "V", 0, 6, "Battery voltage of the kit", resolution=0.001, max_rate=0.2),
+    Quantity("battery", "V", "V", 0, 6, "Battery voltage of the kit", resolution=0.001, max_rate=0.5),
     Quantity("rssi", "dBm", "dB[mW]", -120, 0, "Wi-Fi signal strength at the kit", resolution=1),
 )
 
