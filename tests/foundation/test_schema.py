@@ -21,7 +21,7 @@ from dashboards.alerts import RULES
 from dashboards.definition import DASHBOARDS
 from dashboards.interpolate import interpolate
 from gateway.core import KitActivity, readings_lines
-from lauks import lineprotocol, schema
+from lauks import lineprotocol, rollups, schema
 from lauks.catalog import QUANTITY_NAMES
 from lauks.contract import Sample, StatusMessage
 from lauks.influx import InfluxClient
@@ -82,6 +82,9 @@ async def test_what_the_builders_store_is_exactly_the_schema_table(influx: Influ
     """InfluxDB's own account of the stored fields (with their types) and tags, against ``schema.MEASUREMENTS``:
     a builder writing a field the table lacks, or of another type, or the table listing one nobody writes, fails."""
     await influx.write(database, one_point_of_everything(), precision="ms")
+    # the rollups of those readings, made the way the gateway's worker makes them (SELECT ... INTO)
+    for statement in rollups.recompute_statements(datetime(1970, 1, 1, tzinfo=UTC), datetime(1970, 1, 2, tzinfo=UTC)):
+        await influx.execute(statement, database=database)
     fields: dict[str, dict[str, str]] = {}
     async for series in influx.query("SHOW FIELD KEYS", database=database):
         fields.setdefault(series.name, {}).update((key, kind) for key, kind in series.values)
