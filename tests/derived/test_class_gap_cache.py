@@ -81,6 +81,16 @@ async def test_a_rolling_window_s_gaps_are_worked_out_again_after_a_minute(fake:
     assert fake.calls == 2 and state == "ok" and made == AT + timedelta(seconds=90)
 
 
+async def test_a_fixed_window_that_ends_later_is_worked_out_again_as_it_goes_on(fake: FakeGaps) -> None:
+    dataset = fixed()
+    dataset.end = AT + timedelta(days=2)
+    await classes.dataset_gaps(request(), dataset, AT)
+    await classes.dataset_gaps(request(), dataset, AT + timedelta(seconds=30))
+    assert fake.calls == 1
+    await classes.dataset_gaps(request(), dataset, AT + timedelta(seconds=90))
+    assert fake.calls == 2
+
+
 async def test_a_long_wait_says_pending_and_the_work_goes_on_for_the_next_view(fake: FakeGaps) -> None:
     fake.delay_s = 0.5
     state, found, _made = await classes.dataset_gaps(request(), fixed(), AT)

@@ -186,7 +186,7 @@ def dataset_facts(page: Page, db: Any, dataset: Dataset, at: datetime) -> dict[s
 
 GAPS_SHOWN = 5  # of each kit, the longest, in time order; the zip's gaps.csv has every one
 GAPS_WAIT_S = 4.0  # a page waits this long for a long window's gaps, then says they are being worked out
-ROLLING_GAPS_S = 60.0  # a rolling window's gaps are worked out again after this long
+ROLLING_GAPS_S = 60.0  # the gaps of a window that goes on (rolling, or ending later) are worked out again after this
 GAPS_KEPT = 128  # datasets whose gaps the process keeps
 
 
@@ -209,9 +209,11 @@ async def dataset_gaps(request: Request, dataset: Dataset, at: datetime) -> tupl
            dataset.rolling_days if rolling else (start, end))
     loop = asyncio.get_running_loop()
     kept = _GAPS.get(key)
+    # a window still open when its gaps were worked out (rolling, or ending later) goes on: worked out again
+    moving = kept is not None and (rolling or end > kept.made)
     stale = kept is not None and (kept.task.get_loop() is not loop or (kept.task.done() and (
         kept.task.cancelled() or kept.task.exception() is not None
-        or (rolling and (at - kept.made).total_seconds() > ROLLING_GAPS_S))))
+        or (moving and (at - kept.made).total_seconds() > ROLLING_GAPS_S))))
     if kept is None or stale:
         client = request.app.state.influx
 
@@ -269,9 +271,12 @@ def gap_facts(t: Translator, dataset: Dataset, state: str, found: list[Gap], mad
     times need their year only when the window runs over New Year (the page says the window's year)."""
     if state != "ok":
         return {"state": state, "kits": []}
+    by_kit: dict[str, list[Gap]] = {}
+    for gap in found:
+        by_kit.setdefault(gap.kit, []).append(gap)
     kits = []
     for kit in dataset.kits:
-        gaps = [g for g in found if g.kit == kit]
+        gaps = by_kit.get(kit)
         if not gaps:
             continue
         shown = sorted(sorted(gaps, key=lambda g: -g.seconds)[:GAPS_SHOWN], key=lambda g: g.start)
