@@ -118,9 +118,10 @@ def quantity_panel(q: Quantity) -> Panel:
     style: Style = "bars" if q.default_agg == "sum" else "points" if q.name == "wind_direction" else "line"
     unit = f" ({q.unit})" if q.unit else ""
     how = "total per interval" if q.default_agg == "sum" else "mean per interval"
-    return Panel(quantity_title(q) + unit, "timeseries",
-                 (_kits(column(q.default_agg, q.name), schema.READINGS),),
-                 unit=grafana_unit(q.ucum, q.unit), style=style, description=f"{q.description}, {how}, per kit.")
+    return Panel(quantity_title(q) + unit, "timeseries", flags.aggregate_queries(q),
+                 unit=grafana_unit(q.ucum, q.unit), style=style,
+                 description=f"{q.description}, {how}, per kit, from raw readings or the rollup the Resolution "
+                             "variable names.")
 
 
 # each quantity by name: ``last(*)`` would bring the ingest facts (late_s, from_age) along
@@ -131,8 +132,9 @@ LATEST_VALUES = Query(
 
 SITE_CONDITIONS = Dashboard(
     "lauks-site-conditions", "Lauks · Site conditions",
-    "What the kits measure: every catalog quantity over time, per kit.",
-    (SITE, KIT),
+    "What the kits measure: every catalog quantity over time, per kit. Resolution: raw readings up to a few "
+    "days, the 10-minute rollup up to a month or two, the hourly one beyond (docs/dashboards.md).",
+    (SITE, KIT, flags.RESOLUTION),
     (
         Panel("Latest value of each quantity, per kit", "table", (LATEST_VALUES,), w=24, h=7,
               description="The last value of each quantity in the time range. Empty where a kit has no such sensor.",

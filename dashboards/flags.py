@@ -60,7 +60,7 @@ BY_KIT = (schema.SITE, schema.KIT)
 RAW_MIN_INTERVAL = "2m"  # a raw bucket should hold two readings of a kit sending every minute, to see a change
 
 
-def _guard(names: Sequence[str]) -> str:
+def guard(names: Sequence[str]) -> str:
     """True in InfluxDB only when the dashboard's resolution is one of ``names``."""
     tests = [f"'$resolution' = '{name}'" for name in names]
     return tests[0] if len(tests) == 1 else "(" + " OR ".join(tests) + ")"
@@ -70,11 +70,28 @@ def _count(alias: str, stats: str, source: Source, bucket: str, rule: str, names
     """Flagged buckets per Grafana interval: ``stats`` per ``bucket`` of ``source``, those meeting ``rule``
     counted. The first statistic's alias is what is counted (it exists in every bucket with data)."""
     counted = stats.split(" AS ", 1)[1].split(",", 1)[0].strip()
-    inner = (f"SELECT {stats} FROM {quoted(source.measurement)} WHERE {_WHERE} AND {_guard(names)} AND $timeFilter "
+    inner = (f"SELECT {stats} FROM {quoted(source.measurement)} WHERE {_WHERE} AND {guard(names)} AND $timeFilter "
              f"GROUP BY time({bucket}), {_BY_KIT}")
     sql = (f"SELECT count({counted}) AS {quoted(alias)} FROM ({inner}) WHERE {rule} "
            f"GROUP BY time($__interval), {_BY_KIT} fill(none)")
     return Query(sql, (alias,), BY_KIT, alias="$col $tag_site/$tag_kit", resolution=tuple(names))
+
+
+def aggregate_queries(q: Quantity) -> tuple[Query, ...]:
+    """``q``'s default aggregate per kit and Grafana interval, from raw or from the rollup the resolution names:
+    a mean is the sum of sums over the sum of counts, a sum the sum of sums, as the raw aggregate is."""
+    out = []
+    for source in SOURCES:
+        if source.seconds is None:
+            fields = f"{q.default_agg}({quoted(q.name)}) AS {quoted(q.name)}"
+        elif q.default_agg == "sum":
+            fields = f"sum({quoted('sum_' + q.name)}) AS {quoted(q.name)}"
+        else:
+            fields = f"sum({quoted('sum_' + q.name)}) / sum({quoted('count_' + q.name)}) AS {quoted(q.name)}"
+        sql = (f"SELECT {fields} FROM {quoted(source.measurement)} WHERE {_WHERE} AND {guard([source.name])} "
+               f"AND $timeFilter GROUP BY time($__interval), {_BY_KIT} fill(none)")
+        out.append(Query(sql, (q.name,), BY_KIT, alias="$tag_site/$tag_kit", resolution=(source.name,)))
+    return tuple(out)
 
 
 # --- stuck: a bucket of stuck_minutes holding two or more readings, all one value ----------------------------

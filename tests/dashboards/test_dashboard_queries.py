@@ -20,7 +20,7 @@ from dashboard_seed import BURST, SILENT_MINUTES, lines
 
 from dashboards import flags
 from dashboards.alerts import RULES, AlertRule
-from dashboards.definition import DASHBOARDS, KIT, QUALITY_FLAG_PANELS, SITE, Dashboard
+from dashboards.definition import DASHBOARDS, KIT, QUALITY_FLAG_PANELS, SITE, SITE_CONDITIONS, Dashboard
 from dashboards.grafana import Panel, Query
 from dashboards.interpolate import interpolate
 from lauks import rollups
@@ -257,6 +257,22 @@ async def test_a_rollup_counts_the_same_buckets_as_the_raw_readings(title: str, 
     hourly = await flagged(influx, seeded, panel, "1h", "1h", time_from_ms=start)
     assert {k: [t for t, _ in v] for k, v in hourly.items()} == \
         {k: sorted({t // 3_600_000 * 3_600_000 for t, _ in v}) for k, v in raw.items()}
+
+
+@pytest.mark.parametrize("name", ["temperature", "rain", "battery"])
+@pytest.mark.parametrize("resolution", RESOLUTIONS[1:])
+async def test_a_site_conditions_panel_draws_from_a_rollup_what_it_draws_from_raw(
+        name: str, resolution: str, seeded: Seeded, influx: InfluxClient) -> None:
+    panel = next(p for p in SITE_CONDITIONS.panels if p.kind == "timeseries" and f'("{name}")' in p.queries[0].sql)
+    start = (seeded.now_ms - WINDOW_MS) // 3_600_000 * 3_600_000
+    drawn = {}
+    for wanted in ("raw", resolution):
+        (query,) = [q for q in panel.queries if wanted in q.resolution]
+        found = await run(influx, seeded, query.sql, ALL | {"resolution": [wanted]}, interval=resolution,
+                          time_from_ms=start)
+        drawn[wanted] = {(s.tags["site"], s.tags["kit"], t): v for s in found for t, v in s.values}
+    assert len(drawn["raw"]) > 3 and drawn[resolution].keys() == drawn["raw"].keys()
+    assert drawn[resolution] == {k: pytest.approx(v, rel=1e-9) for k, v in drawn["raw"].items()}
 
 
 # --- alert rules -------------------------------------------------------------------------------------------
