@@ -100,15 +100,15 @@ def with_unit(t: Translator, name: str) -> str:
 
 
 def derived_facts(t: Translator, name: str, elevation_m: float | None) -> dict[str, Any] | None:
-    """How the class page tells a derived quantity: how it is worked out, its source, and why it stays empty."""
+    """How the class page tells a derived quantity: how it is worked out, its source, and why it cannot be."""
     derived = DERIVED.get(name)
     if derived is None:
         return None
     words = DERIVED_WORDS.get(name)
     missing = None
     if derived.unavailable(elevation_m) is not None:
-        missing = t.gettext("This site's elevation is not set, so this quantity stays empty. A teacher can set "
-                            "the elevation on the site.")
+        missing = t.gettext("This site's elevation is not set, so this quantity cannot be worked out. A teacher "
+                            "can set the elevation on the site.")
     return {"how": t.gettext(words[1]) if words else derived.formula, "reference": derived.reference,
             "missing": missing}
 
