@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -252,3 +254,16 @@ def test_a_bucket_with_a_spike_flag_holds_a_change_the_raw_series_calls_too_fast
         limit = CATALOG["temperature"].max_rate
         assert limit is not None
         assert any(abs(b - a) > limit for a, b in pairwise(values))
+
+
+# --- the documentation says what the catalog says ---------------------------------------------------------------
+
+def test_the_thresholds_table_of_docs_schema_is_the_catalogs() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "schema.md").read_text()
+    section = text[text.index("## Quality flags"):]
+    rows = {m.group(1): (m.group(2), m.group(3))
+            for m in re.finditer(r"^\| `(\w+)` \| ([^|]+?) \| ([^|]+?) \|$", section, re.MULTILINE)}
+    expected = {q.name: (f"{q.stuck_minutes:g} min" if q.stuck_minutes else "–",
+                         f"{q.max_rate:g} {q.unit}/min" if q.max_rate else "–")
+                for q in CATALOG.values() if q.stuck_minutes or q.max_rate}
+    assert {k: v for k, v in rows.items() if k in CATALOG} == expected
