@@ -59,6 +59,7 @@ def test_a_teacher_builds_a_rolling_dataset_and_gets_a_code_and_a_qr(screen: Scr
     page.wait_for_load_state()
     assert page.locator("input[name=kits]:checked").count() == 2
     page.check("input[name=quantities][value=humidity]")
+    page.check("input[name=quantities][value=dew_point]")  # derived: chosen like a measured one, not charted
     page.fill("#rolling_days", "14")
     page.fill("#title", "Two weeks on the hill")
     page.click("button[value=preview]")
@@ -80,7 +81,7 @@ def test_a_teacher_builds_a_rolling_dataset_and_gets_a_code_and_a_qr(screen: Scr
     dataset = stored(web_stack, code)
     assert dataset is not None
     assert dataset["rolling_days"] == 14 and dataset["created_by"] == "Test Teacher"
-    assert dataset["kits"] == ["north", "south"] and dataset["quantities"] == ["temperature", "humidity"]
+    assert dataset["kits"] == ["north", "south"] and dataset["quantities"] == ["temperature", "humidity", "dew_point"]
     assert axe_results(page) == []
     screen.screenshot("published")
     assert screen.left_machine == []

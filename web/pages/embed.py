@@ -49,8 +49,12 @@ async def embed_dataset(code: str, request: Request) -> HTMLResponse:
             raise PageError(error.status, error.code, headers=error.headers) from None
         quantities = list(dataset.quantities)
         title, zone, shown_code = dataset.title, dataset.timezone, sharecode.display(dataset.code)
+    # the chart is of a measured quantity: a derived one has no series of its own
+    charted = [q for q in quantities if q in CATALOG] or quantities
     wanted = request.query_params.get("q")
-    quantity = wanted if wanted in quantities else quantities[0]
+    quantity = wanted if wanted in charted else charted[0]
+    if quantity not in CATALOG:
+        raise PageError(404, "no_chart", message=page.t.gettext("This dataset has no measured quantity to chart."))
     t = page.t = page.t.in_zone(zone)
     return render(page, "embed_dataset.html", title=title, quantity=quantity,
                   label=sitedata.quantity_label(t, quantity), unit=CATALOG[quantity].unit, zone=t.zone.key,

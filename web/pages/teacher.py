@@ -23,6 +23,7 @@ from api.query import parse_zone
 from api.routers import datasets as api_datasets
 from api.schemas import DatasetIn
 from lauks.catalog import CATALOG
+from lauks.derived import DERIVED
 from metastore import registry, sharecode
 from metastore.db import Dataset, Site, now
 from metastore.errors import StoreError
@@ -134,7 +135,7 @@ class Choices:
         every = _text(form, "every", 8)
         agg = _text(form, "agg", 8)
         return cls(site=_text(form, "site", 64), kits=_list(form, "kits"),
-                   quantities=[q for q in _list(form, "quantities") if q in CATALOG],
+                   quantities=[q for q in _list(form, "quantities") if q in CATALOG or q in DERIVED],
                    window="fixed" if _text(form, "window") == "fixed" else "rolling",
                    rolling_days=_text(form, "rolling_days", 6), start=_text(form, "start", 10),
                    end=_text(form, "end", 10), every=every if every in EVERY else "raw",
@@ -190,11 +191,13 @@ def _builder(page: Page, choices: Choices, *, status: int = 200, problem: str | 
     if site is not None and not choices.kits:
         choices.kits = list(kits)
     quantities = [(name, with_unit(page.t, name)) for name in CATALOG]
-    charts = ([(with_unit(page.t, q), choices.preview_query(q), CATALOG[q].unit) for q in choices.quantities]
-              if preview else [])
+    derived = [(name, with_unit(page.t, name)) for name in DERIVED]
+    # the preview charts the measured quantities (a derived one has no series of its own)
+    charts = ([(with_unit(page.t, q), choices.preview_query(q), CATALOG[q].unit) for q in choices.quantities
+               if q in CATALOG] if preview else [])
     return render(page, "teach_new.html", status=status, sites=sites, site=site, kits=kits, choices=choices,
-                  quantities=quantities, every_choices=EVERY, agg_choices=AGGS, problem=problem, charts=charts,
-                  zone=_zone_of(site, page).key)
+                  quantities=quantities, derived=derived, every_choices=EVERY, agg_choices=AGGS, problem=problem,
+                  charts=charts, zone=_zone_of(site, page).key)
 
 
 def _summary(page: Page, dataset: Dataset, at: datetime) -> dict[str, Any]:
