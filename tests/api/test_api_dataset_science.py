@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from api_fixtures import Api, point, service
 from frictionless import validate
@@ -163,6 +164,11 @@ async def test_the_flags_column_is_described_and_flags_include_exclude_and_only_
     tidy = list(csv.DictReader(io.StringIO((await service.client.get(
         f"/v1/datasets/{code}/data.csv", params={"flags": "only"})).text)))
     assert [(r["kit"], r["time"], r["flags"]) for r in tidy] == [("k2", late, "backfilled")] * 2
+    data = (await service.client.get(f"/v1/datasets/{code}/data.json", params={"flags": "only"})).json()["data"]
+    assert [(r["kit"], r["time"], r["flags"]) for r in data] == [("k2", late, "backfilled")] * 2
+    table = pq.read_table(io.BytesIO((await service.client.get(
+        f"/v1/datasets/{code}/data.parquet", params={"flags": "exclude"})).content))
+    assert table.num_rows == 2 * (144 + 144 - len(GAP) - 1) and set(table.column("flags").to_pylist()) == {""}
 
 
 async def test_bad_flags_or_calibration_choices_are_refused_with_a_sentence_and_nothing_is_kept(
