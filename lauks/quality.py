@@ -81,9 +81,20 @@ def _thresholds(quantity: str) -> tuple[float | None, float | None]:
                           f"({', '.join(CATALOG)}) or a derived one")
 
 
+TYPICAL_SAMPLE = 10_001  # the typical interval of a longer series is the median of this many of its intervals
+
+
 def typical_interval_ms(times_ms: Sequence[int]) -> int:
-    """The median time between consecutive readings (0 with fewer than two)."""
-    diffs = sorted(b - a for a, b in pairwise(times_ms) if b > a)
+    """The median time between consecutive readings (0 with fewer than two). Of a long series, the median of
+    ``TYPICAL_SAMPLE`` intervals spread evenly over it: a kit's interval is the same all along, and sorting a
+    million intervals would cost more than the flags themselves."""
+    n = len(times_ms)
+    if n > TYPICAL_SAMPLE + 1:
+        step = (n - 1) // TYPICAL_SAMPLE
+        pairs: Iterable[tuple[int, int]] = ((times_ms[i], times_ms[i + 1]) for i in range(0, n - 1, step))
+    else:
+        pairs = pairwise(times_ms)
+    diffs = sorted(b - a for a, b in pairs if b > a)
     return diffs[(len(diffs) - 1) // 2] if diffs else 0
 
 
@@ -112,14 +123,13 @@ def series_masks(quantity: str, times_ms: Sequence[int], values: Sequence[float 
     stuck_minutes, max_rate = _thresholds(quantity)
     if n < 2 or (stuck_minutes is None and max_rate is None):
         return masks
+    ts: Sequence[int] = times_ms
+    vs: Sequence[float] = values  # type: ignore[assignment]  # unless it holds a None, taken out just below
+    where: list[int] | None = None  # the readings' places in ``values`` when some are None
     if None in values:
-        where = [i for i, v in enumerate(values) if v is not None]
-        ts = [times_ms[i] for i in where]
-        vs = [float(values[i]) for i in where]  # type: ignore[arg-type]  # None filtered out just above
-    else:
-        where = None
-        ts = list(times_ms)
-        vs = values  # type: ignore[assignment]  # no None in it
+        where = kept = [i for i, v in enumerate(values) if v is not None]
+        ts = list(map(times_ms.__getitem__, kept))
+        vs = list(map(values.__getitem__, kept))  # type: ignore[arg-type]  # no None left
     m = len(ts)
     if m < 2:
         return masks
@@ -136,17 +146,18 @@ def series_masks(quantity: str, times_ms: Sequence[int], values: Sequence[float 
 
 
 def _stuck(ts: Sequence[int], vs: Sequence[float], max_gap: int, stuck_ms: int, flagged: list[tuple[int, int]]) -> None:
-    start = 0
+    start, start_t = 0, ts[0]
     prev_t, prev_v = ts[0], vs[0]
-    for k in range(1, len(ts)):
-        t, v = ts[k], vs[k]
+    k = 0
+    for t, v in zip(ts, vs, strict=True):
         if v != prev_v or t - prev_t > max_gap:
-            if prev_t - ts[start] >= stuck_ms and k - 1 > start:
+            if prev_t - start_t >= stuck_ms and k - 1 > start:
                 flagged.extend((i, STUCK) for i in range(start, k))
-            start = k
+            start, start_t = k, t
         prev_t, prev_v = t, v
-    if prev_t - ts[start] >= stuck_ms and len(ts) - 1 > start:
-        flagged.extend((i, STUCK) for i in range(start, len(ts)))
+        k += 1
+    if prev_t - start_t >= stuck_ms and k - 1 > start:
+        flagged.extend((i, STUCK) for i in range(start, k))
 
 
 def _spikes(ts: Sequence[int], vs: Sequence[float], max_gap: int, rate_per_ms: float,
@@ -154,8 +165,8 @@ def _spikes(ts: Sequence[int], vs: Sequence[float], max_gap: int, rate_per_ms: f
     pending = -1  # the first reading after a fast change not yet known to be a spike or a step
     pending_up = False
     prev_t, prev_v = ts[0], vs[0]
-    for k in range(1, len(ts)):
-        t, v = ts[k], vs[k]
+    k = 0
+    for t, v in zip(ts, vs, strict=True):
         dt = t - prev_t
         if dt > max_gap:
             if pending >= 0:
@@ -163,7 +174,7 @@ def _spikes(ts: Sequence[int], vs: Sequence[float], max_gap: int, rate_per_ms: f
                 pending = -1
         elif dt > 0:
             dv = v - prev_v
-            if abs(dv) > rate_per_ms * dt:
+            if dv > rate_per_ms * dt or -dv > rate_per_ms * dt:
                 up = dv > 0
                 if pending >= 0 and up != pending_up and k - pending <= SPIKE_MAX_READINGS:
                     flagged.extend((i, SPIKE) for i in range(pending, k))
@@ -173,6 +184,7 @@ def _spikes(ts: Sequence[int], vs: Sequence[float], max_gap: int, rate_per_ms: f
                         flagged.append((pending, SPIKE))
                     pending, pending_up = k, up
         prev_t, prev_v = t, v
+        k += 1
     if pending >= 0:
         flagged.append((pending, SPIKE))
 
