@@ -27,8 +27,8 @@ router = APIRouter(prefix="/v1/datasets", tags=["class datasets"])
 FORMATS = ("csv", "json", "parquet", "zip")
 DECIMAL = "comma: decimal comma and ';' between columns, as spreadsheets in LV/LT expect"
 BOM_TEXT = "start each CSV with a UTF-8 byte order mark, so Excel shows ā, č, ų and µg/m³ right"
-FLAGS_TEXT = ("include: every value, with its quality flags in a flags column; exclude: flagged values left out; "
-              "only: only flagged values")
+FLAGS_TEXT = ("include: every value, with its quality flags in a flags column; exclude: values with a quality flag "
+              "(any but calibrated) left out; only: only those")
 CALIBRATION_TEXT = "applied: calibrated values (a calibrated flag on each); raw: the values as stored"
 
 
@@ -208,7 +208,7 @@ async def _download(request: Request, code: str, fmt: Literal["csv", "json", "pa
 
 
 @router.get("/{code}/data.csv", response_class=StreamingResponse,
-            responses={**FILE_RESPONSES, **responses(404, 410, 422, 502, 503)},
+            responses={**FILE_RESPONSES, **responses(400, 404, 410, 422, 502, 503)},
             summary="The dataset as one tidy CSV")
 async def data_csv(code: str, request: Request, session: SessionDep, influx: InfluxDep, settings: SettingsDep,
                    decimal: Literal["point", "comma"] = Query("point", description=DECIMAL),
@@ -223,7 +223,7 @@ async def data_csv(code: str, request: Request, session: SessionDep, influx: Inf
 
 
 @router.get("/{code}/data.json", response_class=StreamingResponse,
-            responses={**FILE_RESPONSES, **responses(404, 410, 502, 503)},
+            responses={**FILE_RESPONSES, **responses(400, 404, 410, 422, 502, 503)},
             summary="The dataset as JSON")
 async def data_json(code: str, request: Request, session: SessionDep, influx: InfluxDep, settings: SettingsDep,
                     flags: Literal["include", "exclude", "only"] = Query("include", description=FLAGS_TEXT),
@@ -234,7 +234,7 @@ async def data_json(code: str, request: Request, session: SessionDep, influx: In
 
 
 @router.get("/{code}/data.parquet", response_class=StreamingResponse,
-            responses={**FILE_RESPONSES, **responses(404, 410, 502, 503)},
+            responses={**FILE_RESPONSES, **responses(400, 404, 410, 422, 502, 503)},
             summary="The dataset as Parquet")
 async def data_parquet(code: str, request: Request, session: SessionDep, influx: InfluxDep, settings: SettingsDep,
                        flags: Literal["include", "exclude", "only"] = Query("include", description=FLAGS_TEXT),
@@ -246,7 +246,7 @@ async def data_parquet(code: str, request: Request, session: SessionDep, influx:
 
 @router.get("/{code}/dataset.zip", response_class=StreamingResponse,
             responses={200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
-                       **responses(404, 410, 502, 503)},
+                       **responses(400, 404, 410, 422, 502, 503)},
             summary="The dataset to keep: a CSV per kit, gaps.csv, datapackage.json and a README")
 async def data_zip(code: str, request: Request, session: SessionDep, influx: InfluxDep, settings: SettingsDep,
                    decimal_comma: bool = Query(False, description="the CSVs inside use ';' between columns and a "
