@@ -151,6 +151,15 @@ def test_the_kits_own_interval_decides_what_a_gap_is_when_given() -> None:
     assert not flagged(series_masks("temperature", times, values, interval_ms=MINUTE), SPIKE)
 
 
+def test_the_typical_interval_of_a_long_series_is_its_usual_one_despite_gaps_and_a_burst() -> None:
+    times = minutes(30_000)
+    times[100:200] = [times[99] + 1000 * (i + 1) for i in range(100)]  # a burst of readings a second apart
+    times = sorted(set(times[:5000] + [t + 10 * MINUTE for t in times[5000:]]))  # and a 10-minute gap
+    assert len(times) > quality.TYPICAL_SAMPLE
+    assert quality.typical_interval_ms(times) == MINUTE
+    assert quality.typical_interval_ms(times[:3]) == MINUTE and quality.typical_interval_ms(times[:1]) == 0
+
+
 def test_times_and_values_of_different_lengths_are_refused() -> None:
     with pytest.raises(ValueError, match="3 times for 2 values"):
         series_masks("temperature", minutes(3), [1.0, 2.0])
