@@ -206,29 +206,49 @@ class ReadingsRequest:
         """The aggregate of a stored quantity: the requested one's, else that of the derived it is an input of."""
         return self.aggregates.get(quantity) or self.agg or "mean"
 
+    def bucket_stats(self, quantity: str, every_s: int, stat: str) -> list[str]:
+        """The statistics of ``quantity``'s bucket that its flags and calibrations need besides its aggregate
+        ``stat``: min and max where it can be stuck or spike, the count where it can be stuck (a bucket at
+        least stuck_minutes long) or a calibration maps a sum. No more: each costs InfluxDB a pass."""
+        row = CATALOG[quantity]
+        stuck = row.stuck_minutes is not None and every_s >= row.stuck_minutes * 60
+        out = ["min", "max"] if stuck or row.max_rate is not None else []
+        if stuck or (stat == "sum" and any(c.quantity == quantity for c in self.calibrations)):
+            out.append("count")
+        return [s for s in out if s != stat]
+
+    def stat_alias(self, quantity: str, stat: str, main: str) -> str:
+        """The column a bucket statistic is read from: the aggregate's own (``main``) when it is that one."""
+        return main if stat == self.stat_of(quantity) and main == quantity else bucket_alias(quantity, stat)
+
     @cached_property
     def columns(self) -> list[Column]:
         """The columns of an aggregate statement: per stored quantity its aggregate AS itself, then the hidden
-        bucket statistics the flags and calibrations need (q__min, q__max, q__n; battery__min, late_s__max,
-        from_age__n)."""
-        return [*((q, self.stat_of(q), q) for q in self.stored), *_bucket_columns(self.stored)]
+        bucket statistics the flags and calibrations need (q__min, q__max, q__n where they can say something;
+        battery__min, late_s__max, from_age__n)."""
+        assert self.every_s is not None
+        out: list[Column] = [(q, self.stat_of(q), q) for q in self.stored]
+        for q in self.stored:
+            out.extend((bucket_alias(q, stat), stat, q) for stat in self.bucket_stats(q, self.every_s, self.stat_of(q)))
+        return [*out, *_fact_columns()]
 
     @cached_property
     def daily_columns(self) -> list[Column]:
         """The columns of the daily statement: per daily derived quantity its statistic of the day, its input's
         bucket statistics and the kit's."""
         out: list[Column] = []
+        extra: dict[Column, None] = {}
         for d in self.daily:
             assert d.daily is not None
-            out.append((d.name, d.daily[1], d.daily[0]))
-        return [*out, *_bucket_columns(list(dict.fromkeys(d.daily[0] for d in self.daily if d.daily)))]
+            q, stat = d.daily
+            out.append((d.name, stat, q))
+            extra.update(dict.fromkeys((bucket_alias(q, s), s, q) for s in ("min", "max", "count")
+                                       if s in self.bucket_stats(q, DAY_S, "") or (s == "count" and stat == "sum")))
+        return [*out, *extra, *_fact_columns()]
 
 
-def _bucket_columns(quantities: Sequence[str]) -> list[Column]:
-    out: list[Column] = []
-    for q in quantities:
-        out.extend((bucket_alias(q, stat), stat, q) for stat in ("min", "max", "count"))
-    return [*out, (BATTERY_MIN, "min", schema.BATTERY), (LATE_S_MAX, "max", schema.LATE_S),
+def _fact_columns() -> list[Column]:
+    return [(BATTERY_MIN, "min", schema.BATTERY), (LATE_S_MAX, "max", schema.LATE_S),
             (FROM_AGE_N, "count", schema.FROM_AGE)]
 
 

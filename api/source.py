@@ -358,9 +358,8 @@ def _bucket(kit: str, row: Row, request: ReadingsRequest, index: dict[str, int],
     cut: list[int] = []
     for j, q in enumerate(request.stored):
         value = row[j + 1]
-        count = row[index[bucket_alias(q, "count")]]
-        mask = quality.bucket_mask(q, request.every_s, row[index[bucket_alias(q, "min")]],
-                                   row[index[bucket_alias(q, "max")]], count, battery_min, late_max, age_n)
+        count, minimum, maximum = (_stat(row, index, request.stat_alias(q, s, q)) for s in ("count", "min", "max"))
+        mask = quality.bucket_mask(q, request.every_s, minimum, maximum, count, battery_min, late_max, age_n)
         found = spans.get((kit, q))
         if found is not None and value is not None:
             span, whole = _bucket_span(found, t, t + every_ms)
@@ -372,6 +371,12 @@ def _bucket(kit: str, row: Row, request: ReadingsRequest, index: dict[str, int],
         values.append(value)
         masks.append(mask)
     return values, masks, cut
+
+
+def _stat(row: Row, index: dict[str, int], alias: str) -> Any:
+    """A bucket statistic, None where the request did not read it (it could not flag anything)."""
+    at = index.get(alias)
+    return None if at is None else row[at]
 
 
 def _bucket_span(spans: list[Span], start_ms: int, end_ms: int) -> tuple[Span | None, bool]:
@@ -451,9 +456,8 @@ async def _daily(client: InfluxClient, database: str, request: ReadingsRequest) 
                 assert d.daily is not None
                 q, stat = d.daily
                 value = row[index[d.name]]
-                count = row[index[bucket_alias(q, "count")]]
-                mask = quality.bucket_mask(q, 86_400, row[index[bucket_alias(q, "min")]],
-                                           row[index[bucket_alias(q, "max")]], count, row[index[BATTERY_MIN]],
+                count, minimum, maximum = (_stat(row, index, bucket_alias(q, s)) for s in ("count", "min", "max"))
+                mask = quality.bucket_mask(q, 86_400, minimum, maximum, count, row[index[BATTERY_MIN]],
                                            row[index[LATE_S_MAX]], row[index[FROM_AGE_N]])
                 found = spans.get((kit, q))
                 if found is not None and value is not None:
