@@ -172,7 +172,7 @@ def test_an_unknown_quantity_is_refused_with_the_known_ones() -> None:
         bucket_mask("temprature", 600, 1, 2, 2, None, None, None)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.one_of(st.none(), st.floats(-50, 60, allow_nan=False).map(lambda v: round(v, 1))),
                 min_size=0, max_size=120),
        st.lists(st.integers(1, 5), min_size=120, max_size=120))
@@ -185,7 +185,7 @@ def test_flags_of_a_series_are_only_stuck_and_spike_and_only_on_readings(values:
     assert all(m == 0 for m, v in zip(masks, values, strict=True) if v is None)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.floats(-50, 60, allow_nan=False), min_size=2, max_size=60))
 def test_a_series_never_faster_than_max_rate_has_no_spike(deltas: list[float]) -> None:
     limit = CATALOG["temperature"].max_rate
@@ -198,7 +198,7 @@ def test_a_series_never_faster_than_max_rate_has_no_spike(deltas: list[float]) -
     assert not flagged(series_masks("temperature", minutes(len(values)), values), SPIKE)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.integers(0, 59), st.floats(5, 50))
 def test_one_outlier_anywhere_inside_a_calm_series_flags_exactly_that_reading(at: int, height: float) -> None:
     values = varying(60, step=0.01)
@@ -254,7 +254,7 @@ def test_a_quantity_without_thresholds_gets_only_the_facts_in_a_bucket() -> None
     assert bucket_mask("light", 60, 0.0, 100_000.0, 2, None, None, None) == 0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(st.floats(-50, 60, allow_nan=False), min_size=2, max_size=30))
 def test_a_bucket_with_a_spike_flag_holds_a_change_the_raw_series_calls_too_fast(values: list[float]) -> None:
     """The bucket rule never flags what no consecutive pair of its readings shows (readings a minute apart)."""
