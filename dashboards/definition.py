@@ -148,8 +148,9 @@ SITE_CONDITIONS = Dashboard(
 
 KIT_HEALTH = Dashboard(
     "lauks-kit-health", "Lauks · Kit health",
-    "Is every kit reporting, charged and connected? Last seen, silent and offline kits, battery, signal, buffer.",
-    (SITE, KIT),
+    "Is every kit reporting, charged and connected? Last seen, silent and offline kits, battery, signal, buffer. "
+    "Resolution: where the battery and signal charts read (raw or a rollup, docs/dashboards.md).",
+    (SITE, KIT, flags.RESOLUTION),
     (
         Panel("Kits reporting (last 15 min)", "stat", (KITS_REPORTING,), w=6, h=4, decimals=0),
         Panel("Kits offline", "stat", (KITS_OFFLINE,), w=6, h=4, decimals=0, thresholds=(Threshold(1, "red"),),
@@ -166,10 +167,10 @@ KIT_HEALTH = Dashboard(
               rename={"Time": "Last seen", schema.SEEN: "Seen"}),
         Panel("Offline kits", "table", (OFFLINE_KITS,), w=9, h=8,
               rename={"Time": "Offline since", schema.STATE: "State"}),
-        Panel("Battery", "timeseries", (_kits(column("mean", schema.BATTERY), schema.READINGS),),
+        Panel("Battery", "timeseries", flags.aggregate_queries(CATALOG[schema.BATTERY]),
               unit="volt", base_color="red", thresholds=(Threshold(LOW_BATTERY_V, "green"),)),
         Panel(f"Battery below {LOW_BATTERY_V} V", "table", (LOW_BATTERY,), rename={"Time": "Measured"}, decimals=2),
-        Panel("Wi-Fi signal (RSSI)", "timeseries", (_kits(column("mean", schema.RSSI), schema.READINGS),),
+        Panel("Wi-Fi signal (RSSI)", "timeseries", flags.aggregate_queries(CATALOG[schema.RSSI]),
               unit="dBm", base_color="red", thresholds=(Threshold(-80, "yellow"), Threshold(-67, "green")),
               description="Below -80 dBm a kit drops its connection often."),
         Panel("Samples waiting in the kits' buffers", "timeseries",
