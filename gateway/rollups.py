@@ -1,4 +1,5 @@
-"""The rollup worker: keeps ``readings_10m`` and ``readings_1h`` up to date beside the raw readings.
+"""The rollup worker: keeps the rollups (``readings_1h``, lauks.rollups.KEPT_ROLLUPS) up to date beside the raw
+readings.
 
 Every pass (``gateway_rollups_period_s``) InfluxDB recomputes, with server-side ``SELECT ... INTO``
 (``lauks.rollups``), the buckets written to since the previous pass began (less ``LATE_MARGIN``: samples up to

@@ -35,8 +35,8 @@ def register(commands: argparse._SubParsersAction[Any], kit_commands: argparse._
     sub = parser.add_subparsers(dest="rollups_command", metavar="ROLLUPS_COMMAND")
     parser.set_defaults(func=lambda args: _usage(parser))
     rebuild = sub.add_parser("rebuild", help="recompute the rollups from the raw readings (all, or a site / window)",
-                             description="Recompute readings_10m and readings_1h from the raw readings, a month at "
-                                         "a time. Raw readings are never changed.")
+                             description="Recompute the rollups (readings_1h) from the raw readings, a month at a "
+                                         "time. Raw readings are never changed.")
     rebuild.add_argument("--site", help="only this site's kits")
     rebuild.add_argument("--start", help="from this day (2025-03-01, UTC) or time (2025-03-01T08:00+02:00); "
                                          "default: the oldest raw reading")

@@ -44,8 +44,8 @@ async def test_the_gateway_keeps_the_rollups_of_the_readings_it_finds(
     rows = await influx.query_rows(f'SELECT SUM("count_temperature") FROM "{schema.ROLLUP_1H}"', database=database)
     assert rows[0]["sum"] == len(lines)
     kept = await read_kept(influx, database)
-    assert kept[schema.ROLLUP_10M].complete_from == rollups.EARLIEST  # nothing older was there
-    assert kept[schema.ROLLUP_10M].kept_to > now - rollups.LATE_MARGIN - timedelta(seconds=1)
+    assert kept[schema.ROLLUP_1H].complete_from == rollups.EARLIEST  # nothing older was there
+    assert kept[schema.ROLLUP_1H].kept_to > now - rollups.LATE_MARGIN - timedelta(seconds=1)
 
 
 def test_a_gateway_with_rollups_off_runs_no_worker(tmp_path: Path, topics: Topics) -> None:
@@ -68,9 +68,9 @@ async def test_the_worker_survives_influxdb_down_and_catches_up_from_where_it_wa
     assert keeper.cursor is None  # nothing was done, so nothing is skipped
     keeper.client = influx
     assert await keeper.run_pass()
-    rows = await influx.query_rows(f'SELECT SUM("count_humidity") FROM "{schema.ROLLUP_10M}"', database=database)
+    rows = await influx.query_rows(f'SELECT SUM("count_humidity") FROM "{schema.ROLLUP_1H}"', database=database)
     assert rows[0]["sum"] == 27 * 60  # the default look-back of 26 hours, less the late margin, in whole hours
-    assert (await read_kept(influx, database))[schema.ROLLUP_10M].complete_from == NOW - timedelta(hours=26)
+    assert (await read_kept(influx, database))[schema.ROLLUP_1H].complete_from == NOW - timedelta(hours=26)
 
 
 async def test_a_worker_back_after_longer_than_it_resumes_says_the_rollups_are_complete_only_from_then(
@@ -103,14 +103,14 @@ async def test_status_says_how_far_each_rollup_is_kept_and_how_many_points_it_ha
                                                                                    database: str) -> None:
     out = io.StringIO()
     await status(influx, database, out)
-    assert "readings_10m: not kept yet (0 points)" in out.getvalue()
+    assert "readings_1h: not kept yet (0 points)" in out.getvalue()
     await influx.write(database, minute_lines(SITE, "k1", NOW - timedelta(hours=2), NOW), precision="ms")
     assert await RollupWorker(influx, database, clock=NOW.timestamp).run_pass()
     out = io.StringIO()
     await status(influx, database, out)
     assert f"readings_1h: complete from {rollups.EARLIEST.isoformat()} to " \
            f"{(NOW - rollups.LATE_MARGIN).isoformat()}" in out.getvalue()
-    assert ", 12 points" in out.getvalue()  # 10-minute buckets of two hours
+    assert ", 2 points" in out.getvalue()  # the hourly buckets of two hours
 
 
 async def test_backfill_published_days_late_through_the_gateway_is_in_the_rollups_a_pass_later(

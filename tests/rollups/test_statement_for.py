@@ -31,10 +31,8 @@ def test_each_statistic_reads_its_rollup_fields_under_its_alias_in_order() -> No
 
 
 @pytest.mark.parametrize(("every_s", "zone", "expected"), [
-    (600, UTC_ZONE, schema.ROLLUP_10M), (1800, RIGA, schema.ROLLUP_10M), (3600, RIGA, schema.ROLLUP_1H),
-    (43200, RIGA, schema.ROLLUP_1H),
-    (3600, ZoneInfo("Asia/Kolkata"), schema.ROLLUP_10M),  # +05:30: hours there start at :30 in UTC
-    (86400, ZoneInfo("America/St_Johns"), schema.ROLLUP_10M),  # -03:30 and -02:30
+    (3600, RIGA, schema.ROLLUP_1H), (7200, UTC_ZONE, schema.ROLLUP_1H), (43200, RIGA, schema.ROLLUP_1H),
+    (86400, ZoneInfo("America/New_York"), schema.ROLLUP_1H),
 ])
 def test_the_coarsest_rollup_whose_buckets_make_up_the_requests_answers(every_s: int, zone: ZoneInfo,
                                                                        expected: str) -> None:
@@ -44,12 +42,13 @@ def test_the_coarsest_rollup_whose_buckets_make_up_the_requests_answers(every_s:
 
 @pytest.mark.parametrize(("why", "columns", "every_s", "zone", "start", "end", "fill", "kept"), [
     ("a median", [("t", "median", "temperature")], 3600, UTC_ZONE, START, END, "none", KEPT),
-    ("a bucket no rollup divides", [("t", "mean", "temperature")], 900, UTC_ZONE, START, END, "none", KEPT),
+    ("a bucket no rollup divides", [("t", "mean", "temperature")], 1800, UTC_ZONE, START, END, "none", KEPT),
+    ("India's +05:30", [("t", "mean", "temperature")], 3600, ZoneInfo("Asia/Kolkata"), START, END, "none", KEPT),
     ("a bucket finer than any rollup", [("t", "mean", "temperature")], 60, UTC_ZONE, START, END, "none", KEPT),
     ("Nepal's +05:45", [("t", "mean", "temperature")], 3600, ZoneInfo("Asia/Kathmandu"), START, END, "none", KEPT),
     ("a start inside a bucket", [("t", "mean", "temperature")], 3600, UTC_ZONE, START + timedelta(minutes=5), END,
      "none", KEPT),
-    ("an end inside a bucket", [("t", "mean", "temperature")], 600, UTC_ZONE, START, END - timedelta(minutes=1),
+    ("an end inside a bucket", [("t", "mean", "temperature")], 3600, UTC_ZONE, START, END - timedelta(minutes=1),
      "none", KEPT),
     ("nothing known to be kept", [("t", "mean", "temperature")], 3600, UTC_ZONE, START, END, "none", None),
     ("a window past what is kept", [("t", "mean", "temperature")], 3600, UTC_ZONE, START, END + timedelta(days=2),
@@ -74,11 +73,15 @@ def test_a_count_alone_with_fill_null_is_read_with_fill_0_as_influxdb_counts_an_
     assert str(answer([("t", "mean", "temperature")], 3600, fill="null")).endswith("fill(null)")
 
 
-def test_the_into_statements_compute_the_hourly_rollup_from_the_ten_minute_one_over_whole_hours() -> None:
-    ten, hour = rollups.recompute_statements(START + timedelta(minutes=25), START + timedelta(minutes=35),
-                                             site="s-1", kit="k'1")
-    assert ten.startswith('SELECT sum(*), count(*), min(*), max(*) INTO "readings_10m" FROM "readings" WHERE '
-                          "\"site\" = 's-1' AND \"kit\" = 'k\\'1' AND time >= 1767225600000000000 AND time < "
-                          "1767229200000000000 GROUP BY time(600s), * fill(none)")
-    assert 'sum("count_temperature") AS "count_temperature"' in hour and 'FROM "readings_10m"' in hour
-    assert 'min("min_late_s") AS "min_late_s"' in hour and hour.endswith("GROUP BY time(3600s), * fill(none)")
+def test_the_into_statement_computes_the_hourly_rollup_from_raw_over_whole_hours() -> None:
+    (hour,) = rollups.recompute_statements(START + timedelta(minutes=25), START + timedelta(minutes=35),
+                                           site="s-1", kit="k'1")
+    assert hour == ('SELECT sum(*), count(*), min(*), max(*) INTO "readings_1h" FROM "readings" WHERE '
+                    "\"site\" = 's-1' AND \"kit\" = 'k\\'1' AND time >= 1767225600000000000 AND time < "
+                    "1767229200000000000 GROUP BY time(3600s), * fill(none)")
+
+
+def test_a_rollup_computed_from_another_combines_its_statistics() -> None:
+    daily = rollups.into_statement(rollups.Rollup(schema.ROLLUP_1D, 86400, schema.ROLLUP_1H), START, END)
+    assert 'sum("count_temperature") AS "count_temperature"' in daily and 'FROM "readings_1h"' in daily
+    assert 'min("min_late_s") AS "min_late_s"' in daily and daily.endswith("GROUP BY time(86400s), * fill(none)")
