@@ -380,7 +380,15 @@ def _float_array(pa: Any, values: list[Any]) -> Any:
 
 
 def _string_array(pa: Any, values: list[str]) -> Any:
-    encoded = {text: text.encode() for text in set(values)}  # a column of a few distinct names or units
+    distinct = set(values)
+    if len(distinct) == 1:  # one quantity's name or unit, a flags column with no flag: no loop per value
+        data = next(iter(distinct)).encode()
+        size = len(data)
+        count = len(values)
+        offsets = array("i", range(0, (count + 1) * size, size)) if size else array("i", bytes(4 * (count + 1)))
+        return pa.Array.from_buffers(pa.string(), len(values), [None, pa.py_buffer(offsets),
+                                                                pa.py_buffer(data * len(values))])
+    encoded = {text: text.encode() for text in distinct}  # a column of a few distinct names or units
     parts = [encoded[v] for v in values]
     offsets = array("i", [0])
     total = 0
