@@ -133,7 +133,7 @@ LATEST_VALUES = Query(
 SITE_CONDITIONS = Dashboard(
     "lauks-site-conditions", "Lauks · Site conditions",
     "What the kits measure: every catalog quantity over time, per kit. Resolution: raw readings up to a few "
-    "days, the 10-minute rollup up to a month or two, the hourly one beyond (docs/dashboards.md).",
+    "days, the hourly rollup beyond (docs/dashboards.md).",
     (SITE, KIT, flags.RESOLUTION),
     (
         Panel("Latest value of each quantity, per kit", "table", (LATEST_VALUES,), w=24, h=7,
@@ -201,8 +201,8 @@ QUALITY_FLAG_PANELS = (
     Panel("Spikes", "timeseries", flags.SPIKE, style="bars", w=12, min_interval=flags.RAW_MIN_INTERVAL,
           description="Buckets whose range (max - min) is more than the quantity's max_rate times the bucket's "
                       "minutes: some change in them was faster than the sensor can rightly show. Raw: buckets of "
-                      "the panel's interval (2 minutes at least); rollups: 10-minute buckets, as a coarser bucket "
-                      "would need an impossible range to prove a spike."),
+                      "the panel's interval (2 minutes at least); at 1h: raw readings in 10-minute buckets, as an "
+                      "hourly bucket would need an impossible range to prove a spike (slower over long ranges)."),
     Panel("Battery low", "timeseries", flags.BATTERY_LOW, style="bars", w=8, min_interval="1m",
           description=f"Buckets with a battery reading under {quality.BATTERY_LOW_V:g} V: a sensor may brown out. "
                       + _BUCKETS),

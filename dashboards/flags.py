@@ -46,7 +46,6 @@ def _label(seconds: int) -> str:
 RAW_SOURCE = Source(RAW, schema.READINGS, None)
 SOURCES: tuple[Source, ...] = (RAW_SOURCE, *(Source(_label(r.seconds), r.measurement, r.seconds)
                                              for r in rollups.KEPT_ROLLUPS))
-FINEST_ROLLUP = SOURCES[1]
 
 RESOLUTION = Variable(
     "resolution", "Resolution", "", options=tuple(s.name for s in SOURCES), default=RAW,
@@ -119,19 +118,22 @@ def stuck_queries(q: Quantity) -> tuple[Query, ...]:
 
 # --- spike: a bucket whose range is more than max_rate x its minutes ---------------------------------------
 
+SPIKE_BUCKET_S = 600  # the spike rule's buckets at the rollup resolutions
+
+
 def spike_queries(q: Quantity) -> tuple[Query, ...]:
-    """Raw buckets of Grafana's interval; for the rollup resolutions, the finest rollup's buckets (a coarse bucket
-    would need a change far beyond what a sensor can show to prove a spike)."""
+    """Raw buckets of Grafana's interval; for the rollup resolutions, raw buckets of 10 minutes. No rollup can
+    answer a spike: an hourly bucket would need a range of 60 x max_rate (120 °C for air temperature) to prove
+    one, so a rollup resolution reads the raw readings here, in buckets small enough to see a one-reading spike
+    (a 10-minute rollup was dropped: it cost two and a half times the hourly one to keep, lauks.rollups)."""
     assert q.max_rate is not None
     stats = "{max} - {min} AS \"spread\""
-    raw = _count(q.name, stats.format(max=RAW_SOURCE.stat("max", q.name), min=RAW_SOURCE.stat("min", q.name)),
-                 RAW_SOURCE, "$__interval", f'"spread" > {q.max_rate:g} * $__interval_ms / 60000', [RAW])
-    fine = FINEST_ROLLUP
-    assert fine.seconds is not None
-    rolled = _count(q.name, stats.format(max=fine.stat("max", q.name), min=fine.stat("min", q.name)), fine,
-                    f"{fine.seconds}s", f'"spread" > {q.max_rate * fine.seconds / 60:g}',
-                    [s.name for s in SOURCES[1:]])
-    return raw, rolled
+    spread = stats.format(max=RAW_SOURCE.stat("max", q.name), min=RAW_SOURCE.stat("min", q.name))
+    raw = _count(q.name, spread, RAW_SOURCE, "$__interval", f'"spread" > {q.max_rate:g} * $__interval_ms / 60000',
+                 [RAW])
+    fine = _count(q.name, spread, RAW_SOURCE, f"{SPIKE_BUCKET_S}s",
+                  f'"spread" > {q.max_rate * SPIKE_BUCKET_S / 60:g}', [s.name for s in SOURCES[1:]])
+    return raw, fine
 
 
 # --- the facts: battery, late_s, from_age, per bucket of the chosen resolution -----------------------------

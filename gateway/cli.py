@@ -68,7 +68,8 @@ async def _main(settings: GatewaySettings) -> int:
 
 
 def worker_env(settings: GatewaySettings, index: int) -> dict[str, str]:
-    """The environment of worker ``index``: its own instance, client id, state and port; one share group.
+    """The environment of worker ``index``: its own instance, client id, state and port; one share group; the
+    rollup worker in worker 0 only.
 
     With a username, each worker logs in as ``<username>-w<index>`` (lauks.brokerauth makes those users,
     with the same password and rights): our brokers use the username as the client id, so workers
@@ -81,6 +82,9 @@ def worker_env(settings: GatewaySettings, index: int) -> dict[str, str]:
         "LAUKS_GATEWAY_CLIENT_ID": f"{settings.client_id}-w{index}",
         "LAUKS_GATEWAY_SHARE_GROUP": settings.gateway_share_group or "lauks-gateway",
     })
+    if index > 0:
+        # one rollup worker is enough: the others would recompute the same buckets (harmless, but double the work)
+        env["LAUKS_GATEWAY_ROLLUPS"] = "false"
     if settings.mqtt_username:
         env["LAUKS_MQTT_USERNAME"] = gateway_worker_username(settings.mqtt_username, index)
     for name in ("GATEWAY_SPOOL_DIR", "GATEWAY_DEAD_LETTER_DIR", "GATEWAY_DEDUP_DIR"):

@@ -34,10 +34,10 @@ READINGS_FIELDS: tuple[str, ...] = tuple(name for name in schema.MEASUREMENTS[sc
 SUPPORTED_STATS = ("mean", "min", "max", "count", "sum")
 
 # Where the worker and the rebuild record how far each rollup is complete; one point per write, read with LAST.
-STATE = "rollup_state"
-STATE_ROLLUP = "rollup"  # tag: the rollup's measurement
-COMPLETE_FROM = "complete_from"  # field, ms: every bucket from here on is computed from the raw readings ...
-KEPT_TO = "kept_to"  # field, ms: ... up to here (the start of the worker's last pass, less LATE_MARGIN)
+STATE = schema.ROLLUP_STATE
+STATE_ROLLUP = schema.ROLLUP_STATE_ROLLUP  # tag: the rollup's measurement
+COMPLETE_FROM = schema.ROLLUP_COMPLETE_FROM  # field, ms: every bucket from here on is computed from raw ...
+KEPT_TO = schema.ROLLUP_KEPT_TO  # field, ms: ... up to here (the start of the worker's last pass, less LATE_MARGIN)
 # Samples up to this late carry no ``late`` count on their seen point (that starts at 5 minutes), so every pass
 # recomputes the buckets this far back from where the previous one started; later ones come through late_from.
 LATE_MARGIN = timedelta(minutes=10)

@@ -29,12 +29,15 @@ KIT_STATUS = "kit_status"  # status messages, and at most every 10 s per kit a `
 GATEWAY = "gateway"  # the gateway's own counters since it started, every 10 s
 # Rollups of readings (lauks.rollups): per site, kit and bucket, for every readings field F the fields
 # sum_F, count_F, min_F and max_F (the names InfluxDB gives ``SELECT sum(*), count(*) ...``). Kept from
-# the raw readings, rebuilt from them with one command; never the only copy. The daily one's buckets are
-# the site's local days.
-ROLLUP_10M = "readings_10m"
+# the raw readings, rebuilt from them with one command; never the only copy. Only the hourly one is kept
+# (lauks.rollups says why).
 ROLLUP_1H = "readings_1h"
-ROLLUP_1D = "readings_1d"
-ROLLUPS = (ROLLUP_10M, ROLLUP_1H, ROLLUP_1D)
+ROLLUPS = (ROLLUP_1H,)
+# How far each rollup is complete: one point per pass of the worker or rebuild, tagged with the rollup's name
+ROLLUP_STATE = "rollup_state"
+ROLLUP_STATE_ROLLUP = "rollup"  # tag
+ROLLUP_COMPLETE_FROM = "complete_from"  # field, ms
+ROLLUP_KEPT_TO = "kept_to"  # field, ms
 ROLLUP_STATS = ("sum", "count", "min", "max")
 
 # --- tag keys --------------------------------------------------------------------------------------------
@@ -125,6 +128,7 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
     *(Measurement(name, (SITE, KIT), {
         f"{stat}_{f}": "integer" if stat == "count" or f in INGEST_FACTS else "float"
         for f in (*QUANTITY_NAMES, *INGEST_FACTS) for stat in ROLLUP_STATS}) for name in ROLLUPS),
+    Measurement(ROLLUP_STATE, (ROLLUP_STATE_ROLLUP,), {ROLLUP_COMPLETE_FROM: "integer", ROLLUP_KEPT_TO: "integer"}),
 )}
 
 # --- point builders --------------------------------------------------------------------------------------

@@ -248,15 +248,16 @@ async def test_only_the_queries_of_the_chosen_resolution_read_anything(seeded: S
 @pytest.mark.parametrize("title", ["Battery low", "Backfilled", "Clock estimated"])
 async def test_a_rollup_counts_the_same_buckets_as_the_raw_readings(title: str, seeded: Seeded,
                                                                    influx: InfluxClient) -> None:
-    """Raw at a 10-minute interval and the 10-minute rollup: the same flagged buckets, over whole hours."""
+    """Raw at an hourly interval and the hourly rollup: the same flagged buckets, over whole hours."""
     start = (seeded.now_ms - WINDOW_MS) // 3_600_000 * 3_600_000
     panel = flag_panel(title)
-    raw = await flagged(influx, seeded, panel, "raw", "10m", time_from_ms=start)
-    rolled = await flagged(influx, seeded, panel, "10m", "10m", time_from_ms=start)
+    raw = await flagged(influx, seeded, panel, "raw", "1h", time_from_ms=start)
+    rolled = await flagged(influx, seeded, panel, "1h", "1h", time_from_ms=start)
     assert raw and raw == rolled
-    hourly = await flagged(influx, seeded, panel, "1h", "1h", time_from_ms=start)
-    assert {k: [t for t, _ in v] for k, v in hourly.items()} == \
-        {k: sorted({t // 3_600_000 * 3_600_000 for t, _ in v}) for k, v in raw.items()}
+    # and the hours flagged are those holding a flagged raw 10-minute bucket
+    fine = await flagged(influx, seeded, panel, "raw", "10m", time_from_ms=start)
+    assert {k: [t for t, _ in v] for k, v in rolled.items()} == \
+        {k: sorted({t // 3_600_000 * 3_600_000 for t, _ in v}) for k, v in fine.items()}
 
 
 @pytest.mark.parametrize("name", ["temperature", "rain", "battery"])

@@ -157,7 +157,7 @@ def test_every_quantity_with_a_threshold_has_its_stuck_and_spike_queries_for_eve
 def test_the_resolution_variable_is_a_custom_one_starting_at_raw() -> None:
     (variable,) = [v for v in committed()[2]["templating"]["list"] if v["name"] == "resolution"]
     assert variable["type"] == "custom" and variable["current"]["value"] == "raw"
-    assert [o["value"] for o in variable["options"]] == ["raw", "10m", "1h"]
+    assert [o["value"] for o in variable["options"]] == ["raw", "1h"]
     with pytest.raises(ValueError, match="give options and a default among them"):
         Variable("r", "R", "", options=("raw", "10m"), default="weekly")
 

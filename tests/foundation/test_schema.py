@@ -54,6 +54,7 @@ def one_point_of_everything() -> list[str]:
         KitActivity().note("s", "k", 3, "0.3.0", samples=1, late=1, now_ms=2000, late_from=1000),  # with late_from
         schema.gateway_line("gw-1", 1000, received=5, stored_messages=4, stored_points=20, duplicates=0, rejected=1,
                             spooled=0, spool_depth=0, inflight=2, write_latency_ms_p50=7, write_latency_ms_p99=31.5),
+        rollups.state_line(schema.ROLLUP_1H, 1000, complete_from_ms=0, kept_to_ms=1000),
     ]
 
 

@@ -143,3 +143,18 @@ async def test_backfill_published_days_late_through_the_gateway_is_in_the_rollup
                                            start, end, fields=["temperature"], kits=["k1"])
     assert f'FROM "{schema.ROLLUP_1H}"' in statement and rolled == raw
     assert [row[2] for row in raw[0][2][5:7]] == [60, 60]  # the two backfilled hours are in it
+
+
+def test_of_several_gateway_workers_only_the_first_keeps_the_rollups(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.cli import worker_env
+    from gateway.settings import GatewaySettings
+
+    monkeypatch.delenv("LAUKS_GATEWAY_ROLLUPS", raising=False)
+    config = GatewaySettings(gateway_instance="gw", gateway_workers=3)
+    keeping = []
+    for index in range(3):
+        with monkeypatch.context() as env:
+            for name, value in worker_env(config, index).items():
+                env.setenv(name, value)
+            keeping.append(GatewaySettings().gateway_rollups)
+    assert keeping == [True, False, False]

@@ -82,6 +82,6 @@ def test_the_into_statement_computes_the_hourly_rollup_from_raw_over_whole_hours
 
 
 def test_a_rollup_computed_from_another_combines_its_statistics() -> None:
-    daily = rollups.into_statement(rollups.Rollup(schema.ROLLUP_1D, 86400, schema.ROLLUP_1H), START, END)
+    daily = rollups.into_statement(rollups.Rollup("readings_1d", 86400, schema.ROLLUP_1H), START, END)
     assert 'sum("count_temperature") AS "count_temperature"' in daily and 'FROM "readings_1h"' in daily
     assert 'min("min_late_s") AS "min_late_s"' in daily and daily.endswith("GROUP BY time(86400s), * fill(none)")
