@@ -1,7 +1,7 @@
 """Pages: the staff fleet page, ``/fleet``: every kit of every school, what needs a visit first.
 
-The facts come from ``web.fleetdata`` (one InfluxDB request for all kits); this module only turns them
-into sentences in the reader's language and renders them.
+The facts come from ``web.fleetdata`` (a few InfluxDB statements for all kits, sent at once); this module
+only turns them into sentences in the reader's language and renders them.
 """
 
 from __future__ import annotations
