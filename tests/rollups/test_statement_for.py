@@ -30,6 +30,16 @@ def test_each_statistic_reads_its_rollup_fields_under_its_alias_in_order() -> No
         f"WHERE {WHERE} GROUP BY time(86400s), \"kit\" fill(none) tz('Europe/Riga')")
 
 
+def test_buckets_of_the_rollups_own_size_read_its_points_with_no_grouping_by_time() -> None:
+    statement = answer([("t", "mean", "temperature"), ("t_min", "min", "temperature"), ("n", "count", "from_age")],
+                       3600, RIGA)
+    assert statement == (
+        'SELECT "sum_temperature" / "count_temperature" AS "t", "min_temperature" AS "t_min", "count_from_age" AS "n" '
+        f'FROM "readings_1h" WHERE {WHERE} GROUP BY "kit"')
+    # an empty bucket must be a row (fill null): only a GROUP BY time makes one
+    assert "GROUP BY time(3600s)" in (answer([("t", "mean", "temperature")], 3600, fill="null") or "")
+
+
 @pytest.mark.parametrize(("every_s", "zone", "expected"), [
     (3600, RIGA, schema.ROLLUP_1H), (7200, UTC_ZONE, schema.ROLLUP_1H), (43200, RIGA, schema.ROLLUP_1H),
     (86400, ZoneInfo("America/New_York"), schema.ROLLUP_1H),
