@@ -81,6 +81,12 @@ FAILED_SENSORS = "failed_sensors"  # comma-separated
 BUFFERED = "buffered"
 DROPPED = "dropped"
 AWAKE_MS = "awake_ms"
+# kit_status, from a status message's ``update`` object (issue 14): the last over-the-air update the kit tried
+UPDATE_VERSION = "update_version"  # the version it was offered
+UPDATE_STATE = "update_state"  # one of UPDATE_STATES
+UPDATE_REASON = "update_reason"  # why it failed or rolled back, for a person to read
+UPDATE_STATES = ("offered", "downloading", "staged", "trial", "confirmed", "rolled_back", "failed")
+UPDATE_FAILED_STATES = ("rolled_back", "failed")  # an alert and the fleet page say the update failed
 
 # kit_status, from readings: a ``seen`` point (with BOOT and FW)
 SEEN = "seen"  # always 1: its time is when the kit was last seen
