@@ -1,4 +1,5 @@
-"""The relational store of metadata: sites, kits, staff tokens, class datasets and calibrations (SQLAlchemy 2).
+"""The relational store of metadata: sites, kits, staff tokens, class datasets, calibrations and alert mail
+(SQLAlchemy 2).
 
 SQLite by default; PostgreSQL by changing ``LAUKS_API_DATABASE_URL`` (``metastore.settings``). The schema
 is created and upgraded by Alembic (``metastore/migrations``), never by ``create_all``, so both paths stay one.
@@ -18,6 +19,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -152,6 +154,63 @@ class CalibrationRow(Base):
     reason: Mapped[str] = mapped_column(String(500))
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+
+
+class AlertSite(Base):
+    """A site's alert mail settings (``lauks.alerting``): whom to mail, per incident or as a daily digest, its
+    quiet hours (mail is held until they end) and its school holidays (no mail; incidents still tracked)."""
+
+    __tablename__ = "alert_sites"
+
+    site: Mapped[str] = mapped_column(ForeignKey("sites.name"), primary_key=True)
+    contacts: Mapped[list[dict[str, str]]] = mapped_column(JSON)  # [{"email": ..., "language": "lv"}]
+    digest: Mapped[bool] = mapped_column(Boolean, default=False)
+    digest_at: Mapped[str] = mapped_column(String(5), default="08:00")  # HH:MM in the site's zone
+    quiet_from: Mapped[str | None] = mapped_column(String(5))  # HH:MM, or None: no quiet hours
+    quiet_to: Mapped[str | None] = mapped_column(String(5))
+    holidays: Mapped[list[list[str]]] = mapped_column(JSON)  # [["2026-12-21", "2027-01-04"], ...], days inclusive
+    silent_intervals: Mapped[int | None] = mapped_column(Integer)  # None: dashboards.alerts.SILENT_INTERVALS
+    last_digest_on: Mapped[str | None] = mapped_column(String(10))  # the site's local day of the last digest
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+
+
+class AlertIncident(Base):
+    """One condition of one kit, from when the alerter saw it begin to when it saw it end; ``open_notice`` and
+    ``recovery_notice`` say what became of its mails (pending, queued, digest, skipped)."""
+
+    __tablename__ = "alert_incidents"
+    __table_args__ = (Index("ix_alert_incidents_site_open", "site", "recovered_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site: Mapped[str] = mapped_column(String(32))
+    kit: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))  # lauks.alerting.rules.KINDS
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)  # the facts when it opened, for the mail
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    recovered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    open_notice: Mapped[str] = mapped_column(String(16), default="pending")
+    recovery_notice: Mapped[str] = mapped_column(String(16), default="pending")
+
+
+class AlertMail(Base):
+    """A rendered mail to one contact, kept until the SMTP server accepted it: retried while it refuses."""
+
+    __tablename__ = "alert_mails"
+    __table_args__ = (Index("ix_alert_mails_unsent", "sent_at", "next_try_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(254))
+    language: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(16))  # opened, recovered, digest, test
+    subject: Mapped[str] = mapped_column(String(500))
+    text: Mapped[str] = mapped_column(Text)
+    html: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    next_try_at: Mapped[datetime] = mapped_column(UtcDateTime)  # not before: the end of quiet hours, or a retry
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 def private_sqlite_file(path: Path) -> None:
