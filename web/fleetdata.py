@@ -67,6 +67,11 @@ FACTS: tuple[Facts, ...] = (
     Facts(f"last({influxql.identifier(schema.STATE)}) AS {influxql.identifier('state')}, "
           + ", ".join(f"{influxql.identifier(name)} AS {influxql.identifier(fact)}" for name, fact in _STATUS),
           schema.KIT_STATUS, ("state", *(fact for _name, fact in _STATUS)), timed=True),
+    # The last over-the-air update a status message told of (issue 14), with the reason it failed, if it did.
+    Facts(f"last({influxql.identifier(schema.UPDATE_STATE)}) AS {influxql.identifier('update_state')}, "
+          f"{influxql.identifier(schema.UPDATE_VERSION)} AS {influxql.identifier('update_version')}, "
+          f"{influxql.identifier(schema.UPDATE_REASON)} AS {influxql.identifier('update_reason')}",
+          schema.KIT_STATUS, ("update_state", "update_version", "update_reason"), timed=True),
 )
 REJECTIONS_1H, REJECTIONS_24H = len(FACTS), len(FACTS) + 1
 # The follow-up for kits with no readings in the last hour, or whose last status was their last will: the busy
@@ -208,6 +213,12 @@ class KitFacts:
     samples_24h: int = 0
     rejections_1h: dict[str, int] = field(default_factory=dict)
     rejections_24h: dict[str, int] = field(default_factory=dict)
+    # The last over-the-air update the kit reported (its status message's ``update``): the version it was
+    # offered, one of schema.UPDATE_STATES, why it failed or rolled back, and when it said so.
+    update_version: str | None = None
+    update_state: str | None = None
+    update_reason: str | None = None
+    update_time: datetime | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -241,6 +252,11 @@ class KitFacts:
         if self.state != "offline" or self.state_time is None:
             return False
         return self.last_seen is None or self.state_time >= self.last_seen
+
+    @property
+    def update_failed(self) -> bool:
+        """Its last update ended failed or rolled back (lauks.schema.UPDATE_FAILED_STATES)."""
+        return self.update_state in schema.UPDATE_FAILED_STATES
 
     @property
     def low_battery(self) -> bool:
@@ -462,6 +478,10 @@ def _set_facts(kit: KitFacts, item: Facts, row: list[Any]) -> None:
             kit.failed_sensors = tuple(name for name in str(value).split(",") if name)
         elif fact in ("buffered", "dropped"):
             setattr(kit, fact, int(value))
+        elif fact == "update_state":
+            kit.update_state, kit.update_time = str(value), at
+        elif fact in ("update_version", "update_reason"):
+            setattr(kit, fact, str(value))
 
 
 def hour_sums(series: Iterable[tuple[dict[str, str], list[list[Any]]]]) -> dict[datetime, HourSums]:
