@@ -44,8 +44,9 @@ def _label(seconds: int) -> str:
 
 
 RAW_SOURCE = Source(RAW, schema.READINGS, None)
+# Grafana's buckets are UTC-aligned: the daily rollup's are the schools' days, so the dashboards never read it
 SOURCES: tuple[Source, ...] = (RAW_SOURCE, *(Source(_label(r.seconds), r.measurement, r.seconds)
-                                             for r in rollups.KEPT_ROLLUPS))
+                                             for r in rollups.KEPT_ROLLUPS if r.zone == "UTC"))
 
 RESOLUTION = Variable(
     "resolution", "Resolution", "", options=tuple(s.name for s in SOURCES), default=RAW,

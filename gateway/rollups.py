@@ -1,5 +1,5 @@
-"""The rollup worker: keeps the rollups (``readings_1h``, lauks.rollups.KEPT_ROLLUPS) up to date beside the raw
-readings.
+"""The rollup worker: keeps the rollups (``readings_1h``, ``readings_1d``: lauks.rollups.KEPT_ROLLUPS) up to date
+beside the raw readings.
 
 Every pass (``gateway_rollups_period_s``) InfluxDB recomputes, with server-side ``SELECT ... INTO``
 (``lauks.rollups``), the buckets written to since the previous pass began (less ``LATE_MARGIN``: samples up to
@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -53,13 +53,16 @@ async def run_into(client: InfluxClient, database: str, statement: str) -> int:
 
 
 async def recompute(client: InfluxClient, database: str, start: datetime, end: datetime, *, site: str | None = None,
-                    kit: str | None = None, slice_: timedelta = SLICE, widen: bool = True) -> int:
-    """Every kept rollup's buckets over ``[start, end)``, a slice at a time; the points written."""
+                    kit: str | None = None, slice_: timedelta = SLICE, widen: bool = True,
+                    only: Sequence[rollups.Rollup] = rollups.KEPT_ROLLUPS) -> int:
+    """Every kept rollup's buckets over ``[start, end)`` (or those of ``only``), a slice at a time, finest first
+    in each slice; the points written. A daily bucket a slice's edge cuts is computed again in the next slice,
+    from its whole day."""
     written = 0
     cursor = start
     while cursor < end:
         stop = min(cursor + slice_, end)
-        for statement in rollups.recompute_statements(cursor, stop, site=site, kit=kit, widen=widen):
+        for statement in rollups.recompute_statements(cursor, stop, site=site, kit=kit, widen=widen, only=only):
             written += await run_into(client, database, statement)
         cursor = stop
     return written
@@ -114,7 +117,8 @@ class RollupWorker:
         kept = (await read_kept(self.client, self.database)).get(rollups.KEPT_ROLLUPS[0].measurement)
         if kept is not None and kept.kept_to >= now - self.resume_max:
             return kept.kept_to, None
-        start = rollups.floor_to(now - self.lookback, max(r.seconds for r in rollups.KEPT_ROLLUPS))
+        widest = rollups.coarsest(utc=True)
+        start = rollups.floor_to(now - self.lookback, widest.seconds, widest.zone)
         if kept is None:
             older = await self.client.query_rows(
                 f"SELECT * FROM {influxql.identifier(schema.READINGS)} WHERE time < {influxql.time_literal(start)} "

@@ -35,8 +35,8 @@ def register(commands: argparse._SubParsersAction[Any], kit_commands: argparse._
     sub = parser.add_subparsers(dest="rollups_command", metavar="ROLLUPS_COMMAND")
     parser.set_defaults(func=lambda args: _usage(parser))
     rebuild = sub.add_parser("rebuild", help="recompute the rollups from the raw readings (all, or a site / window)",
-                             description="Recompute the rollups (readings_1h) from the raw readings, a month at a "
-                                         "time. Raw readings are never changed.")
+                             description="Recompute the rollups (readings_1h, then readings_1d from it) from the raw "
+                                         "readings, a month at a time. Raw readings are never changed.")
     rebuild.add_argument("--site", help="only this site's kits")
     rebuild.add_argument("--start", help="from this day (2025-03-01, UTC) or time (2025-03-01T08:00+02:00); "
                                          "default: the oldest raw reading")
@@ -106,8 +106,9 @@ async def rebuild(client: InfluxClient, database: str, *, site: str | None, star
     if first >= stop:
         raise RebuildError(f"the window ends ({stop.isoformat()}) before it starts ({first.isoformat()}): "
                            "swap --start and --end")
-    coarsest = max(r.seconds for r in rollups.KEPT_ROLLUPS)
-    first, stop = rollups.floor_to(first, coarsest), rollups.ceil_to(stop, coarsest)
+    widest = rollups.coarsest()
+    first, stop = rollups.floor_to(first, widest.seconds, widest.zone), rollups.ceil_to(stop, widest.seconds,
+                                                                                         widest.zone)
     kept = (await read_kept(client, database)).get(rollups.KEPT_ROLLUPS[0].measurement)
     print(f"rebuilding {', '.join(r.measurement for r in rollups.KEPT_ROLLUPS)} from raw readings"
           f"{f' of site {site}' if site else ''}, {first.isoformat()} to {stop.isoformat()}, a month at a time",
@@ -118,15 +119,18 @@ async def rebuild(client: InfluxClient, database: str, *, site: str | None, star
         months.append((first + MONTH * len(months), min(first + MONTH * (len(months) + 1), stop)))
     slots = asyncio.Semaphore(max(1, parallel))
 
-    async def month(since: datetime, until: datetime) -> int:
+    async def month(rollup: rollups.Rollup, since: datetime, until: datetime) -> int:
         async with slots:
             started = time.monotonic()
-            written = await recompute(client, database, since, until, site=site, slice_=MONTH)
-            print(f"  {since.date()} .. {until.date()}: {written:,} rollup points in "
+            written = await recompute(client, database, since, until, site=site, slice_=MONTH, only=(rollup,))
+            print(f"  {rollup.measurement} {since.date()} .. {until.date()}: {written:,} rollup points in "
                   f"{time.monotonic() - started:.1f} s", file=out, flush=True)
             return written
 
-    total = sum(await asyncio.gather(*(month(since, until) for since, until in months)))
+    # a level at a time: months run at once, and a day a month's edge cuts needs the hours of both months
+    total = 0
+    for rollup in rollups.KEPT_ROLLUPS:
+        total += sum(await asyncio.gather(*(month(rollup, since, until) for since, until in months)))
     seconds = time.monotonic() - clock
     # the complete window grows only by a rebuild of every site that reaches it (or, with none yet, reaches now)
     reaches_now = stop >= began - rollups.LATE_MARGIN

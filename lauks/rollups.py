@@ -6,9 +6,10 @@ From those a bucket of any multiple of the rollup's resolution is answered as th
 mean = SUM(sum_F) / SUM(count_F), min = MIN(min_F), max = MAX(max_F), count = SUM(count_F), sum = SUM(sum_F).
 A median is not kept (it does not combine), so it is always read from raw.
 
-The hourly rollup (the one kept, see ``KEPT_ROLLUPS``) is computed from the raw readings with ``SELECT ... INTO``:
-InfluxDB does the work and writes the points itself, and computing a bucket again overwrites it with the same
-series and time, so it can be redone any number of times by any number of gateways.
+The hourly rollup is computed from the raw readings with ``SELECT ... INTO``, the daily one (in the schools' days,
+``DAILY_ZONE``) from the hourly one: InfluxDB does the work and writes the points itself, and computing a bucket
+again overwrites it with the same series and time, so it can be redone any number of times by any number of
+gateways.
 
 A rollup answers only inside the window it is known to be complete for (``Kept``, kept in the measurement
 ``rollup_state`` by the worker and by ``lauks rollups rebuild``): before that window it was never built, after
@@ -48,21 +49,29 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True, slots=True)
 class Rollup:
-    """One rollup: its measurement, its buckets in seconds (UTC-aligned) and what it is computed from."""
+    """One rollup: its measurement, its buckets in seconds and what it is computed from. Buckets are UTC-aligned,
+    or with ``zone`` (daily buckets only) the zone's days, as ``GROUP BY time(1d) tz(zone)`` makes them."""
 
     measurement: str
     seconds: int
     source: str  # schema.READINGS: with the wildcard statement; a rollup: from its fields
+    zone: str = "UTC"
 
 
-# Only the hourly rollup is kept. InfluxDB 1.6 spends most of a GROUP BY time on each bucket it makes (tried:
-# 20 days of 4 kits took 7.5 s into 10-minute buckets, 2.9 s into hourly ones, 1.7 s into days), so a 10-minute
-# rollup would cost two and a half times the hourly one to build, while no chart asks for 10-minute buckets over
-# long windows and a 10- to 30-minute bucket is at most 30 raw readings a kit. The daily buckets of a year are
-# 24 hourly points a kit each. A rollup computed from another one (``source``) reads its fields.
+# No finer rollup than hourly is kept. InfluxDB 1.6 spends most of a GROUP BY time on each bucket it makes
+# (tried: 20 days of 4 kits took 7.5 s into 10-minute buckets, 2.9 s into hourly ones, 1.7 s into days), so a
+# 10-minute rollup would cost two and a half times the hourly one to build, while no chart asks for 10-minute
+# buckets over long windows and a 10- to 30-minute bucket is at most 30 raw readings a kit.
+# The daily one is in the schools' days: a year of a site's days read from the hourly rollup is 24 points a kit
+# and day made into buckets (750 ms for 20 kits), from the daily one it is its 7,300 points as they are. Latvia's
+# Europe/Riga and Lithuania's Europe/Vilnius have the same offsets (EET, EU summer time), so it answers both; a
+# site in another zone reads its days from the hourly rollup (when the zone's offset is whole hours) or raw.
+# A rollup computed from another one (``source``) reads its fields.
+DAILY_ZONE = "Europe/Riga"
 HOURLY = Rollup(schema.ROLLUP_1H, 3600, schema.READINGS)
+DAILY = Rollup(schema.ROLLUP_1D, 86400, schema.ROLLUP_1H, DAILY_ZONE)
 # Computed in this order (each from its source, which comes before it), read coarsest first.
-KEPT_ROLLUPS: tuple[Rollup, ...] = (HOURLY,)
+KEPT_ROLLUPS: tuple[Rollup, ...] = (HOURLY, DAILY)
 BY_NAME: dict[str, Rollup] = {r.measurement: r for r in KEPT_ROLLUPS}
 
 
@@ -136,8 +145,23 @@ def offsets_divide(zone: ZoneInfo, start: datetime, end: datetime, seconds: int)
         moment = min(moment + step, end)
 
 
-def _aligned(moment: datetime, seconds: int) -> bool:
-    return int(moment.timestamp() * 1000) % (seconds * 1000) == 0
+def same_offsets(zone: ZoneInfo, other: ZoneInfo, start: datetime, end: datetime) -> bool:
+    """Whether the two zones have the same UTC offset everywhere in ``[start, end)`` (and so the same days).
+    Looked at every hour: a change of offset happens on a whole hour in both."""
+    step = timedelta(hours=1)
+    moment = start
+    while moment < end:
+        naive = moment.astimezone(UTC).replace(tzinfo=None)
+        if zone.utcoffset(naive) != other.utcoffset(naive):
+            return False
+        moment += step
+    return True
+
+
+def _aligned(moment: datetime, rollup: Rollup) -> bool:
+    if rollup.zone != "UTC":
+        return floor_to(moment, rollup.seconds, rollup.zone) == moment
+    return int(moment.timestamp() * 1000) % (rollup.seconds * 1000) == 0
 
 
 def choose(every_s: int, zone: ZoneInfo, start: datetime, end: datetime,
@@ -149,9 +173,14 @@ def choose(every_s: int, zone: ZoneInfo, start: datetime, end: datetime,
         window = kept.get(rollup.measurement)
         if window is None or not window.covers(start, end):
             continue
-        if every_s % rollup.seconds or not (_aligned(start, rollup.seconds) and _aligned(end, rollup.seconds)):
+        if not (_aligned(start, rollup) and _aligned(end, rollup)):
             continue
-        if offsets_divide(zone, start, end, rollup.seconds):
+        if rollup.zone != "UTC":
+            # a zone's days are not all 86,400 s long: only its own days, one bucket each, in a zone with its days
+            if every_s == rollup.seconds and same_offsets(zone, ZoneInfo(rollup.zone), start, end):
+                return rollup
+            continue
+        if every_s % rollup.seconds == 0 and offsets_divide(zone, start, end, rollup.seconds):
             return rollup
     return None
 
@@ -165,10 +194,10 @@ def statement_for(columns: Sequence[Column], where: str, every_s: int, zone: Zon
     a window not on the rollup's bucket edges or outside what it is kept for, a fill it cannot mimic).
 
     ``where`` is the raw statement's WHERE text (site, kits, time over ``[start, end)``). ``site_zone`` is the
-    site's zone (for a daily rollup; none is kept: the hourly one answers days in whole-hour zones). ``kept``
-    is ``await rollups_kept(...)`` of the database (gateway.rollups); without it no rollup is used, since a
-    rollup never built would answer with nothing."""
-    del site_zone  # no daily rollup is kept (docs/schema.md, "Rollups")
+    site's zone; the request's ``zone`` says whose days the buckets are, and the daily rollup answers when those
+    are its own (``DAILY_ZONE``'s). ``kept`` is ``await rollups_kept(...)`` of the database (gateway.rollups);
+    without it no rollup is used, since a rollup never built would answer with nothing."""
+    del site_zone  # the buckets are the request zone's days, whatever the site's
     if not columns or every_s <= 0:
         return None
     stats = {stat for _alias, stat, _field in columns}
@@ -190,9 +219,8 @@ def statement_for(columns: Sequence[Column], where: str, every_s: int, zone: Zon
                 f"GROUP BY {influxql.identifier(schema.KIT)}")
     selected = ", ".join(f"{_expression(stat, field)} AS {influxql.identifier(alias)}"
                          for alias, stat, field in columns)
-    tz = "" if zone.key == "UTC" else f" tz({influxql.string(zone.key)})"
     return (f"SELECT {selected} FROM {influxql.identifier(rollup.measurement)} WHERE {where} "
-            f"GROUP BY time({every_s}s), {influxql.identifier(schema.KIT)} fill({rollup_fill}){tz}")
+            f"GROUP BY time({every_s}s), {influxql.identifier(schema.KIT)} fill({rollup_fill}){_tz(zone.key)}")
 
 
 def state_statement() -> str:
@@ -252,14 +280,32 @@ class KeptCache:
 # --- keeping -----------------------------------------------------------------------------------------------
 
 
-def floor_to(moment: datetime, seconds: int) -> datetime:
+def floor_to(moment: datetime, seconds: int, zone: str = "UTC") -> datetime:
+    """The start of the bucket ``moment`` is in: UTC-aligned, or with ``zone`` (daily buckets) the zone's
+    midnight."""
+    if zone != "UTC":
+        if seconds != 86400:
+            raise ValueError(f"a rollup in a zone has daily buckets, not {seconds} s ones")
+        local = moment.astimezone(ZoneInfo(zone))
+        return datetime(local.year, local.month, local.day, tzinfo=ZoneInfo(zone)).astimezone(UTC)
     ms = int(moment.timestamp() * 1000)
     return _moment(ms - ms % (seconds * 1000))
 
 
-def ceil_to(moment: datetime, seconds: int) -> datetime:
-    floored = floor_to(moment, seconds)
-    return floored if floored == moment else floored + timedelta(seconds=seconds)
+def ceil_to(moment: datetime, seconds: int, zone: str = "UTC") -> datetime:
+    floored = floor_to(moment, seconds, zone)
+    if floored == moment:
+        return floored
+    if zone != "UTC":
+        local = floored.astimezone(ZoneInfo(zone)).date() + timedelta(days=1)
+        return datetime(local.year, local.month, local.day, tzinfo=ZoneInfo(zone)).astimezone(UTC)
+    return floored + timedelta(seconds=seconds)
+
+
+def coarsest(*, utc: bool = False) -> Rollup:
+    """The kept rollup with the longest buckets (``utc``: of the UTC-aligned ones): windows are widened to its
+    buckets."""
+    return max((r for r in KEPT_ROLLUPS if r.zone == "UTC" or not utc), key=lambda r: r.seconds)
 
 
 def _rollup_fields() -> list[str]:
@@ -272,7 +318,7 @@ def into_statement(rollup: Rollup, start: datetime, end: datetime, *, site: str 
     """The ``SELECT ... INTO`` that computes ``rollup``'s buckets over ``[start, end)`` (widened to whole buckets)
     from its source, for every site and kit or for one of them. Tags stay tags (``GROUP BY *``); empty buckets
     are not written (``fill(none)``). Send it with POST: InfluxDB refuses INTO in a GET."""
-    start, end = floor_to(start, rollup.seconds), ceil_to(end, rollup.seconds)
+    start, end = floor_to(start, rollup.seconds, rollup.zone), ceil_to(end, rollup.seconds, rollup.zone)
     if rollup.source == schema.READINGS:
         selected = ", ".join(f"{stat}(*)" for stat in schema.ROLLUP_STATS)
     else:
@@ -287,18 +333,26 @@ def into_statement(rollup: Rollup, start: datetime, end: datetime, *, site: str 
         where.insert(1 if site is not None else 0, f"{influxql.identifier(schema.KIT)} = {influxql.string(kit)}")
     return (f"SELECT {selected} INTO {influxql.identifier(rollup.measurement)} FROM "
             f"{influxql.identifier(rollup.source)} WHERE {' AND '.join(where)} "
-            f"GROUP BY time({rollup.seconds}s), * fill(none)")
+            f"GROUP BY time({rollup.seconds}s), * fill(none){_tz(rollup.zone)}")
+
+
+def _tz(zone: str) -> str:
+    return "" if zone == "UTC" else f" tz({influxql.string(zone)})"
 
 
 def recompute_statements(start: datetime, end: datetime, *, site: str | None = None, kit: str | None = None,
-                         widen: bool = True) -> list[str]:
+                         widen: bool = True, only: Sequence[Rollup] = KEPT_ROLLUPS) -> list[str]:
     """Every kept rollup's buckets over ``[start, end)``, finest first (each coarser one reads the one before).
 
-    ``widen``: the window is widened to whole buckets of the coarsest, so every finer bucket under them is
-    recomputed too. Without it each rollup recomputes only its own buckets that ``[start, end)`` touches,
+    ``widen``: the window is widened to whole buckets of the coarsest UTC-aligned rollup, so every finer bucket
+    under them is recomputed too. A daily bucket in a zone widens itself to its day and is computed from the
+    hours there are: before ``start`` they are either up to date (a pass resumed, a kit's backfill from its
+    oldest late sample) or missing, and then the day begins before the window the rollups are complete for, so
+    nobody reads it (``choose``). Without it each rollup recomputes only its own buckets that ``[start, end)`` touches,
     which is enough when the finer buckets before ``start`` are known to be up to date (the worker's
-    recent pass: what is older than its margin and changed came with ``late_from``)."""
+    recent pass: what is older than its margin and changed came with ``late_from``). ``only``: these rollups
+    (in ``KEPT_ROLLUPS``' order), for a rebuild that computes each level everywhere before the next."""
     if widen:
-        coarsest = max(r.seconds for r in KEPT_ROLLUPS)
-        start, end = floor_to(start, coarsest), ceil_to(end, coarsest)
-    return [into_statement(rollup, start, end, site=site, kit=kit) for rollup in KEPT_ROLLUPS]
+        widest = coarsest(utc=True)
+        start, end = floor_to(start, widest.seconds, widest.zone), ceil_to(end, widest.seconds, widest.zone)
+    return [into_statement(rollup, start, end, site=site, kit=kit) for rollup in KEPT_ROLLUPS if rollup in only]

@@ -29,10 +29,12 @@ KIT_STATUS = "kit_status"  # status messages, and at most every 10 s per kit a `
 GATEWAY = "gateway"  # the gateway's own counters since it started, every 10 s
 # Rollups of readings (lauks.rollups): per site, kit and bucket, for every readings field F the fields
 # sum_F, count_F, min_F and max_F (the names InfluxDB gives ``SELECT sum(*), count(*) ...``). Kept from
-# the raw readings, rebuilt from them with one command; never the only copy. Only the hourly one is kept
+# the raw readings, rebuilt from them with one command; never the only copy. The hourly one, and the daily one
+# in the schools' days (Europe/Riga, whose offsets Lithuania's Europe/Vilnius shares), computed from it
 # (lauks.rollups says why).
 ROLLUP_1H = "readings_1h"
-ROLLUPS = (ROLLUP_1H,)
+ROLLUP_1D = "readings_1d"
+ROLLUPS = (ROLLUP_1H, ROLLUP_1D)
 # How far each rollup is complete: one point per pass of the worker or rebuild, tagged with the rollup's name
 ROLLUP_STATE = "rollup_state"
 ROLLUP_STATE_ROLLUP = "rollup"  # tag

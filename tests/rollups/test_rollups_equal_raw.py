@@ -17,15 +17,21 @@ from lauks import rollups, schema
 from lauks.influx import InfluxClient
 from lauks.lineprotocol import line
 
-UTC_ZONE, RIGA = ZoneInfo("UTC"), ZoneInfo("Europe/Riga")
+UTC_ZONE, RIGA, VILNIUS = ZoneInfo("UTC"), ZoneInfo("Europe/Riga"), ZoneInfo("Europe/Vilnius")
+RIGA_DAYS = (datetime(2026, 3, 26, 22, tzinfo=UTC), datetime(2026, 3, 29, 21, tzinfo=UTC))
 STATS = ("mean", "min", "max", "count", "sum")
 # (every_s, zone, start, end, the rollup expected to answer)
 CASES = [
     (3600, RIGA, NOW - timedelta(days=3), NOW - timedelta(hours=1), schema.ROLLUP_1H),
     (7200, UTC_ZONE, NOW - timedelta(days=2), NOW - timedelta(hours=2), schema.ROLLUP_1H),
     (43200, RIGA, NOW - timedelta(days=3, hours=12), NOW - timedelta(hours=12), schema.ROLLUP_1H),
-    # the local days of 27 to 29 March, the last one 23 hours long
-    (86400, RIGA, datetime(2026, 3, 26, 22, tzinfo=UTC), datetime(2026, 3, 29, 21, tzinfo=UTC), schema.ROLLUP_1H),
+    # the local days of 27 to 29 March, the last one 23 hours long: the daily rollup's own days, in Riga and in
+    # Vilnius (the same offsets), and the UTC days of the same dates, which the hourly rollup answers
+    (86400, RIGA, *RIGA_DAYS, schema.ROLLUP_1D),
+    (86400, VILNIUS, *RIGA_DAYS, schema.ROLLUP_1D),
+    (86400, UTC_ZONE, datetime(2026, 3, 27, tzinfo=UTC), datetime(2026, 3, 30, tzinfo=UTC), schema.ROLLUP_1H),
+    # two local days a bucket: not the daily rollup's buckets, made from hours
+    (172800, RIGA, RIGA_DAYS[0] - timedelta(days=1), RIGA_DAYS[1], schema.ROLLUP_1H),
 ]
 
 

@@ -42,7 +42,7 @@ def test_buckets_of_the_rollups_own_size_read_its_points_with_no_grouping_by_tim
 
 @pytest.mark.parametrize(("every_s", "zone", "expected"), [
     (3600, RIGA, schema.ROLLUP_1H), (7200, UTC_ZONE, schema.ROLLUP_1H), (43200, RIGA, schema.ROLLUP_1H),
-    (86400, ZoneInfo("America/New_York"), schema.ROLLUP_1H),
+    (86400, ZoneInfo("America/New_York"), schema.ROLLUP_1H), (86400, UTC_ZONE, schema.ROLLUP_1H),
 ])
 def test_the_coarsest_rollup_whose_buckets_make_up_the_requests_answers(every_s: int, zone: ZoneInfo,
                                                                        expected: str) -> None:
@@ -77,6 +77,45 @@ def test_no_rollup_answers_what_it_cannot_answer_exactly(why: str, columns: list
     assert answer(columns, every_s, zone, start, end, fill, kept) is None, why
 
 
+@pytest.mark.parametrize("zone", [RIGA, ZoneInfo("Europe/Vilnius")])
+def test_the_schools_days_are_read_from_the_daily_rollup_as_its_points_are(zone: ZoneInfo) -> None:
+    # 1 January 2026 00:00 in Riga and Vilnius is 31 December 22:00 UTC
+    local_start = START - timedelta(hours=2)
+    statement = answer([("t", "mean", "temperature")], 86400, zone, start=local_start, end=END - timedelta(hours=2))
+    assert statement == ('SELECT "sum_temperature" / "count_temperature" AS "t" FROM "readings_1d" '
+                         f'WHERE {WHERE} GROUP BY "kit"')
+    filled = answer([("t", "max", "temperature")], 86400, zone, start=local_start, end=END - timedelta(hours=2),
+                    fill="null")
+    assert filled is not None and 'FROM "readings_1d"' in filled and filled.endswith(
+        f"fill(null) tz('{zone.key}')")
+
+
+@pytest.mark.parametrize(("why", "every_s", "zone", "start", "end"), [
+    ("UTC days", 86400, UTC_ZONE, START, END),
+    ("Minsk's days (UTC+3 all year, Riga +2 in winter)", 86400, ZoneInfo("Europe/Minsk"),
+     START - timedelta(hours=3), END - timedelta(hours=3)),
+    ("two days a bucket", 172800, RIGA, START - timedelta(hours=2), END - timedelta(hours=2)),
+    ("a start at a Riga hour that is not midnight", 86400, RIGA, START - timedelta(hours=1),
+     END - timedelta(hours=2)),
+])
+def test_the_daily_rollup_answers_only_its_own_days(why: str, every_s: int, zone: ZoneInfo, start: datetime,
+                                                   end: datetime) -> None:
+    statement = answer([("t", "mean", "temperature")], every_s, zone, start, end)
+    assert statement is None or 'FROM "readings_1d"' not in statement, why
+
+
+def test_a_riga_day_starts_at_local_midnight_in_winter_and_summer() -> None:
+    winter, summer = datetime(2026, 1, 15, 9, tzinfo=UTC), datetime(2026, 7, 15, 21, 30, tzinfo=UTC)
+    assert rollups.floor_to(winter, 86400, "Europe/Riga") == datetime(2026, 1, 14, 22, tzinfo=UTC)
+    assert rollups.floor_to(summer, 86400, "Europe/Riga") == datetime(2026, 7, 15, 21, tzinfo=UTC)
+    assert rollups.ceil_to(summer, 86400, "Europe/Riga") == datetime(2026, 7, 16, 21, tzinfo=UTC)
+    # the day clocks go forward is 23 hours long
+    assert rollups.ceil_to(datetime(2026, 3, 29, 12, tzinfo=UTC), 86400, "Europe/Riga") == \
+        datetime(2026, 3, 29, 21, tzinfo=UTC)
+    with pytest.raises(ValueError, match="daily buckets"):
+        rollups.floor_to(winter, 3600, "Europe/Riga")
+
+
 def test_a_count_alone_with_fill_null_is_read_with_fill_0_as_influxdb_counts_an_empty_bucket() -> None:
     statement = answer([("n", "count", "temperature")], 3600, fill="null")
     assert statement is not None and statement.endswith("fill(0)")
@@ -84,11 +123,15 @@ def test_a_count_alone_with_fill_null_is_read_with_fill_0_as_influxdb_counts_an_
 
 
 def test_the_into_statement_computes_the_hourly_rollup_from_raw_over_whole_hours() -> None:
-    (hour,) = rollups.recompute_statements(START + timedelta(minutes=25), START + timedelta(minutes=35),
-                                           site="s-1", kit="k'1")
+    hour, day = rollups.recompute_statements(START + timedelta(minutes=25), START + timedelta(minutes=35),
+                                             site="s-1", kit="k'1")
     assert hour == ('SELECT sum(*), count(*), min(*), max(*) INTO "readings_1h" FROM "readings" WHERE '
                     "\"site\" = 's-1' AND \"kit\" = 'k\\'1' AND time >= 1767225600000000000 AND time < "
                     "1767229200000000000 GROUP BY time(3600s), * fill(none)")
+    # the daily rollup, from the hourly one, over the Riga day the hour is in (1 January 2026 00:00 to 24:00 EET)
+    assert day.startswith('SELECT sum("sum_temperature") AS "sum_temperature"') and 'FROM "readings_1h"' in day
+    assert day.endswith("AND time >= 1767218400000000000 AND time < 1767304800000000000 GROUP BY time(86400s), * "
+                        "fill(none) tz('Europe/Riga')")
 
 
 def test_a_rollup_computed_from_another_combines_its_statistics() -> None:
