@@ -1,14 +1,13 @@
-# Runs at every start of the kit: the Lauks firmware, and a clear log line if anything goes badly wrong.
-import sys
+# Runs at every start of the kit: the boot loader first (it finishes a switch to a new firmware, or rolls a
+# failed one back), then the firmware. Like lauks_boot.py, never updated over the air.
+import lauks_boot
 
-try:
+
+def load():
     from lauks_kit.app import Kit
     from lauks_kit.board_esp32 import Board
 
-    Kit(Board()).run()
-except Exception as e:  # last resort: log, then restart after a pause rather than hang
-    sys.print_exception(e)
-    import machine
-    import time
-    time.sleep(30)
-    machine.reset()
+    return Kit(Board())
+
+
+lauks_boot.main(load)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import threading
@@ -18,6 +19,7 @@ from lauks_kit.drivers.factory import make_drivers  # noqa: E402
 from lauks_kit.drivers.vane import LADDER  # noqa: E402
 
 ESP32_RTC_START = 946_684_800  # a kit's RTC after power-on reads 2000-01-01 until NTP sets it
+POWER_CUT = 137  # the exit code of a simulated kit's process whose power was cut (as if by SIGKILL)
 VANE = dict(LADDER)  # the wind vane's resistance (ohms) at each of its 16 directions (degrees)
 
 
@@ -45,6 +47,12 @@ class Faults:
     no_ntp: bool = False
     dead_sensor: str | None = None
     dead_at: float = 0.0
+    # the power goes once this many bytes have come over HTTP (an update's download); only for a kit run in a
+    # process of its own (firmware/sim/flashkit.py), as the process ends on the spot
+    power_cut_after_http_bytes: int | None = None
+    # provision: the networks around the kit, its button and its setup access point (firmware/sim/accesspoint.py);
+    # None: any network joins, as before
+    air: Any = None
 
 
 class LinkSocket:
@@ -73,6 +81,19 @@ class LinkSocket:
         self.sock.close()
 
 
+class HttpSocket(LinkSocket):
+    """A link to a server other than the broker: counts what it receives, for a power cut mid-download."""
+
+    def recv(self, n: int) -> bytes:
+        data = super().recv(n)
+        self.board.http_bytes += len(data)
+        limit = self.board.faults.power_cut_after_http_bytes
+        if limit is not None and self.board.http_bytes >= limit:
+            print(f"{self.board.log_prefix}simulated power cut after {self.board.http_bytes} bytes of HTTP", flush=True)
+            os._exit(POWER_CUT)  # no clean-up, no flush: what the files hold now is what a power cut leaves
+        return data
+
+
 class SimBoard:
     def __init__(self, root: Path, clock: Clock, weather: Weather, stop: threading.Event, faults: Faults,
                  first_start: float, broker: tuple[str, int], rtc: dict[str, Any], woke: bool = False,
@@ -92,6 +113,8 @@ class SimBoard:
         self.i2c_bus = dev.FakeI2C()
         self.onewire_bus: dev.FakeOneWire | None = None
         self.rebooted = False
+        self.http_bytes = 0
+        self.broker_alias: tuple[str, int] | None = None  # the broker's address in config.json, if known
 
     # -- time ------------------------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -139,6 +162,9 @@ class SimBoard:
     def deep_sleep(self, ms: int) -> None:
         raise SimDeepSleep(ms)
 
+    def reset(self) -> None:
+        raise SimReboot()  # machine.reset(): RAM and RTC memory are gone, the flash folder stays
+
     def log(self, text: str) -> None:
         self.lines.append(text)
         print(f"{self.log_prefix}{text}", flush=True)
@@ -152,11 +178,46 @@ class SimBoard:
         return f.wifi_drop_at is not None and f.wifi_drop_at <= self.elapsed() < f.wifi_drop_at + f.wifi_drop_for
 
     def wifi_connected(self) -> bool:
-        return bool(self.rtc.get("wifi")) and not self.in_outage()
+        air = self.faults.air  # provision
+        return bool(self.rtc.get("wifi")) and not self.in_outage() and (air is None or air.connected())
 
     def wifi_connect(self, networks: list[dict[str, Any]]) -> bool:
-        self.rtc["wifi"] = not self.in_outage()
+        air = self.faults.air  # provision: only a network in the air with its password joins
+        self.rtc["wifi"] = not self.in_outage() and (air is None or air.connect_any(networks))
         return bool(self.rtc["wifi"])
+
+    # -- provision: the Wi-Fi setup access point (lauks_kit/net/portal.py, firmware/sim/accesspoint.py) ----
+    def ap_available(self) -> bool:
+        return self.faults.air is not None
+
+    def wifi_scan(self) -> list[tuple[str, int, bool]]:
+        return self.faults.air.scan() if self.faults.air is not None else []
+
+    def wifi_try(self, ssid: str, password: str) -> str:
+        if self.faults.air is None or self.in_outage():
+            return "not_found"
+        result = str(self.faults.air.try_join(ssid, password))
+        self.rtc["wifi"] = result == "joined"
+        return result
+
+    def button_held(self) -> bool:
+        return self.faults.air is not None and bool(self.faults.air.button_held)
+
+    def ap_open(self, ssid: str) -> socket.socket:
+        if self.faults.air is None:
+            raise OSError(19, "ENODEV (no simulated radio: Faults.air)")
+        return self.faults.air.open_ap(ssid)  # type: ignore[no-any-return]
+
+    def ap_close(self) -> None:
+        if self.faults.air is not None:
+            self.faults.air.close_ap()
+
+    def ap_poll_s(self) -> float:
+        return min(0.2, 0.2 / self.speed())  # a second of the kit's world, at most 0.2 s of real time
+
+    def led_steady(self, on: bool) -> None:
+        self.log("LED " + ("on" if on else "off"))
+    # -- end of provision ------------------------------------------------------------------------------
 
     def rssi(self) -> int | None:
         return -58 - self.rng.randint(0, 12) if self.wifi_connected() else None
@@ -170,8 +231,10 @@ class SimBoard:
     def socket(self, host: str, port: int, tls: bool) -> LinkSocket:
         if not self.wifi_connected():
             raise OSError(113, "EHOSTUNREACH (simulated Wi-Fi outage)")
-        sock = socket.create_connection(self.broker, timeout=10)  # the simulator's broker, not config's
-        return LinkSocket(sock, self)
+        # the simulator's broker for the config's broker address; any other (an update's HTTP server) as it is
+        to = self.broker if self.broker_alias is None or (host, port) == self.broker_alias else (host, port)
+        sock = socket.create_connection(to, timeout=10)
+        return LinkSocket(sock, self) if to == self.broker else HttpSocket(sock, self)
 
     # -- sensors ---------------------------------------------------------------------------------
     def dead(self, name: str) -> bool:

@@ -75,6 +75,8 @@ class Simulation:
         while not self.stop.is_set():
             board = SimBoard(sim.root, self.clock, Weather(sim.seed), self.stop, sim.faults, first_start,
                              self.broker, rtc, woke, "" if self.quiet else prefix)
+            broker = sim.config.get("broker", {})
+            board.broker_alias = (broker.get("host", ""), broker.get("port", 1883))
             sim.boards.append(board)
             kit = SimulatedKit(board, self.topic_root, sim.taken)
             try:

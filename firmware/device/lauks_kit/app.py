@@ -1,7 +1,8 @@
 # The kit: sample on schedule into the flash ring, send the ring oldest first, report status.
 # Everything hardware-specific comes from a board (board_esp32 on a kit, firmware/sim on a PC).
+from lauks_boot import Flash
 from lauks_kit import VERSION
-from lauks_kit.core import message
+from lauks_kit.core import message, update
 from lauks_kit.core.backoff import Backoff
 from lauks_kit.core.config import ConfigError, load
 from lauks_kit.core.record import SYNCED, Record
@@ -9,7 +10,9 @@ from lauks_kit.core.ring import Ring
 from lauks_kit.core.schedule import next_sample_at, sleep_ms_until
 from lauks_kit.core.state import next_boot, pack_rtc, unpack_rtc
 from lauks_kit.drivers import SensorError
+from lauks_kit.net import http
 from lauks_kit.net.mqtt import Client, MQTTError
+from lauks_kit.net.portal import Setup  # provision: the Wi-Fi setup access point
 
 LED_BAD_CONFIG = (200, 200, 200, 200, 200, 1000)  # three short blinks, a pause: "fix config.json"
 
@@ -27,6 +30,11 @@ class Kit:
         self.next_net_try = 0
         self.status_dirty = True
         self.awake_ms = None
+        self.setup = Setup(board)  # provision: opens Lauks-<kit> when no configured network joins
+        self.fs = None
+        self.update = None  # the status message's "update" object
+        self.offer = None  # a verified offer, downloaded from the main loop (not inside an MQTT callback)
+        self.retry = None  # (offer, ticks_ms) to try again after a download failed on the network
 
     # -- start ---------------------------------------------------------------------------------
     def start(self):
@@ -41,7 +49,10 @@ class Kit:
         cfg = self.cfg
         self.site, self.kit = cfg["site"], cfg["kit"]
         base = "%s/v1/%s/%s/" % (self.topic_root, self.site, self.kit)
-        self.topics = {k: base + k for k in ("readings", "status", "config", "rejected")}
+        self.topics = {k: base + k for k in ("readings", "status", "config", "rejected", "update")}
+        self.fs = Flash(b.root)
+        self.update = update.status_of(update.read_state(self.fs))
+        self.update_key = update.key_of(cfg)
         saved = unpack_rtc(b.rtc_memory()) if b.woke_from_deep_sleep() else None
         if saved:
             self.boot, self.seq, self.epoch = saved["boot"], saved["seq"], saved["epoch"]
@@ -104,6 +115,9 @@ class Kit:
         b = self.board
         if self.mqtt is not None and self.mqtt.connected and b.wifi_connected():
             return True
+        if self.setup.step(self):  # provision: the setup page joined a network; go on with it at once
+            self.wifi_backoff.reset()
+            self.next_net_try = 0
         if b.ticks_ms() < self.next_net_try:
             return False
         if not b.wifi_connected():
@@ -138,6 +152,12 @@ class Kit:
         self.mqtt.connect()
         self.mqtt.subscribe(self.topics["config"])
         self.mqtt.subscribe(self.topics["rejected"])
+        try:
+            self.mqtt.subscribe(self.topics["update"])
+        except MQTTError as e:
+            if not self.mqtt.connected:
+                raise
+            self.board.log("no updates over the air: %s" % e)  # an ACL without the update topic: go on
         self.status_dirty = True
 
     def on_message(self, topic, payload):
@@ -150,12 +170,90 @@ class Kit:
                 self.interval, self.status_dirty = interval, True
         elif topic == self.topics["rejected"]:
             self.board.log("gateway rejected: %s" % payload[:200])
+        elif topic == self.topics["update"] and payload:  # empty: the offer was withdrawn
+            offer, problem = update.check_offer(payload, self.update_key)
+            if offer is not None:
+                self.offer, self.retry = offer, None
+            elif not (self.update and self.update["state"] == "trial"):
+                self.board.log("update offer refused: %s" % problem)
+                self.update = {"version": update.claimed_version(payload), "state": "failed", "reason": problem}
+                self.status_dirty = True
+
+    # -- updates over the air ------------------------------------------------------------------
+    def note_update(self, state, send=True):
+        self.update, self.status_dirty = update.status_of(state), True
+        if send and self.mqtt is not None and self.mqtt.connected:
+            try:
+                self.send_status()
+            except (OSError, MQTTError) as e:
+                self.board.log("status not sent: %s" % e)
+
+    def maybe_update(self):
+        if self.offer is None and self.retry is not None and self.board.ticks_ms() >= self.retry[1]:
+            self.offer, self.retry = self.retry[0], None
+        if self.offer is not None and self.mqtt is not None and self.mqtt.connected:
+            offer, self.offer = self.offer, None
+            if self.run_update(offer):
+                self.board.log("update %s staged: restarting to switch to it" % offer["version"])
+                self.board.reset()
+
+    def run_update(self, offer):
+        """Download and stage offer; True when it is staged (the caller resets to switch)."""
+        b, fs = self.board, self.fs
+        state = update.read_state(fs)
+        action = update.decide(offer, state, VERSION)
+        if action != "fetch":
+            return action == "reset"
+        state = update.begin(fs, state, offer, VERSION)
+        self.note_update(state)
+
+        def connect(host, port):
+            return b.socket(host, port, False)
+
+        try:
+            data = http.get_bytes(connect, offer["url"] + "manifest.json", update.MAX_MANIFEST)
+            manifest, problem = update.check_manifest(data, offer)
+            if problem:
+                return self.update_failed(state, problem, True)
+            self.note_update(update.set_state(fs, state, "downloading"))
+            todo = update.missing(fs, manifest)
+            need = update.total_size({"files": todo}) + 16384
+            if need > fs.free():
+                return self.update_failed(state, "not enough flash: %d KB needed, %d KB free" % (
+                    need // 1024, fs.free() // 1024), True)
+            for entry in todo:
+                part = update.Part(fs, entry)
+                try:
+                    http.get(connect, offer["url"] + "files/" + entry["path"], part.write)
+                finally:
+                    part.close()
+                problem = part.finish()
+                if problem:
+                    return self.update_failed(state, problem, True)
+                b.wdt_feed()
+        except update.UpdateError as e:
+            return self.update_failed(state, str(e), True)
+        except OSError as e:  # the network or the server: kept files stay for the next try
+            final = state.get("attempts", 1) >= update.MAX_ATTEMPTS
+            if not final:
+                self.retry = (offer, b.ticks_ms() + 120000 * state.get("attempts", 1))
+            return self.update_failed(state, "download failed: %s" % e, final)
+        self.note_update(update.stage(fs, state, data))
+        return True
+
+    def update_failed(self, state, reason, final):
+        self.board.log("update %s failed: %s" % (state.get("version"), reason))
+        if final:
+            update.remove_tree(self.fs, update.NEXT)
+        self.note_update(update.set_state(self.fs, state, "failed", reason, final))
+        return False
 
     def send_status(self, state="online"):
         payload = message.status(
             state, VERSION, boot=self.boot, interval_s=self.interval,
             sensors=[d.name for d in self.drivers], failed_sensors=self.failed, battery=getattr(self, "battery", None),
-            rssi=self.board.rssi(), buffered=self.ring.buffered, dropped=self.ring.dropped, awake_ms=self.awake_ms)
+            rssi=self.board.rssi(), buffered=self.ring.buffered, dropped=self.ring.dropped, awake_ms=self.awake_ms,
+            update=self.update)
         self.mqtt.publish(self.topics["status"], payload, retain=True)
         self.status_dirty = False
 
@@ -186,6 +284,9 @@ class Kit:
         if records:
             payload = message.readings(self.kit, boot, seq, VERSION, records, self.clock())
             self.mqtt.publish(self.topics["readings"], payload)
+            if self.update and self.update["state"] == "trial" and self.update["version"] == VERSION:
+                self.board.log("update %s confirmed" % VERSION)  # the broker has a reading of this version
+                self.note_update(update.confirm(self.fs, update.read_state(self.fs)), send=False)
         self.ring.ack(len(records))
 
     # -- the loop ------------------------------------------------------------------------------
@@ -204,6 +305,7 @@ class Kit:
                     self.mqtt.close()
                 if self.status_dirty and self.mqtt.connected:
                     self.flush()
+                self.maybe_update()
             else:
                 b.sleep_ms(min(left, 1000))
                 if self.network_up():
@@ -214,6 +316,7 @@ class Kit:
         self.sample()
         if self.network_up():
             self.flush()
+            self.maybe_update()
         self.awake_ms = self.board.ticks_ms() - started
 
     def run(self):

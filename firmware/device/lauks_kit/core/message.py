@@ -71,7 +71,7 @@ def status(state, fw=None, **fields):
     if fw is not None:
         message["fw"] = fw
     for key in ("boot", "interval_s", "sensors", "failed_sensors", "battery", "rssi", "buffered", "dropped",
-                "awake_ms"):
+                "awake_ms", "update"):
         if fields.get(key) is not None:
             message[key] = fields[key]
     return dumps(message).encode()

@@ -1,0 +1,171 @@
+"""What the over-the-air tests share: releases built by lauks.fleet and served over HTTP, offers published on
+the real broker, kits that run from their own flash folders (firmware/sim/flashkit.py), and an inbox."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+
+from firmware.device_path import DEVICE_DIR
+from firmware.kitconfig import kit_config
+from firmware.sim.board import Faults
+from firmware.sim.flashkit import FlashKit, install
+from firmware.sim.world import Clock
+from lauks.fleet import build_release, kit_update_key, offer_payload
+from lauks.topics import Topics
+
+MASTER = bytes(range(32))
+SITE = "ota"
+SPEEDUP = 60.0
+
+
+class Inbox:
+    """Everything published under the test's topic root, as it arrives."""
+
+    def __init__(self, port: int, topics: Topics) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload))
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(f"{topics.base}/#", 1)
+        self.client.loop_start()
+
+    def of(self, kind: str, kit: str) -> list[dict[str, Any]]:
+        return [orjson.loads(p) for t, p in list(self.messages)
+                if t.endswith("/" + kind) and t.split("/")[3] == kit and p]
+
+    def updates(self, kit: str) -> list[dict[str, Any]]:
+        """The "update" object of each status the kit sent, in order (repeats dropped)."""
+        out: list[dict[str, Any]] = []
+        for status in self.of("status", kit):
+            update = status.get("update")
+            if update and (not out or out[-1] != update):
+                out.append(update)
+        return out
+
+    def last_update(self, kit: str) -> dict[str, Any] | None:
+        found = self.updates(kit)
+        return found[-1] if found else None
+
+    def fw_of_readings(self, kit: str) -> list[str]:
+        return [m["fw"] for m in self.of("readings", kit)]
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return bool(predicate())
+
+
+def release(releases: Path, version: str, change: Callable[[Path], None] | None = None) -> Path:
+    """A py-format release (the simulator is CPython) of firmware/device, changed first by ``change``."""
+    source = releases.parent / f"source-{version}"
+    shutil.copytree(DEVICE_DIR, source, ignore=shutil.ignore_patterns("__pycache__"))
+    if change is not None:
+        change(source)
+    return build_release(source, releases, version, "py")
+
+
+class _Files(BaseHTTPRequestHandler):
+    """The protocol's GET {url}manifest.json and {url}files/<path>, straight from the release folders."""
+
+    releases: Path
+
+    def do_GET(self) -> None:  # the name http.server calls
+        parts = self.path.split("/")
+        if len(parts) < 5 or parts[:3] != ["", "v1", "firmware"] or ".." in parts:
+            self.send_error(404)
+            return
+        target = self.releases / parts[3] / "/".join(parts[4:])
+        if not target.is_file():
+            self.send_error(404)
+            return
+        data = target.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:  # http.server's signature
+        pass
+
+
+@contextmanager
+def file_server(releases: Path) -> Iterator[str]:
+    """An HTTP server of the release folders on a free loopback port; yields its base URL."""
+    handler = type("Files", (_Files,), {"releases": releases})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def offer_bytes(kit: str, release_dir: Path, base_url: str) -> bytes:
+    version = release_dir.name
+    return offer_payload(release_dir, version, f"{base_url}/v1/firmware/{version}/", kit_update_key(MASTER, SITE, kit))
+
+
+def offer(port: int, topics: Topics, kit: str, release_dir: Path, base_url: str) -> None:
+    """Publish the retained offer of a release to one kit, as `lauks fleet update` does."""
+    publish_offer(port, topics, kit, offer_bytes(kit, release_dir, base_url))
+
+
+def publish_offer(port: int, topics: Topics, kit: str, payload: bytes) -> None:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        info = client.publish(f"{topics.base}/{SITE}/{kit}/update", payload, qos=1, retain=True)
+        info.wait_for_publish(10)
+        assert info.is_published()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def kits(tmp: Path, port: int, topics: Topics, names: list[str], faults: dict[str, Faults] | None = None,
+         clock: Clock | None = None) -> list[FlashKit]:
+    """Kits flashed with today's firmware (and an update key), not started yet."""
+    clock = clock or Clock(speedup=SPEEDUP, start_ago_s=6 * 3600)
+    out = []
+    for i, name in enumerate(names):
+        cfg = kit_config(SITE, name, "weather", interval_s=10)
+        cfg["update_key"] = kit_update_key(MASTER, SITE, name).hex()
+        flash = tmp / "kits" / name
+        install(flash, cfg)
+        out.append(FlashKit(flash, cfg, ("127.0.0.1", port), clock, topics.root, seed=i,
+                            faults=(faults or {}).get(name, Faults())))
+    return out
+
+
+@contextmanager
+def running(kit_list: list[FlashKit]) -> Iterator[list[FlashKit]]:
+    for kit in kit_list:
+        kit.start()
+    try:
+        yield kit_list
+    finally:
+        for kit in kit_list:
+            kit.stop()
+        for kit in kit_list:
+            assert kit.error is None, kit.error + "\n" + kit.log()[-3000:]

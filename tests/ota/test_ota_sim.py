@@ -1,0 +1,172 @@
+"""Updates over the air end to end: simulated kits, each a process running the firmware in its own flash folder,
+through the real Mosquitto, with releases built by lauks.fleet and served over HTTP (issue 14, part 1).
+World time runs 60 times faster; a kit samples every 10 world seconds."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from ota_helpers import Inbox, file_server, kits, offer, offer_bytes, publish_offer, release, running, wait_for
+
+from firmware.device_path import DEVICE_DIR
+from firmware.sim.board import Faults
+from lauks.contract import decode_status
+from lauks.fleet import choose_kits
+from lauks.services import Mosquitto
+from lauks.topics import Topics
+
+pytestmark = [pytest.mark.slow]
+
+OLD = DEVICE_DIR.joinpath("lauks_kit", "__init__.py").read_text().split('"')[1]
+
+
+def _confirmed(inbox: Inbox, kit: str, version: str) -> bool:
+    return inbox.last_update(kit) == {"version": version, "state": "confirmed"} and \
+        version in inbox.fw_of_readings(kit)
+
+
+def test_a_good_release_reaches_every_offered_kit_and_each_confirms_it(
+        tmp_path: Path, mosquitto: Mosquitto, topics: Topics) -> None:
+    good = release(tmp_path / "releases", "0.9.0")
+    names = ["g1", "g2", "g3"]
+    fleet = kits(tmp_path, mosquitto.port, topics, names)
+    inbox = Inbox(mosquitto.port, topics)
+    with file_server(tmp_path / "releases") as url, running(fleet):
+        assert wait_for(lambda: all(inbox.fw_of_readings(k) for k in names), 20)
+        started = time.monotonic()
+        for name in names:
+            offer(mosquitto.port, topics, name, good, url)
+        assert wait_for(lambda: all(_confirmed(inbox, k, "0.9.0") for k in names), 40), \
+            {k: inbox.updates(k) for k in names}
+        took = time.monotonic() - started
+    inbox.close()
+    print(f"\nthree simulated kits took {took:.1f} s (real time, world x60) from the offer to confirmed")
+    for name, kit in zip(names, fleet, strict=True):
+        states = [u["state"] for u in inbox.updates(name)]
+        # the new version's first message is a reading, so its trial is over before its first status
+        assert states in (["offered", "downloading", "staged", "confirmed"],
+                          ["offered", "downloading", "staged", "trial", "confirmed"]), states
+        fws = inbox.fw_of_readings(name)
+        assert fws[0] == OLD and fws[-1] == "0.9.0"
+        assert fws == sorted(fws, key=lambda v: v != OLD), "once on the new version, never back"
+        assert not (kit.flash / "prev").exists() and not (kit.flash / "next").exists()
+        assert (kit.flash / "lauks_kit" / "__init__.py").read_text().count('"0.9.0"') == 1
+        assert (kit.flash / "lauks_boot.py").read_bytes() == (DEVICE_DIR / "lauks_boot.py").read_bytes()
+        last = [s for s in inbox.of("status", name) if s["state"] == "online"][-1]
+        assert decode_status(orjson.dumps(last)).fw == "0.9.0"
+
+
+def _crash_at_import(source: Path) -> None:
+    app = source / "lauks_kit" / "app.py"
+    app.write_text(app.read_text() + '\nraise RuntimeError("this release is broken")\n')
+
+
+def _syntax_error(source: Path) -> None:
+    message = source / "lauks_kit" / "core" / "message.py"
+    message.write_text(message.read_text() + "\ndef broken(:\n")
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    (_crash_at_import, "crashed at import: RuntimeError: this release is broken"),
+    (_syntax_error, "crashed at import: SyntaxError"),
+], ids=["crash-at-import", "syntax-error"])
+def test_a_release_that_cannot_start_rolls_back_by_itself(
+        tmp_path: Path, mosquitto: Mosquitto, topics: Topics, change: object, reason: str) -> None:
+    bad = release(tmp_path / "releases", "0.9.1", change)  # type: ignore[arg-type]
+    fleet = kits(tmp_path, mosquitto.port, topics, ["b1"])
+    inbox = Inbox(mosquitto.port, topics)
+    with file_server(tmp_path / "releases") as url, running(fleet):
+        assert wait_for(lambda: inbox.fw_of_readings("b1"), 20)
+        offer(mosquitto.port, topics, "b1", bad, url)
+        assert wait_for(lambda: (inbox.last_update("b1") or {}).get("state") == "rolled_back", 40), \
+            inbox.updates("b1")
+        after = len(inbox.of("readings", "b1"))
+        assert wait_for(lambda: len(inbox.of("readings", "b1")) >= after + 3, 20), "the old version reports on"
+    inbox.close()
+    last = inbox.last_update("b1")
+    assert last is not None and last["version"] == "0.9.1" and last["reason"].startswith(reason), last
+    assert set(inbox.fw_of_readings("b1")) == {OLD}, "no reading of the broken version was ever sent"
+    assert (fleet[0].flash / "lauks_kit" / "__init__.py").read_text().count(f'"{OLD}"') == 1
+    assert not (fleet[0].flash / "prev").exists() and not (fleet[0].flash / "next").exists()
+    # the retained offer is still there: the kit did not try it again
+    assert [u["state"] for u in inbox.updates("b1")].count("trial") <= 1
+
+
+def test_a_corrupt_file_fails_the_download_and_the_kit_stays_on_its_version(
+        tmp_path: Path, mosquitto: Mosquitto, topics: Topics) -> None:
+    corrupt = release(tmp_path / "releases", "0.9.2")
+    fleet = kits(tmp_path, mosquitto.port, topics, ["c1"])
+    inbox = Inbox(mosquitto.port, topics)
+    with file_server(tmp_path / "releases") as url, running(fleet):
+        payload = offer_bytes("c1", corrupt, url)
+        # what the kit is served differs from what the server signed (a disk fault, a spoofed server)
+        served = corrupt / "files" / "lauks_kit" / "app.py"
+        data = bytearray(served.read_bytes())
+        data[100] ^= 0x01  # one bit, the size unchanged: only the SHA-256 can tell
+        served.write_bytes(bytes(data))
+        assert wait_for(lambda: inbox.fw_of_readings("c1"), 20)
+        publish_offer(mosquitto.port, topics, "c1", payload)
+        assert wait_for(lambda: (inbox.last_update("c1") or {}).get("state") == "failed", 30), inbox.updates("c1")
+        after = len(inbox.of("readings", "c1"))
+        assert wait_for(lambda: len(inbox.of("readings", "c1")) >= after + 3, 20)
+    inbox.close()
+    assert inbox.last_update("c1") == {"version": "0.9.2", "state": "failed",
+                                       "reason": "file lauks_kit/app.py: sha256 mismatch"}
+    assert set(inbox.fw_of_readings("c1")) == {OLD}
+    assert fleet[0].boots() == 1, "a failed download never resets the kit"
+    assert not (fleet[0].flash / "next").exists(), "nothing of the refused release is kept"
+
+
+def test_a_power_cut_mid_download_is_survived_and_the_update_completes(
+        tmp_path: Path, mosquitto: Mosquitto, topics: Topics) -> None:
+    good = release(tmp_path / "releases", "0.9.3")
+    fleet = kits(tmp_path, mosquitto.port, topics, ["p1"], {"p1": Faults(power_cut_after_http_bytes=40_000)})
+    inbox = Inbox(mosquitto.port, topics)
+    kit = fleet[0]
+    at_cut: list[list[str]] = []
+    kit.on_exit = lambda code: at_cut.append(sorted(p.relative_to(kit.flash / "next").as_posix()
+                                                    for p in (kit.flash / "next").rglob("*") if p.is_file()))
+    with file_server(tmp_path / "releases") as url, running(fleet):
+        assert wait_for(lambda: inbox.fw_of_readings("p1"), 20)
+        offer(mosquitto.port, topics, "p1", good, url)
+        assert wait_for(lambda: _confirmed(inbox, "p1", "0.9.3"), 40), inbox.updates("p1")
+    inbox.close()
+    assert kit.exits[0] == 137, "the power was cut once, mid-download"
+    left = at_cut[0]
+    assert [p for p in left if p.endswith(".part")], left  # a file was being written
+    assert "manifest.json" not in left and 3 < len(left) < len(good.joinpath("manifest.json").read_text().split(
+        '"path"')) - 1, left
+    log = kit.log()
+    cut = log.index("simulated power cut")
+    assert "update 0.9.3 staged" not in log[:cut]
+    fws = inbox.fw_of_readings("p1")
+    assert fws[0] == OLD and fws[-1] == "0.9.3"
+    states = [u["state"] for u in inbox.updates("p1")]
+    assert states[-2:] == ["staged", "confirmed"] and states.count("downloading") >= 2, states
+
+
+def test_a_ten_percent_rollout_updates_one_kit_of_ten(
+        tmp_path: Path, mosquitto: Mosquitto, topics: Topics) -> None:
+    good = release(tmp_path / "releases", "0.9.4")
+    names = [f"r{i:02d}" for i in range(10)]
+    chosen = choose_kits("ota", names, "0.9.4", 10)
+    assert len(chosen) == 1
+    fleet = kits(tmp_path, mosquitto.port, topics, names)
+    inbox = Inbox(mosquitto.port, topics)
+    with file_server(tmp_path / "releases") as url, running(fleet):
+        assert wait_for(lambda: all(inbox.fw_of_readings(k) for k in names), 30)
+        for name in chosen:
+            offer(mosquitto.port, topics, name, good, url)
+        assert wait_for(lambda: _confirmed(inbox, chosen[0], "0.9.4"), 40), inbox.updates(chosen[0])
+        counts = {k: len(inbox.of("readings", k)) for k in names}
+        assert wait_for(lambda: all(len(inbox.of("readings", k)) >= counts[k] + 2 for k in names), 20)
+    inbox.close()
+    for name in names:
+        if name in chosen:
+            assert inbox.fw_of_readings(name)[-1] == "0.9.4"
+        else:
+            assert set(inbox.fw_of_readings(name)) == {OLD}, name
+            assert inbox.updates(name) == [], name
