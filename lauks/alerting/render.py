@@ -182,7 +182,7 @@ def digest(policy: SitePolicy, language: str, still: Sequence[Incident], ended: 
                              "Daily report of %(school)s: %(num)s kits need attention", kits, school=school)
     else:
         subject = t.gettext("Daily report of %(school)s: every kit is fine again", school=school)
-    paragraphs: list[str | list[str]] = [t.gettext("The kits of %(school)s on %(day)s.", school=school,
+    paragraphs: list[str | list[str]] = [t.gettext("Kits of %(school)s, %(day)s", school=school,
                                                    day=t.date(now, "long"))]
     if still:
         paragraphs.append(t.gettext("Needs attention:"))
