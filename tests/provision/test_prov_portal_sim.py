@@ -228,6 +228,7 @@ def test_the_right_password_saves_the_network_and_the_kit_reports(ap: SetupKit) 
     from lauks_kit.core.config import problems
 
     assert problems(saved) == []
+    assert ap.config_file.stat().st_mode & 0o777 == 0o600  # it holds the kit's broker password
     assert ap.air.ap_closed.wait(5)
     assert wait_for(lambda: len(ap.inbox.of("readings")) >= 2 and any(
         s["state"] == "online" for s in ap.inbox.of("status")))

@@ -17,6 +17,9 @@ def save_config(path, cfg):
     file and its folder are fsynced too."""
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
+        chmod = getattr(os, "chmod", None)  # it holds the broker password: a simulated kit's is its owner's alone
+        if chmod is not None:
+            chmod(tmp, 0o600)
         f.write(json.dumps(cfg))
         f.flush()
         _fsync(f)
