@@ -72,8 +72,8 @@ SERVICE_ROLES: dict[str, ServiceRole] = {
                     (("read", "+/+/readings"), ("read", "+/+/status"), ("write", "+/+/rejected"))),
         ServiceRole(API_USER, "the API: publishes kits' settings, reads their status",
                     (("readwrite", "+/+/config"), ("read", "+/+/status"))),
-        ServiceRole(STAFF_USER, "staff tools: read every contract topic, publish kits' settings",
-                    (("read", "#"), ("write", "+/+/config"))),
+        ServiceRole(STAFF_USER, "staff tools: read every contract topic, publish kits' settings and update offers",
+                    (("read", "#"), ("write", "+/+/config"), ("write", "+/+/update"))),
     )
 }
 
@@ -84,9 +84,10 @@ DERIVED_USERS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
     (HEALTH_USER, STAFF_USER, (("read", "healthcheck"),)),
 )
 
-# What a kit may do on its own topics, nothing else.
+# What a kit may do on its own topics, nothing else. It only reads its update offers: one kit's password
+# must not let anybody offer firmware to it or to another kit (lauks.fleet).
 KIT_RULES: tuple[tuple[str, str], ...] = (
-    ("write", "readings"), ("write", "status"), ("read", "config"), ("read", "rejected"),
+    ("write", "readings"), ("write", "status"), ("read", "config"), ("read", "rejected"), ("read", "update"),
 )
 
 

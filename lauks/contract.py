@@ -120,6 +120,23 @@ class ReadingsMessage(BaseModel):
     samples: Annotated[list[Any], Field(min_length=1)]
 
 
+# A kit's over-the-air update states (issue 14): lauks.schema.UPDATE_STATES holds the same names for kit_status.
+UpdateState = Literal["offered", "downloading", "staged", "trial", "confirmed", "rolled_back", "failed"]
+UPDATE_VERSION_PATTERN = r"^[0-9A-Za-z.+-]{1,32}$"
+MAX_UPDATE_REASON = 120
+
+
+class UpdateStatus(BaseModel):
+    """The last over-the-air update a kit tried, in its status message: the version it was offered, how far it
+    got, and why it failed or rolled back (for a person to read)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    version: Annotated[str, Field(pattern=UPDATE_VERSION_PATTERN)]
+    state: UpdateState
+    reason: Annotated[str, Field(max_length=MAX_UPDATE_REASON)] | None = None
+
+
 class StatusMessage(BaseModel):
     """A kit's status, retained on ``.../status``; its last will is ``{"v": 1, "state": "offline"}``."""
 
@@ -137,6 +154,7 @@ class StatusMessage(BaseModel):
     buffered: Counter | None = None  # samples waiting in the kit's offline ring
     dropped: Counter | None = None  # samples the full ring had to drop since it was made
     awake_ms: Counter | None = None  # time awake in the last cycle of a sleeping kit
+    update: UpdateStatus | None = None  # the last over-the-air update (issue 14)
 
 
 class KitConfig(BaseModel):

@@ -201,6 +201,11 @@ def status_line(site: str, kit: str, status: StatusMessage, time_ms: int) -> str
     for key, names in ((SENSORS, status.sensors), (FAILED_SENSORS, status.failed_sensors)):
         if names is not None:
             fields[key] = ",".join(names)
+    if status.update is not None:
+        fields[UPDATE_VERSION] = status.update.version
+        fields[UPDATE_STATE] = status.update.state
+        if status.update.reason:
+            fields[UPDATE_REASON] = status.update.reason
     return line(KIT_STATUS, {SITE: site, KIT: kit}, fields, time_ms)
 
 

@@ -20,6 +20,7 @@ class Kind(StrEnum):
     STATUS = "status"
     CONFIG = "config"
     REJECTED = "rejected"
+    UPDATE = "update"  # an over-the-air update offer, retained, written by staff only (lauks.fleet)
 
 
 def is_valid_id(value: str) -> bool:
@@ -72,6 +73,9 @@ class Topics:
 
     def rejected(self, site: str, kit: str) -> str:
         return self.topic(site, kit, Kind.REJECTED)
+
+    def update(self, site: str, kit: str) -> str:
+        return self.topic(site, kit, Kind.UPDATE)
 
     def filter(self, kind: Kind | str, site: str = "+", kit: str = "+") -> str:
         """A subscription filter, e.g. ``lauks/v1/+/+/readings``."""

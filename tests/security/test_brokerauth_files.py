@@ -35,12 +35,13 @@ def test_a_kit_gets_a_fresh_random_password_each_time_it_is_added(tmp_path: Path
     assert auth.password_file.read_text().count("riga-3.k07:") == 1
 
 
-def test_the_acl_gives_a_kit_its_own_four_topics_and_nothing_else(tmp_path: Path) -> None:
+def test_the_acl_gives_a_kit_its_own_five_topics_and_nothing_else(tmp_path: Path) -> None:
     brokerauth.add_kit_credentials(tmp_path, "s", "k1")
     acl = BrokerAuth(tmp_path).acl_file.read_text()
     block = acl.split("user s.k1\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert block == ["topic write lauks/v1/s/k1/readings", "topic write lauks/v1/s/k1/status",
-                     "topic read lauks/v1/s/k1/config", "topic read lauks/v1/s/k1/rejected"]
+                     "topic read lauks/v1/s/k1/config", "topic read lauks/v1/s/k1/rejected",
+                     "topic read lauks/v1/s/k1/update"]
     before_first_user = acl.split("\nuser ", 1)[0]
     assert "topic" not in before_first_user.replace("# ", "") and "pattern" not in acl  # no rule for everyone
 
