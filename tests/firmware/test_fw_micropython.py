@@ -105,3 +105,35 @@ def test_heap_the_firmware_takes_under_micropython() -> None:
     assert 0 < heap["core_modules"] < heap["all_firmware_modules"] < 64 * 1024  # an ESP32 has ~110 KB free
     assert heap["ring_after_600_samples"] < 2048  # the ring lives in flash, not in RAM
     assert heap["message_of_30_samples_live"] < 32 * 1024
+
+
+def _run_under_micropython(script: Path) -> str:
+    if shutil.which("node") is None or not PACKAGE.exists():
+        pytest.fail("MicroPython for Node is missing: run `make node-deps` (needs Debian's nodejs and npm)")
+    result = subprocess.run(["node", str(RUNNER), str(script)], capture_output=True, text=True, timeout=240,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_the_update_core_and_boot_loader_pass_every_check_under_micropython(tmp_path: Path) -> None:
+    """Offer, manifest, HMAC (RFC 4231), and the power cut at every step of four update scenarios."""
+    from fw_update_checks import all_update_checks
+
+    here = Path(__file__).resolve().parent
+    script = tmp_path / "update.py"
+    script.write_text((here / "fw_update_checks.py").read_text() + "\n" + (here / "fw_mp_update.mpscript").read_text())
+    out = _run_under_micropython(script)
+    got = json.loads(next(x for x in out.splitlines() if x.startswith("UPDATE "))[len("UPDATE "):])
+    assert got["failed"] == []
+    assert sorted(got["passed"]) == sorted(name for name, _ in all_update_checks())
+
+
+def test_heap_the_update_takes_under_micropython() -> None:
+    out = _run_under_micropython(Path(__file__).parent / "fw_mp_update_heap.mpscript")
+    heap = json.loads(next(x for x in out.splitlines() if x.startswith("UPDATEHEAP "))[len("UPDATEHEAP "):])
+    print("\nupdate heap under MicroPython (bytes):", json.dumps(heap))
+    assert heap["problem"] == "file lauks_kit/app.py: sha256 mismatch"  # the file streamed through the hash
+    assert 0 < heap["boot_loader"] < 8 * 1024
+    assert 0 < heap["update_core_and_http"] < 24 * 1024
+    assert heap["staging_a_file_live"] < 4 * 1024, "a 32 KB file is staged a chunk at a time"

@@ -1,8 +1,10 @@
 # The kit: sample on schedule into the flash ring, send the ring oldest first, report status.
 # Everything hardware-specific comes from a board (board_esp32 on a kit, firmware/sim on a PC).
+import json
+
 from lauks_boot import Flash
 from lauks_kit import VERSION
-from lauks_kit.core import message, update
+from lauks_kit.core import message
 from lauks_kit.core.backoff import Backoff
 from lauks_kit.core.config import ConfigError, load
 from lauks_kit.core.record import SYNCED, Record
@@ -10,10 +12,28 @@ from lauks_kit.core.ring import Ring
 from lauks_kit.core.schedule import next_sample_at, sleep_ms_until
 from lauks_kit.core.state import next_boot, pack_rtc, unpack_rtc
 from lauks_kit.drivers import SensorError
-from lauks_kit.net import http
 from lauks_kit.net.mqtt import Client, MQTTError
 
 LED_BAD_CONFIG = (200, 200, 200, 200, 200, 1000)  # three short blinks, a pause: "fix config.json"
+
+
+def _updates():
+    """The update's code, loaded only when an offer or a trial needs it: some 15 KB of heap the other boots keep."""
+    from lauks_kit.core import update
+    return update
+
+
+def journal_status(path):
+    """The status message's "update" object from the update journal (lauks_boot.py keeps it), or None."""
+    try:
+        with open(path) as f:
+            state = json.loads(f.read())
+        out = {"version": state["version"], "state": state["state"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if state.get("reason"):
+        out["reason"] = state["reason"][:120]
+    return out
 
 
 class Kit:
@@ -49,8 +69,7 @@ class Kit:
         base = "%s/v1/%s/%s/" % (self.topic_root, self.site, self.kit)
         self.topics = {k: base + k for k in ("readings", "status", "config", "rejected", "update")}
         self.fs = Flash(b.root)
-        self.update = update.status_of(update.read_state(self.fs))
-        self.update_key = update.key_of(cfg)
+        self.update = journal_status(b.root + "/update.json")
         saved = unpack_rtc(b.rtc_memory()) if b.woke_from_deep_sleep() else None
         if saved:
             self.boot, self.seq, self.epoch = saved["boot"], saved["seq"], saved["epoch"]
@@ -166,7 +185,10 @@ class Kit:
         elif topic == self.topics["rejected"]:
             self.board.log("gateway rejected: %s" % payload[:200])
         elif topic == self.topics["update"] and payload:  # empty: the offer was withdrawn
-            offer, problem = update.check_offer(payload, self.update_key)
+            if self.nothing_new(payload):
+                return
+            update = _updates()
+            offer, problem = update.check_offer(payload, update.key_of(self.cfg))
             if offer is not None:
                 self.offer, self.retry = offer, None
             elif not (self.update and self.update["state"] == "trial"):
@@ -175,8 +197,19 @@ class Kit:
                 self.status_dirty = True
 
     # -- updates over the air ------------------------------------------------------------------
+    def nothing_new(self, payload):
+        """An offer of the version running, or of one that has rolled back here, or any during a trial: known
+        without loading the update's code (the offer stays retained, so it comes at every connection)."""
+        try:
+            version = json.loads(payload).get("version")
+        except (ValueError, AttributeError):
+            return False
+        u = self.update
+        return version == VERSION or (u is not None and (u["state"] == "trial" or (
+            u["version"] == version and u["state"] == "rolled_back")))
+
     def note_update(self, state, send=True):
-        self.update, self.status_dirty = update.status_of(state), True
+        self.update, self.status_dirty = _updates().status_of(state), True
         if send and self.mqtt is not None and self.mqtt.connected:
             try:
                 self.send_status()
@@ -194,7 +227,8 @@ class Kit:
 
     def run_update(self, offer):
         """Download and stage offer; True when it is staged (the caller resets to switch)."""
-        b, fs = self.board, self.fs
+        from lauks_kit.net import http
+        b, fs, update = self.board, self.fs, _updates()
         state = update.read_state(fs)
         action = update.decide(offer, state, VERSION)
         if action != "fetch":
@@ -237,6 +271,7 @@ class Kit:
         return True
 
     def update_failed(self, state, reason, final):
+        update = _updates()
         self.board.log("update %s failed: %s" % (state.get("version"), reason))
         if final:
             update.remove_tree(self.fs, update.NEXT)
@@ -281,6 +316,7 @@ class Kit:
             self.mqtt.publish(self.topics["readings"], payload)
             if self.update and self.update["state"] == "trial" and self.update["version"] == VERSION:
                 self.board.log("update %s confirmed" % VERSION)  # the broker has a reading of this version
+                update = _updates()
                 self.note_update(update.confirm(self.fs, update.read_state(self.fs)), send=False)
         self.ring.ack(len(records))
 
