@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 from dashboards.definition import LOW_BATTERY_V
-from lauks import schema
 from lauks.alerting.policy import Contact, SitePolicy
 from web.fleetdata import KitFacts
 
@@ -57,12 +56,6 @@ class PlannedMail:
     recovered: tuple[Incident, ...] = field(default=())  # a digest's incidents that ended since the last one
 
 
-def _update_state(kit: KitFacts) -> tuple[str | None, str | None, str | None]:
-    # update_state and its parts are the OTA work's facts (issue 14): read where KitFacts has them
-    return (getattr(kit, "update_state", None), getattr(kit, "update_version", None),
-            getattr(kit, "update_reason", None))
-
-
 def observe(kit: KitFacts, now: datetime, silent_intervals: int, online_window_s: int,
             open_kinds: Iterable[str] = ()) -> dict[str, Verdict]:
     """Each of ``KINDS``: its facts if it holds, ``fine``, or ``unknown`` (the store says nothing of it, so an
@@ -85,11 +78,11 @@ def observe(kit: KitFacts, now: datetime, silent_intervals: int, online_window_s
         verdicts["rejection_burst"] = {"count": kit.rejected_1h, "reasons": [list(item) for item in reasons[:3]]}
     else:
         verdicts["rejection_burst"] = "fine"
-    state, version, reason = _update_state(kit)
-    if state is None:
-        verdicts["update_failed"] = "unknown"
-    elif state in schema.UPDATE_FAILED_STATES:
-        verdicts["update_failed"] = {"state": state, "version": version or "?", "reason": reason or ""}
+    if kit.update_state is None:
+        verdicts["update_failed"] = "unknown"  # never offered one, or not within the look-back
+    elif kit.update_failed:  # lauks.schema.UPDATE_FAILED_STATES, as on the fleet page
+        verdicts["update_failed"] = {"state": kit.update_state, "version": kit.update_version or "?",
+                                     "reason": kit.update_reason or ""}
     else:
         verdicts["update_failed"] = "fine"
     return verdicts

@@ -195,3 +195,22 @@ def test_production_refuses_to_start_without_a_mail_server_or_with_a_default_pas
                       smtp_from="lauks@north.lv", smtp_username="lauks", smtp_password="changeme")
     AlertSettings(environment="production", mqtt_password="x" * 20, smtp_host="mail.north.lv",
                   smtp_from="lauks@north.lv", smtp_username="lauks", smtp_password="a-real-secret-1234")
+
+
+async def test_a_failed_update_gets_a_mail_and_a_confirmed_one_ends_it(
+        points: Store, store: sessionmaker[Session], make_alerter: Callable[..., Alerter], smtp: Mailbox) -> None:
+    site_alerts(store)
+    tags = {schema.SITE: SITE, schema.KIT: "k2"}
+    points.write(lineprotocol.line(schema.KIT_STATUS, tags, {
+        schema.STATE: "online", schema.UPDATE_STATE: "rolled_back", schema.UPDATE_VERSION: "1.5.0",
+        schema.UPDATE_REASON: "main.py: ImportError: no module named 'bme280x'"}, ms(NOW)))
+    alerter = make_alerter()
+    await alerter.tick(NOW + MINUTE)
+    assert smtp.subjects() == [f"[Lauks] {SCHOOL}: The update of kit k2 to version 1.5.0 failed"]
+    assert "The kit said: main.py: ImportError: no module named 'bme280x'" in smtp.text()
+    points.write(lineprotocol.line(schema.KIT_STATUS, tags, {
+        schema.STATE: "online", schema.UPDATE_STATE: "confirmed", schema.UPDATE_VERSION: "1.5.1"}, ms(NOW) + 60_000))
+    points.heard("k1", NOW + 2 * MINUTE)
+    points.heard("k2", NOW + 2 * MINUTE)
+    await alerter.tick(NOW + 2 * MINUTE)
+    assert smtp.subjects()[1:] == [f"[Lauks] {SCHOOL}: Kit k2 no longer reports a failed update"]

@@ -56,10 +56,10 @@ def test_battery_burst_and_failed_update_use_the_fleet_pages_thresholds() -> Non
     assert burst == {"count": REJECTION_BURST + 1, "reasons": [["out_of_range", REJECTION_BURST + 1]]}
     assert observe(kit(rejections_1h={"out_of_range": REJECTION_BURST}), NOW, 3, WINDOW)["rejection_burst"] == "fine"
     failed = kit()
-    failed.update_state, failed.update_version, failed.update_reason = "rolled_back", "1.5.0", "import failed"  # type: ignore[attr-defined]
+    failed.update_state, failed.update_version, failed.update_reason = "rolled_back", "1.5.0", "import failed"
     assert observe(failed, NOW, 3, WINDOW)["update_failed"] == {"state": "rolled_back", "version": "1.5.0",
                                                                  "reason": "import failed"}
-    failed.update_state = "confirmed"  # type: ignore[attr-defined]
+    failed.update_state = "confirmed"
     assert observe(failed, NOW, 3, WINDOW)["update_failed"] == "fine"
 
 
