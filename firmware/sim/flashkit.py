@@ -54,6 +54,7 @@ class FlashKit:
     exits: list[int] = field(default_factory=list)  # how each run of the process ended
     error: str | None = None
     on_exit: Callable[[int], None] | None = None  # called with each exit code before the kit powers on again
+    trial_s: float | None = None  # lauks_boot.TRIAL_S for this kit (world seconds), to test it in less time
     _proc: subprocess.Popen[bytes] | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -70,7 +71,7 @@ class FlashKit:
         spec = {"flash": str(self.flash), "speedup": self.clock.speedup, "start_ago_s": self.clock.start_ago_s,
                 "real_start": self.clock.real_start, "first_start": first_start, "seed": self.seed,
                 "broker": list(self.broker), "broker_alias": [broker.get("host", ""), broker.get("port", 1883)],
-                "topic_root": self.topic_root, "faults": asdict(self.faults), "woke": woke,
+                "topic_root": self.topic_root, "faults": asdict(self.faults), "woke": woke, "trial_s": self.trial_s,
                 "rtc_file": str(self.flash.parent / (self.flash.name + ".rtc.json")),
                 "log_prefix": f"[{self.config.get('site')}/{self.config.get('kit')}] "}
         path = self.flash.parent / (self.flash.name + ".spec.json")

@@ -49,6 +49,8 @@ def main(spec_file: str) -> int:
     lauks_boot: Any = importlib.import_module("lauks_boot")
 
     fs = lauks_boot.Flash(str(flash))
+    if spec.get("trial_s"):  # a shorter trial for tests, in world seconds
+        lauks_boot.TRIAL_S = spec["trial_s"]
     rtc_file = Path(spec["rtc_file"])
     rtc: dict[str, Any] = {}
     if spec.get("woke") and rtc_file.exists():

@@ -290,6 +290,8 @@ class Kit:
     def flush(self):
         """Send the ring oldest first; each batch leaves the ring only after its PUBACK."""
         try:
+            if self.status_dirty and self.update and self.update["state"] == "trial":
+                self.send_status()  # first: a version on trial says so before it tries its first reading
             pending = self.ring.pending
             if pending:
                 boot, seq, count = pending
