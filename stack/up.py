@@ -41,6 +41,7 @@ def service_commands(available: set[str], kits: int, kit_config_dir: Path | None
         ("gateway", "gateway", [*me, "gateway"]),
         ("api", "api", [*me, "api"]),
         ("kits", "kit simulate", [*me, "kit", "simulate", *simulate]),
+        ("alerts", "alerts", [*me, "alerts", "run"]),
     ]
     return [(name, argv) for name, command, argv in wanted if command in available]
 @dataclass(frozen=True)
@@ -98,6 +99,21 @@ def prepare_web(state_dir: Path) -> str:
     return token
 
 
+DEMO_CONTACT = "teacher@example.org"  # RFC 2606's: a name for examples, whose mail nobody receives
+
+
+def prepare_alerts(state_dir: Path) -> None:
+    """A contact for the demo site (where it has no alert settings yet), so the alerter of the local stack has
+    somebody to write to: with no LAUKS_SMTP_HOST its mails are files in <state_dir>/mail (docs/alerts.md)."""
+    from metastore.db import AlertSite
+
+    with one_session(StoreSettings(state_dir=state_dir).database_url) as session:
+        if session.get(AlertSite, DEMO_SITE) is None:
+            session.add(AlertSite(site=DEMO_SITE, contacts=[{"email": DEMO_CONTACT, "language": "lv"}],
+                                  digest=False, digest_at="08:00", holidays=[]))
+            session.commit()
+
+
 def service_env(name: str, base: dict[str, str], users: StackUsers) -> dict[str, str]:
     """A service's environment: the stack's, plus its own broker user."""
     env = dict(base)
@@ -127,6 +143,11 @@ def _banner(ports: StackPorts, state_dir: Path, started: list[str], hand_kit_pas
         lines.append(f"  API           http://127.0.0.1:{ports.api}/v1 (interactive docs at /docs)")
     if "gateway" in started:
         lines.append(f"  gateway       http://127.0.0.1:{ports.gateway_http}/metrics and /healthz")
+    if "alerts" in started:
+        smtp = os.environ.get("LAUKS_SMTP_HOST")
+        lines.append(f"  alert mail    to {smtp} (LAUKS_SMTP_HOST)" if smtp else
+                     f"  alert mail    written to {state_dir}/mail/*.eml (set LAUKS_SMTP_HOST to send it); "
+                     f"contacts: lauks site alerts {DEMO_SITE}")
     lines += [
         f"  logs          {state_dir}/logs/",
         f"  settings      {state_dir}/{STACK_ENV}: lauks commands run beside the stack follow it",
@@ -163,6 +184,7 @@ def up(state_dir: Path, available: set[str], kits: int = 3) -> int:
     try:
         users = prepare_users(state_dir, ports, kits)
         staff_token = prepare_web(state_dir)
+        prepare_alerts(state_dir)
     except brokerauth.BrokerAuthError as error:
         print(f"cannot set up the broker's users: {error}", file=sys.stderr)
         return 1

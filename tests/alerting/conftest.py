@@ -15,7 +15,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy.orm import Session, sessionmaker
 
-from lauks.alerting.settings import AlertSettings
+from alerting.settings import AlertSettings
 from lauks.services import free_port
 from metastore import registry
 from metastore.db import AlertSite, open_store

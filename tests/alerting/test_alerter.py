@@ -13,10 +13,10 @@ from conftest import KITS, SCHOOL, SITE, SMTP_PASSWORD, SMTP_USER, Mailbox, sett
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerting.service import Alerter
+from alerting.settings import AlertSettings
 from dashboards.alerts import REJECTION_BURST
 from lauks import lineprotocol, schema
-from lauks.alerting.service import Alerter
-from lauks.alerting.settings import AlertSettings
 from lauks.influx import InfluxClient
 from lauks.services import Influxd, free_port
 from metastore.db import AlertIncident, AlertMail

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from lauks.alerting import render
-from lauks.alerting.policy import SitePolicy
-from lauks.alerting.rules import Incident
+from alerting import render
+from alerting.policy import SitePolicy
+from alerting.rules import Incident
 from web.catalogs import extract
 from web.i18n import LOCALES
 
@@ -31,7 +31,7 @@ def silent() -> Incident:
 
 
 def test_every_message_of_the_mails_is_translated_with_the_same_placeholders() -> None:
-    messages = extract([ROOT / "lauks" / "alerting"])
+    messages = extract([ROOT / "alerting"])
     assert len(messages) > 20
     for locale in ("lv", "lt", "ru"):
         found = render.catalog(locale)

@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from alerting import policy as p
+from alerting.policy import Contact, SitePolicy
+from alerting.rules import DIGEST, QUEUED, SKIPPED, Incident, observe, plan, transitions
 from dashboards.alerts import REJECTION_BURST
 from dashboards.definition import LOW_BATTERY_V
-from lauks.alerting import policy as p
-from lauks.alerting.policy import Contact, SitePolicy
-from lauks.alerting.rules import DIGEST, QUEUED, SKIPPED, Incident, observe, plan, transitions
 from web.fleetdata import KitFacts
 
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)  # 11:00 in Riga

@@ -11,8 +11,8 @@ from conftest import SCHOOL, SITE, Mailbox, settings_for, site_alerts
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from lauks.alerting import outbox
-from lauks.alerting.sender import SmtpTransport
+from alerting import outbox
+from alerting.sender import SmtpTransport
 from metastore.db import AlertMail, AlertSite
 from web.fleetdata import KitFacts
 

@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from lauks.alerting import outbox
-from lauks.alerting.sender import Transport, sender_address, transport
-from lauks.alerting.settings import AlertSettings
+from alerting import outbox
+from alerting.sender import Transport, sender_address, transport
+from alerting.settings import AlertSettings
 from lauks.influx import InfluxClient, InfluxError
 from metastore.db import open_store
 from web import fleetdata
 
-log = logging.getLogger("lauks.alerting")
+log = logging.getLogger("alerting")
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-from lauks.alerting.settings import AlertSettings
+from alerting.settings import AlertSettings
 from lauks.privatefile import private_dir, write_private
 
 

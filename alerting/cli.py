@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from lauks.alerting.settings import AlertSettings
+    from alerting.settings import AlertSettings
 
 # The imports below are made where they are needed: every `lauks` command imports this module.
 
@@ -70,7 +70,7 @@ def register(commands: argparse._SubParsersAction[Any], kit_commands: argparse._
 def _settings() -> AlertSettings | None:
     from pydantic import ValidationError
 
-    from lauks.alerting.settings import AlertSettings
+    from alerting.settings import AlertSettings
 
     try:
         return AlertSettings()
@@ -87,7 +87,7 @@ def _logging(level: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lauks.alerting.service import run
+    from alerting.service import run
     from lauks.services import stop_on_signals
 
     _logging(str(args.log_level))
@@ -110,7 +110,7 @@ async def _check_async(settings: AlertSettings, *, once: bool) -> int:
 
     from sqlalchemy import select
 
-    from lauks.alerting.service import Alerter
+    from alerting.service import Alerter
     from metastore.db import AlertIncident, AlertMail, open_store
 
     sessions = open_store(settings.database_url)
@@ -152,8 +152,8 @@ def _test_mail(args: argparse.Namespace) -> int:
 
     from sqlalchemy import select
 
-    from lauks.alerting import outbox, render
-    from lauks.alerting.sender import MailError, build_message, sender_address, transport
+    from alerting import outbox, render
+    from alerting.sender import MailError, build_message, sender_address, transport
     from metastore import registry
     from metastore.db import AlertSite, one_session
     from metastore.errors import StoreError
@@ -195,7 +195,7 @@ def _test_mail(args: argparse.Namespace) -> int:
 
 def _store_command(action: Any) -> Any:
     def handler(args: argparse.Namespace) -> int:
-        from lauks.alerting.policy import PolicyError
+        from alerting.policy import PolicyError
         from metastore.db import one_session
         from metastore.errors import StoreError
         from metastore.settings import StoreSettings
@@ -213,7 +213,7 @@ def _store_command(action: Any) -> Any:
 def _site_alerts(session: Session, args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from lauks.alerting import policy as p
+    from alerting import policy as p
     from metastore import registry
     from metastore.db import AlertSite, now
 

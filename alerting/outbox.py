@@ -17,15 +17,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from lauks.alerting import render
-from lauks.alerting.policy import Contact, SitePolicy, parse_clock
-from lauks.alerting.rules import PENDING, Incident, PlannedMail, plan, transitions
-from lauks.alerting.sender import MailError, Transport, build_message
+from alerting import render
+from alerting.policy import Contact, SitePolicy, parse_clock
+from alerting.rules import PENDING, Incident, PlannedMail, plan, transitions
+from alerting.sender import MailError, Transport, build_message
 from lauks.zones import zone_problem
 from metastore.db import AlertIncident, AlertMail, AlertSite, Kit, Site
 from web.fleetdata import KitFacts
 
-log = logging.getLogger("lauks.alerting")
+log = logging.getLogger("alerting")
 RETRY_FIRST = timedelta(minutes=1)
 RETRY_MOST = timedelta(hours=1)  # a server down all night is tried hourly; its mails go out when it is back
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from alerting.policy import Contact, SitePolicy
 from dashboards.definition import LOW_BATTERY_V
-from lauks.alerting.policy import Contact, SitePolicy
 from web.fleetdata import KitFacts
 
 KINDS = ("silent", "low_battery", "rejection_burst", "update_failed")

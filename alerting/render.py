@@ -1,7 +1,7 @@
 """Alert mails in the contact's language (lv, lt, ru, en): a subject that says the school, the kit and what is
 wrong, a plain-text body and the same in simple HTML. Times are in the school's zone.
 
-The catalogs are Babel ``.po`` files in ``lauks/alerting/locales`` (the web app's in ``web/locales`` are the web
+The catalogs are Babel ``.po`` files in ``alerting/locales`` (the web app's in ``web/locales`` are the web
 app's); ``tests/alerting/test_render.py`` checks that every message has its translation in every locale.
 """
 
@@ -15,9 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from alerting.policy import SitePolicy
+from alerting.rules import Incident
 from dashboards.definition import LOW_BATTERY_V
-from lauks.alerting.policy import SitePolicy
-from lauks.alerting.rules import Incident
 from web.i18n import LOCALES, Translator, read_catalog
 
 FOLDER = Path(__file__).parent / "locales"
