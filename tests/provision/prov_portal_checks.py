@@ -2,6 +2,7 @@
 # pytest under CPython (test_prov_portal_core.py) and under real MicroPython in Node. MicroPython syntax
 # only: plain asserts, no typing.
 from lauks_kit.core import portal_page as page
+from lauks_kit.core.portal_text import TEXT
 
 
 def rejects(fn, *args):
@@ -41,9 +42,9 @@ def check_the_language_switch_wins_over_the_browser():
 
 
 def check_every_language_has_every_sentence():
-    keys = sorted(page.TEXT["en"])
+    keys = sorted(TEXT["en"])
     for lang in page.LANGUAGES:
-        assert sorted(page.TEXT[lang]) == keys, lang
+        assert sorted(TEXT[lang]) == keys, lang
         for key in keys:
             with_args = page.say(lang, key, kit="k1", ssid="net")
             assert "%(" not in with_args, (lang, key)

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 import pytest
-from lauks_kit.net import portal
+from lauks_kit.net import portal_server as portal
 
 OLD = {"site": "s", "kit": "k1", "wifi": [{"ssid": "old", "password": "old-pass"}], "broker": {"host": "h"}}
 NEW = {**OLD, "wifi": [{"ssid": "school", "password": "correct horse"}, {"ssid": "old", "password": "old-pass"}]}
