@@ -12,7 +12,7 @@ from api import docs_assets, errors
 from api.deps import SettingsDep, rate_limit
 from api.frozen import Freezer
 from api.ratelimit import OpenedCodes, RateLimiter
-from api.routers import calibrations, datasets, quantities, readings, sites
+from api.routers import calibrations, datasets, firmware, quantities, readings, sites
 from api.settings import ApiSettings
 from lauks.influx import InfluxError
 from metastore.db import open_store
@@ -54,7 +54,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     errors.install(app)
     docs_assets.install(app)
     web.install(app)  # the pages at /, after the API's routes so /v1 and /docs keep theirs
-    for module in (quantities, sites, calibrations, readings, datasets):
+    for module in (quantities, sites, calibrations, readings, datasets, firmware):
         app.include_router(module.router)
 
     @app.get("/v1/health", tags=["health"], responses=errors.responses(),

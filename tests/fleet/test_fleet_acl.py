@@ -7,7 +7,7 @@ publishes an allowed message, and a subscriber, which gets one client's messages
 from __future__ import annotations
 
 import pytest
-from conftest import Broker
+from fleet_helpers import Broker
 
 from lauks.brokerauth import API_USER, GATEWAY_USER, STAFF_USER
 
