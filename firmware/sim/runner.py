@@ -53,6 +53,13 @@ class SimulatedKit(Kit):  # type: ignore[misc]  # the firmware's Kit, untyped Mi
         self.ring.append = noting
         return True
 
+    def run_update(self, offer: dict[str, Any]) -> bool:
+        # these kits share one process's modules, so none can run a version of its own: refused, and said so
+        reason = "a kit of lauks kit simulate cannot switch versions (firmware/sim/flashkit.py runs kits that can)"
+        self.board.log(f"update offer refused: {reason}")
+        self.update, self.status_dirty = {"version": offer["version"], "state": "failed", "reason": reason}, True
+        return False
+
 
 class Simulation:
     def __init__(self, kits: list[SimKit], broker: tuple[str, int], topic_root: str = "lauks",

@@ -1,4 +1,4 @@
-"""What the over-the-air tests share: releases built by lauks.fleet and served over HTTP, offers published on
+"""What the over-the-air tests share: releases built by lauks.fleet and served by the API over HTTP, offers published on
 the real broker, kits that run from their own flash folders (firmware/sim/flashkit.py), and an inbox."""
 
 from __future__ import annotations
@@ -8,19 +8,22 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
+import uvicorn
 
+from api.app import create_app
+from api.settings import ApiSettings
 from firmware.device_path import DEVICE_DIR
 from firmware.kitconfig import kit_config
 from firmware.sim.board import Faults
 from firmware.sim.flashkit import FlashKit, install
 from firmware.sim.world import Clock
 from lauks.fleet import build_release, kit_update_key, offer_payload
+from lauks.services import free_port
 from lauks.topics import Topics
 
 MASTER = bytes(range(32))
@@ -82,42 +85,24 @@ def release(releases: Path, version: str, change: Callable[[Path], None] | None 
     return build_release(source, releases, version, "py")
 
 
-class _Files(BaseHTTPRequestHandler):
-    """The protocol's GET {url}manifest.json and {url}files/<path>, straight from the release folders."""
-
-    releases: Path
-
-    def do_GET(self) -> None:  # the name http.server calls
-        parts = self.path.split("/")
-        if len(parts) < 5 or parts[:3] != ["", "v1", "firmware"] or ".." in parts:
-            self.send_error(404)
-            return
-        target = self.releases / parts[3] / "/".join(parts[4:])
-        if not target.is_file():
-            self.send_error(404)
-            return
-        data = target.read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:  # http.server's signature
-        pass
-
-
 @contextmanager
-def file_server(releases: Path) -> Iterator[str]:
-    """An HTTP server of the release folders on a free loopback port; yields its base URL."""
-    handler = type("Files", (_Files,), {"releases": releases})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+def file_server(state_dir: Path) -> Iterator[str]:
+    """The real API (api/routers/firmware.py serves ``state_dir``/releases) under uvicorn on a free loopback
+    port; yields its base URL. Every simulated kit downloads from 127.0.0.1, so the per-address rate limit
+    is raised (a real school's kits each have an address of their own)."""
+    settings = ApiSettings(state_dir=state_dir, influx_url="http://127.0.0.1:9", influx_database="none",
+                           api_rate_limit_per_minute=100_000, api_rate_burst=10_000)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+                                           access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        assert wait_for(lambda: server.started, 20), "the API did not start"
+        yield f"http://127.0.0.1:{port}"
     finally:
-        server.shutdown()
-        server.server_close()
+        server.should_exit = True
+        thread.join(10)
 
 
 def offer_bytes(kit: str, release_dir: Path, base_url: str) -> bytes:

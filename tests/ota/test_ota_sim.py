@@ -34,7 +34,7 @@ def test_a_good_release_reaches_every_offered_kit_and_each_confirms_it(
     names = ["g1", "g2", "g3"]
     fleet = kits(tmp_path, mosquitto.port, topics, names)
     inbox = Inbox(mosquitto.port, topics)
-    with file_server(tmp_path / "releases") as url, running(fleet):
+    with file_server(tmp_path) as url, running(fleet):
         assert wait_for(lambda: all(inbox.fw_of_readings(k) for k in names), 20)
         started = time.monotonic()
         for name in names:
@@ -76,7 +76,7 @@ def test_a_release_that_cannot_start_rolls_back_by_itself(
     bad = release(tmp_path / "releases", "0.9.1", change)  # type: ignore[arg-type]
     fleet = kits(tmp_path, mosquitto.port, topics, ["b1"])
     inbox = Inbox(mosquitto.port, topics)
-    with file_server(tmp_path / "releases") as url, running(fleet):
+    with file_server(tmp_path) as url, running(fleet):
         assert wait_for(lambda: inbox.fw_of_readings("b1"), 20)
         offer(mosquitto.port, topics, "b1", bad, url)
         assert wait_for(lambda: (inbox.last_update("b1") or {}).get("state") == "rolled_back", 40), \
@@ -98,7 +98,7 @@ def test_a_corrupt_file_fails_the_download_and_the_kit_stays_on_its_version(
     corrupt = release(tmp_path / "releases", "0.9.2")
     fleet = kits(tmp_path, mosquitto.port, topics, ["c1"])
     inbox = Inbox(mosquitto.port, topics)
-    with file_server(tmp_path / "releases") as url, running(fleet):
+    with file_server(tmp_path) as url, running(fleet):
         payload = offer_bytes("c1", corrupt, url)
         # what the kit is served differs from what the server signed (a disk fault, a spoofed server)
         served = corrupt / "files" / "lauks_kit" / "app.py"
@@ -127,7 +127,7 @@ def test_a_power_cut_mid_download_is_survived_and_the_update_completes(
     at_cut: list[list[str]] = []
     kit.on_exit = lambda code: at_cut.append(sorted(p.relative_to(kit.flash / "next").as_posix()
                                                     for p in (kit.flash / "next").rglob("*") if p.is_file()))
-    with file_server(tmp_path / "releases") as url, running(fleet):
+    with file_server(tmp_path) as url, running(fleet):
         assert wait_for(lambda: inbox.fw_of_readings("p1"), 20)
         offer(mosquitto.port, topics, "p1", good, url)
         assert wait_for(lambda: _confirmed(inbox, "p1", "0.9.3"), 40), inbox.updates("p1")
@@ -154,7 +154,7 @@ def test_a_ten_percent_rollout_updates_one_kit_of_ten(
     assert len(chosen) == 1
     fleet = kits(tmp_path, mosquitto.port, topics, names)
     inbox = Inbox(mosquitto.port, topics)
-    with file_server(tmp_path / "releases") as url, running(fleet):
+    with file_server(tmp_path) as url, running(fleet):
         assert wait_for(lambda: all(inbox.fw_of_readings(k) for k in names), 30)
         for name in chosen:
             offer(mosquitto.port, topics, name, good, url)
@@ -185,7 +185,7 @@ def test_a_release_that_never_confirms_rolls_back_after_three_boots(
     kit = fleet[0]
     kit.trial_s = 60  # world seconds per boot on trial (15 minutes on a kit): one real second here
     inbox = Inbox(mosquitto.port, topics)
-    with file_server(tmp_path / "releases") as url, running(fleet):
+    with file_server(tmp_path) as url, running(fleet):
         assert wait_for(lambda: inbox.fw_of_readings("m1"), 20)
         offer(mosquitto.port, topics, "m1", mute, url)
         assert wait_for(lambda: (inbox.last_update("m1") or {}).get("state") == "rolled_back", 40), \
@@ -212,7 +212,7 @@ def test_offers_a_kit_cannot_trust_are_refused_and_the_status_says_why(
 
     install(keyless.flash, keyless.config)
     inbox = Inbox(mosquitto.port, topics)
-    with file_server(tmp_path / "releases") as url, running(fleet):
+    with file_server(tmp_path) as url, running(fleet):
         assert wait_for(lambda: inbox.fw_of_readings("n1") and inbox.fw_of_readings("s1"), 20)
         offer(mosquitto.port, topics, "n1", good, url)
         publish_offer(mosquitto.port, topics, "s1", offer_bytes("n1", good, url))  # n1's offer on s1's topic
@@ -226,3 +226,58 @@ def test_offers_a_kit_cannot_trust_are_refused_and_the_status_says_why(
     for kit in fleet:
         assert set(inbox.fw_of_readings(kit.flash.name)) == {OLD} and kit.boots() == 1
         assert not (kit.flash / "next").exists() and not (kit.flash / "update.json").exists()
+
+
+def test_a_kit_of_the_thread_simulator_refuses_an_offer_and_runs_on(
+        tmp_path: Path, mosquitto: Mosquitto, topics: Topics) -> None:
+    from ota_helpers import MASTER, SITE
+
+    from firmware.kitconfig import kit_config
+    from firmware.sim.runner import SimKit, Simulation
+    from lauks.fleet import kit_update_key
+
+    good = release(tmp_path / "releases", "0.9.7")
+    cfg = kit_config(SITE, "t1", "weather", interval_s=10)
+    cfg["update_key"] = kit_update_key(MASTER, SITE, "t1").hex()  # as `lauks kit add` writes it for `lauks up`
+    kit = SimKit(tmp_path / "t1", cfg, seed=1)
+    sim = Simulation([kit], ("127.0.0.1", mosquitto.port), topics.root, 60, 6 * 3600, quiet=True)
+    inbox = Inbox(mosquitto.port, topics)
+    with file_server(tmp_path) as url:
+        sim.start()
+        try:
+            assert wait_for(lambda: inbox.fw_of_readings("t1"), 20)
+            offer(mosquitto.port, topics, "t1", good, url)
+            assert wait_for(lambda: inbox.last_update("t1") is not None, 20)
+            after = len(inbox.of("readings", "t1"))
+            assert wait_for(lambda: len(inbox.of("readings", "t1")) >= after + 2, 20)
+        finally:
+            sim.shutdown()
+            inbox.close()
+    assert kit.error is None and len(kit.boards) == 1
+    update = inbox.last_update("t1")
+    assert update is not None and update["state"] == "failed" and "cannot switch versions" in update["reason"]
+    assert not (kit.root / "next").exists() and not (kit.root / "update.json").exists()
+
+
+def test_a_release_the_server_no_longer_has_is_tried_three_times_then_given_up(
+        tmp_path: Path, mosquitto: Mosquitto, topics: Topics) -> None:
+    gone = release(tmp_path / "releases", "0.9.8")
+    fleet = kits(tmp_path, mosquitto.port, topics, ["h1"])
+    inbox = Inbox(mosquitto.port, topics)
+    with file_server(tmp_path) as url, running(fleet):
+        payload = offer_bytes("h1", gone, url)
+        gone.rename(tmp_path / "removed-0.9.8")  # the server answers 404 from now on
+        assert wait_for(lambda: inbox.fw_of_readings("h1"), 20)
+        publish_offer(mosquitto.port, topics, "h1", payload)
+        # retried 2 and 4 world minutes later: 6 real seconds
+        assert wait_for(lambda: [u["state"] for u in inbox.updates("h1")].count("failed") >= 3, 30), \
+            inbox.updates("h1")
+        after = len(inbox.of("readings", "h1"))
+        assert wait_for(lambda: len(inbox.of("readings", "h1")) >= after + 3, 20)
+    inbox.close()
+    failures = [u for u in inbox.updates("h1") if u["state"] == "failed"]
+    assert len(failures) == 3, inbox.updates("h1")
+    assert all(u["reason"].startswith("download failed: HTTP 404") for u in failures), failures
+    journal = orjson.loads((fleet[0].flash / "update.json").read_bytes())
+    assert journal["final"] is True and journal["attempts"] == 3
+    assert set(inbox.fw_of_readings("h1")) == {OLD} and fleet[0].boots() == 1
