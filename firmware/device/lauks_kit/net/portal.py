@@ -91,7 +91,10 @@ def _page():
 
 
 def _unload():
-    """Forget the page and its server, so the collector can take them back."""
+    """Forget the page and its server, so the collector can take them back. Only on MicroPython: in the
+    simulator many kits share one interpreter, where one kit's unloading would race another's import."""
+    if sys.implementation.name != "micropython":
+        return
     for name in HEAVY:
         if name in sys.modules:
             del sys.modules[name]
