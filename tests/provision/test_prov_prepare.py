@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prov_cli import lauks as main
 
 from firmware.provision import CHIPS, PARTITION_TABLE_AT, chip_from_esptool, inspect_image, prepare
 from firmware.tools import ToolError
-from stack.cli import main
 
 
 def image_bytes(chip: str, *, app_only: bool = False, micropython: bool = True, size: int = 256 * 1024) -> bytes:
@@ -166,3 +166,10 @@ def test_the_chip_is_read_from_esptools_words_old_and_new(output: str, chip: str
 
 def test_no_chip_in_esptools_words_is_none() -> None:
     assert chip_from_esptool("A fatal error occurred: Failed to connect to Espressif device") is None
+
+
+def test_the_lauks_command_has_prepare_and_probe() -> None:
+    from stack.cli import build_parser
+
+    _, available = build_parser()
+    assert {"kit prepare", "kit probe"} <= available

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prov_cli import lauks as main
 from prov_micropython import run_micropython
 
 from firmware.kitconfig import kit_config
 from firmware.provision import PROBE_MARK, ProbeOutputError, parse_probe_output, probe, probe_script, propose
 from firmware.sim.devices import rom_code, sds011_frame
 from firmware.tools import ToolError
-from stack.cli import main
 
 ROM_A, ROM_B = rom_code(0x1C3BAA).hex(), rom_code(0x2D4CBB).hex()
 
