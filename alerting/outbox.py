@@ -25,7 +25,7 @@ from lauks.zones import zone_problem
 from metastore.db import AlertIncident, AlertMail, AlertSite, Kit, Site
 from web.fleetdata import KitFacts
 
-log = logging.getLogger("alerting")
+log = logging.getLogger("lauks.alerts")
 RETRY_FIRST = timedelta(minutes=1)
 RETRY_MOST = timedelta(hours=1)  # a server down all night is tried hourly; its mails go out when it is back
 

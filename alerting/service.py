@@ -17,10 +17,12 @@ from alerting import outbox
 from alerting.sender import Transport, sender_address, transport
 from alerting.settings import AlertSettings
 from lauks.influx import InfluxClient, InfluxError
+from lauks.privatefile import write_private
 from metastore.db import open_store
 from web import fleetdata
 
-log = logging.getLogger("alerting")
+log = logging.getLogger("lauks.alerts")
+ALIVE_FILE = "alerts.alive"  # written after every check that ran to its end
 
 
 @dataclass
@@ -94,6 +96,10 @@ async def run(settings: AlertSettings, stop: threading.Event,
                     await alerter.tick(clock())
                 except Exception:  # one failed pass is logged; the loop goes on, as the gateway's does
                     log.exception("alerts: a check failed")
+                else:
+                    # the container's health check reads its age: a loop that hangs is restarted
+                    await asyncio.to_thread(write_private, settings.state_dir / ALIVE_FILE,
+                                            f"{datetime.now(UTC).isoformat()}\n")
                 await asyncio.to_thread(stop.wait, settings.alerts_check_every_s)
     finally:
         sessions.kw["bind"].dispose()

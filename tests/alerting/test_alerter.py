@@ -3,6 +3,8 @@ real SMTP server on loopback; the clock is moved, never waited for."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +15,7 @@ from conftest import KITS, SCHOOL, SITE, SMTP_PASSWORD, SMTP_USER, Mailbox, sett
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerting.service import Alerter
+from alerting.service import ALIVE_FILE, Alerter, run
 from alerting.settings import AlertSettings
 from dashboards.alerts import REJECTION_BURST
 from lauks import lineprotocol, schema
@@ -214,3 +216,23 @@ async def test_a_failed_update_gets_a_mail_and_a_confirmed_one_ends_it(
     points.heard("k2", NOW + 2 * MINUTE)
     await alerter.tick(NOW + 2 * MINUTE)
     assert smtp.subjects()[1:] == [f"[Lauks] {SCHOOL}: Kit k2 no longer reports a failed update"]
+
+
+async def test_the_service_loop_checks_sends_and_says_it_is_alive_until_stopped(
+        points: Store, store: sessionmaker[Session], store_url: str, tmp_path: Path, influx_url: str, database: str,
+        smtp: Mailbox) -> None:
+    site_alerts(store)
+    stop = threading.Event()
+    times = iter([NOW + 20 * MINUTE, NOW + 21 * MINUTE])
+
+    def clock() -> datetime:
+        moment = next(times)
+        if moment == NOW + 21 * MINUTE:
+            stop.set()  # the second check is the last
+        return moment
+
+    settings = settings_for(store_url, tmp_path, smtp.port, influx_url=influx_url, influx_database=database,
+                            alerts_check_every_s=0.01)
+    await asyncio.wait_for(run(settings, stop, clock), timeout=30)
+    assert len(smtp.messages) == 2  # k1 and k2, silent since NOW, each once over the two checks
+    assert (tmp_path / ALIVE_FILE).stat().st_mode & 0o777 == 0o600
