@@ -68,7 +68,9 @@ def fetch_image(source: str, into: Path, timeout_s: float = 60.0) -> Path:
     if not source.startswith(("http://", "https://")):
         raise ToolError(f"--image {source}: give a file or an http:// or https:// URL")
     into.mkdir(parents=True, exist_ok=True)
-    name = Path(urllib.request.url2pathname(source.split("?")[0].rsplit("/", 1)[-1])).name or "image.bin"
+    name = Path(urllib.request.url2pathname(source.split("?")[0].rsplit("/", 1)[-1])).name
+    if name in ("", ".", ".."):
+        name = "image.bin"
     try:
         with urllib.request.urlopen(source, timeout=timeout_s) as response:
             data = response.read(MAX_IMAGE_BYTES + 1)
@@ -166,8 +168,10 @@ def detect_chip(port: str, timeout_s: float = 30.0) -> Chip:
     output = result.stdout + result.stderr
     chip = chip_from_esptool(output)
     if chip is None:
-        last = next((x for x in reversed(output.strip().splitlines()) if x.strip()), "no output")
-        raise ToolError(f"esptool found no ESP32 on {port} ({last.strip()}): hold the BOOT button while pressing "
+        lines = [x.strip() for x in output.splitlines() if x.strip()]
+        said = next((x for x in reversed(lines) if "error" in x.lower()), lines[-1] if lines else "no output")
+        said = said.split("fatal error occurred: ", 1)[-1]
+        raise ToolError(f"esptool found no ESP32 on {port} ({said}): hold the BOOT button while pressing "
                         "EN (reset), then try again")
     return chip
 

@@ -173,3 +173,19 @@ def test_the_lauks_command_has_prepare_and_probe() -> None:
 
     _, available = build_parser()
     assert {"kit prepare", "kit probe"} <= available
+
+
+def test_prepare_on_a_port_where_nothing_answers_changes_nothing_and_says_why(tmp_path: Path) -> None:
+    import os
+    import time
+
+    controller, device = os.openpty()  # a serial line with no ESP32 behind it
+    try:
+        started = time.monotonic()
+        with pytest.raises(ToolError, match=r"esptool found no ESP32 on /dev/pts/\d+ \(Failed to connect .*\): "
+                                            r"hold the BOOT button"):
+            prepare(os.ttyname(device), str(write_image(tmp_path, "esp32")))
+        assert time.monotonic() - started < 30
+    finally:
+        os.close(controller)
+        os.close(device)
