@@ -22,6 +22,7 @@ from firmware.kitconfig import kit_config
 from firmware.sim.board import Faults
 from firmware.sim.flashkit import FlashKit, install
 from firmware.sim.world import Clock
+from lauks.contract import decode_status
 from lauks.fleet import build_release, kit_update_key, offer_payload
 from lauks.services import free_port
 from lauks.topics import Topics
@@ -58,6 +59,15 @@ class Inbox:
     def last_update(self, kit: str) -> dict[str, Any] | None:
         found = self.updates(kit)
         return found[-1] if found else None
+
+    def statuses_hold_to_the_contract(self) -> int:
+        """Every status sent is one the gateway takes (lauks.contract); how many there were."""
+        count = 0
+        for topic, payload in list(self.messages):
+            if topic.endswith("/status") and payload:
+                decode_status(payload)
+                count += 1
+        return count
 
     def fw_of_readings(self, kit: str) -> list[str]:
         return [m["fw"] for m in self.of("readings", kit)]

@@ -43,6 +43,7 @@ def test_a_good_release_reaches_every_offered_kit_and_each_confirms_it(
             {k: inbox.updates(k) for k in names}
         took = time.monotonic() - started
     inbox.close()
+    assert inbox.statuses_hold_to_the_contract() >= 15
     print(f"\nthree simulated kits took {took:.1f} s (real time, world x60) from the offer to confirmed")
     for name, kit in zip(names, fleet, strict=True):
         states = [u["state"] for u in inbox.updates(name)]
@@ -84,6 +85,7 @@ def test_a_release_that_cannot_start_rolls_back_by_itself(
         after = len(inbox.of("readings", "b1"))
         assert wait_for(lambda: len(inbox.of("readings", "b1")) >= after + 3, 20), "the old version reports on"
     inbox.close()
+    assert inbox.statuses_hold_to_the_contract() >= 5
     last = inbox.last_update("b1")
     assert last is not None and last["version"] == "0.9.1" and last["reason"].startswith(reason), last
     assert set(inbox.fw_of_readings("b1")) == {OLD}, "no reading of the broken version was ever sent"
@@ -214,12 +216,15 @@ def test_offers_a_kit_cannot_trust_are_refused_and_the_status_says_why(
     inbox = Inbox(mosquitto.port, topics)
     with file_server(tmp_path) as url, running(fleet):
         assert wait_for(lambda: inbox.fw_of_readings("n1") and inbox.fw_of_readings("s1"), 20)
+        publish_offer(mosquitto.port, topics, "s1", b'{"v": 1, "version": "not one"}')  # not an offer at all
+        assert wait_for(lambda: "update offer refused: offer version must be" in fleet[1].log(), 10)
         offer(mosquitto.port, topics, "n1", good, url)
         publish_offer(mosquitto.port, topics, "s1", offer_bytes("n1", good, url))  # n1's offer on s1's topic
         assert wait_for(lambda: inbox.last_update("n1") and inbox.last_update("s1"), 20)
         counts = {k: len(inbox.of("readings", k)) for k in ("n1", "s1")}
         assert wait_for(lambda: all(len(inbox.of("readings", k)) >= counts[k] + 2 for k in counts), 20)
     inbox.close()
+    assert inbox.statuses_hold_to_the_contract() >= 4
     n1, s1 = inbox.last_update("n1"), inbox.last_update("s1")
     assert n1 is not None and n1["state"] == "failed" and n1["reason"].startswith("no update_key in config.json")
     assert s1 is not None and s1["state"] == "failed" and s1["reason"].startswith("offer signature does not match")
@@ -275,6 +280,7 @@ def test_a_release_the_server_no_longer_has_is_tried_three_times_then_given_up(
         after = len(inbox.of("readings", "h1"))
         assert wait_for(lambda: len(inbox.of("readings", "h1")) >= after + 3, 20)
     inbox.close()
+    assert inbox.statuses_hold_to_the_contract() >= 7
     failures = [u for u in inbox.updates("h1") if u["state"] == "failed"]
     assert len(failures) == 3, inbox.updates("h1")
     assert all(u["reason"].startswith("download failed: HTTP 404") for u in failures), failures

@@ -191,10 +191,12 @@ class Kit:
             offer, problem = update.check_offer(payload, update.key_of(self.cfg))
             if offer is not None:
                 self.offer, self.retry = offer, None
-            elif not (self.update and self.update["state"] == "trial"):
+            else:
                 self.board.log("update offer refused: %s" % problem)
-                self.update = {"version": update.claimed_version(payload), "state": "failed", "reason": problem}
-                self.status_dirty = True
+                version = update.claimed_version(payload)
+                if version is not None and not (self.update and self.update["state"] == "trial"):
+                    self.update = {"version": version, "state": "failed", "reason": problem}
+                    self.status_dirty = True
 
     # -- updates over the air ------------------------------------------------------------------
     def nothing_new(self, payload):

@@ -121,12 +121,12 @@ def key_of(cfg):
 
 
 def claimed_version(payload):
-    """The version an offer names, for the status of a refused one ("?" if it names none)."""
+    """The version an offer names, for the status of a refused one (None if it names no valid one)."""
     try:
         version = json.loads(payload).get("version")
     except (ValueError, AttributeError):
-        return "?"
-    return version if version_ok(version) else "?"
+        return None
+    return version if version_ok(version) else None
 
 
 def check_offer(payload, key):
