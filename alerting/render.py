@@ -40,6 +40,13 @@ FINE_AGAIN = {
     "rejection_burst": N_("Readings of kit %(kit)s are accepted again."),
     "update_failed": N_("Kit %(kit)s no longer reports a failed update."),
 }
+# The subject's own short "what to do", after the problem: a reader of the inbox knows without opening it.
+DO_NOW = {
+    "silent": N_("Check its power and Wi-Fi."),
+    "low_battery": N_("Charge or replace it soon."),
+    "rejection_burst": N_("Check its sensor wiring."),
+    "update_failed": N_("Fix the release and offer it again."),
+}
 TO_DO = {
     "silent": N_("What to do: check the kit's power and its Wi-Fi. It was last heard from at %(last_seen)s."),
     "low_battery": N_("What to do: charge or replace the battery soon. Below %(limit)s V a kit stops within hours."),
@@ -153,8 +160,8 @@ def opened(policy: SitePolicy, language: str, incident: Incident) -> Mail:
     values = _values(t, incident)
     problem = t.gettext(PROBLEM[incident.kind], **values)
     began = t.gettext("It began at %(time)s.", time=t.datetime(incident.opened_at, "short"))
-    return _mail(_subject(_school(policy), problem),
-                 [problem, began, t.gettext(TO_DO[incident.kind], **values), *_footer(t, policy)])
+    subject = _subject(_school(policy), f"{problem} {t.gettext(DO_NOW[incident.kind])}")
+    return _mail(subject, [problem, began, t.gettext(TO_DO[incident.kind], **values), *_footer(t, policy)])
 
 
 def _ended(t: MailTranslator, incident: Incident) -> str:

@@ -92,7 +92,7 @@ async def test_a_silent_kit_gets_one_mail_none_while_silent_and_one_when_it_repo
     points.heard("k2", NOW + 19 * MINUTE)
     result = await alerter.tick(NOW + 20 * MINUTE)  # k1: 21 minutes without readings, every minute its interval
     assert result.evaluated is not None and [(i.kit, i.kind) for i in result.evaluated.opened] == [("k1", "silent")]
-    assert smtp.subjects() == [f"[Lauks] {SCHOOL}: Kit k1 has sent nothing for 21 mins"]
+    assert smtp.subjects() == [f"[Lauks] {SCHOOL}: Kit k1 has sent nothing for 21 mins. Check its power and Wi-Fi"]
     assert smtp.messages[0]["To"] == "teacher@north.lv"
     assert "What to do: check the kit's power and its Wi-Fi" in smtp.text()
     for minutes in (21, 40, 90):
@@ -118,8 +118,9 @@ async def test_a_low_battery_and_a_burst_of_rejections_each_get_their_mail(
     points.heard("k2", NOW)
     await make_alerter().tick(NOW + MINUTE)
     assert sorted(smtp.subjects()) == [
-        f"[Lauks] {SCHOOL}: Readings of kit k2 are being rejected: {REJECTION_BURST + 5} in the last hour",
-        f"[Lauks] {SCHOOL}: The battery of kit k1 is low: 3.21 V"]
+        f"[Lauks] {SCHOOL}: Readings of kit k2 are being rejected: {REJECTION_BURST + 5} in the last hour. "
+        "Check its sensor wiring",
+        f"[Lauks] {SCHOOL}: The battery of kit k1 is low: 3.21 V. Charge or replace it soon"]
 
 
 async def test_a_restart_between_queueing_and_sending_sends_each_mail_once(
@@ -155,7 +156,8 @@ async def test_a_recipient_the_server_refuses_is_kept_and_sent_once_the_server_t
     smtp.refuse = None
     assert (await alerter.tick(NOW + 20 * MINUTE + timedelta(seconds=30))).sent.sent == 0  # retried after a minute
     assert (await alerter.tick(NOW + 22 * MINUTE)).sent.sent == 1
-    assert smtp.subjects() == [f"[Lauks] {SCHOOL}: Kit k1 has sent nothing for 21 mins"]  # as made, not re-made
+    # as it was made, not made again
+    assert smtp.subjects() == [f"[Lauks] {SCHOOL}: Kit k1 has sent nothing for 21 mins. Check its power and Wi-Fi"]
     assert mails(store)[0].sent_at == NOW + 22 * MINUTE
 
 
@@ -208,7 +210,8 @@ async def test_a_failed_update_gets_a_mail_and_a_confirmed_one_ends_it(
         schema.UPDATE_REASON: "main.py: ImportError: no module named 'bme280x'"}, ms(NOW)))
     alerter = make_alerter()
     await alerter.tick(NOW + MINUTE)
-    assert smtp.subjects() == [f"[Lauks] {SCHOOL}: The update of kit k2 to version 1.5.0 failed"]
+    assert smtp.subjects() == [f"[Lauks] {SCHOOL}: The update of kit k2 to version 1.5.0 failed. Fix the release and "
+                               "offer it again"]
     assert "The kit said: main.py: ImportError: no module named 'bme280x'" in smtp.text()
     points.write(lineprotocol.line(schema.KIT_STATUS, tags, {
         schema.STATE: "online", schema.UPDATE_STATE: "confirmed", schema.UPDATE_VERSION: "1.5.1"}, ms(NOW) + 60_000))

@@ -136,4 +136,4 @@ def test_check_once_opens_the_incidents_of_now_and_sends_their_mail(
     assert (status, err) == (0, "")
     assert "opened\tnorth/k1\tsilent" in out and "1 mail(s) sent, 0 kept for a retry" in out
     assert "open\tnorth/k1\tsilent" in out  # k2 was never heard: nothing is known of it, so nothing opens
-    assert smtp.subjects() == [f"[Lauks] {SCHOOL}: Kit k1 has sent nothing for 1 hr"]
+    assert smtp.subjects() == [f"[Lauks] {SCHOOL}: Kit k1 has sent nothing for 1 hr. Check its power and Wi-Fi"]

@@ -86,7 +86,7 @@ def test_mail_made_in_quiet_hours_is_held_until_they_end_then_delivered(clock: C
     assert clock.tick(before, facts(before)) == 0
     morning = DAY + timedelta(days=1, hours=5)
     assert clock.tick(morning, facts(morning)) == 2
-    assert smtp.subjects() == [f"[Lauks] {SCHOOL}: Kit k1 has sent nothing for 1 hr",
+    assert smtp.subjects() == [f"[Lauks] {SCHOOL}: Kit k1 has sent nothing for 1 hr. Check its power and Wi-Fi",
                                f"[Lauks] {SCHOOL}: Kit k1 is reporting again"]
 
 
@@ -100,4 +100,4 @@ def test_nothing_is_sent_on_holidays_and_what_is_still_wrong_after_them_is(clock
     assert smtp.messages == []
     monday = datetime(2026, 3, 16, 6, 0, tzinfo=UTC)
     assert clock.tick(monday, facts(monday, silent=("k2",))) == 1
-    assert smtp.subjects() == [f"[Lauks] {SCHOOL}: Kit k2 has sent nothing for 1 hr"]
+    assert smtp.subjects() == [f"[Lauks] {SCHOOL}: Kit k2 has sent nothing for 1 hr. Check its power and Wi-Fi"]
