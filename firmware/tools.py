@@ -15,9 +15,11 @@ from typing import Any
 
 from firmware.device_path import DEVICE_DIR, device_files
 from firmware.kitconfig import KIT_TYPES, kit_config
-from lauks import brokerauth
+from lauks import brokerauth, fleet
 from lauks.contract import KitConfig
+from lauks.fleet import FleetError
 from lauks.privatefile import private_dir, write_private
+from lauks.settings import Settings
 from lauks.topics import Topics, id_problem
 from metastore.registry import register_kit
 
@@ -45,9 +47,15 @@ def add_kit(site: str, kit: str, kit_type: str, out_dir: Path | None, state_dir:
     path = folder / "config.json"
     if path.exists() and not force:
         raise ToolError(f"{path} already exists: pass --force to replace it (the kit then needs flashing again)")
+    try:  # before the broker user: a refused key must leave everything as it was
+        master = fleet.settings_master_key(Settings(state_dir=state_dir))
+    except FleetError as error:
+        raise ToolError(str(error)) from None
     password = brokerauth.add_kit_credentials(state_dir, site, kit)
     username = broker_username(site, kit)
     cfg = kit_config(site, kit, kit_type, host, port, username, password, interval_s, tls=tls, wifi=wifi)
+    # the kit's own key for its update offers (lauks.fleet): it refuses every offer without one
+    cfg["update_key"] = fleet.kit_update_key(master, site, kit).hex()
     # it holds the kit's broker password: created 0600, never readable by others, in a folder made 0700
     # (one given with --out-dir that exists already keeps its mode)
     private_dir(folder, tighten_existing=out_dir is None)

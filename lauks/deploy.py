@@ -14,6 +14,7 @@ import socket
 from pathlib import Path
 
 from lauks.brokerauth import API_USER, GATEWAY_USER, STAFF_USER, BrokerAuth
+from lauks.fleet import master_key, master_key_path
 from lauks.privatefile import private_dir, write_private
 
 # The secrets that .env must hold: docker-compose.yml refuses to start without each of them.
@@ -101,6 +102,10 @@ def init_deployment(env_file: Path, state_dir: Path, hosts: list[str], *, force:
     private_dir(state_dir, tighten_existing=False)  # the broker's users and the CA's key (their folders: 0700)
     auth = BrokerAuth(state_dir)
     auth.ensure_service_users({user: values[name] for user, name in MQTT_SECRETS.items()})
+    # the over-the-air update master key, kept beside the broker's users (`lauks kit add` on the host reads it);
+    # a server set up again keeps its key, or every kit out there would refuse its offers
+    update_key = master_key_path(state_dir)
+    master_key(state_dir, create=True)
     try:
         ca = init_school_ca(state_dir / "tls", hosts)
     except TlsError as error:
@@ -109,6 +114,7 @@ def init_deployment(env_file: Path, state_dir: Path, hosts: list[str], *, force:
     return [
         f"wrote {env_file} with new random secrets (Grafana's admin password is GRAFANA_ADMIN_PASSWORD there)",
         f"broker users: {auth.password_file}, ACL: {auth.acl_file}",
+        f"the update master key (back it up: kits' update keys derive from it): {update_key}",
         f"the school's CA: {ca.ca_cert} (kits need it for TLS on port {PORT_DEFAULTS['MQTT_TLS_PORT']}); "
         f"the broker's certificate is for {', '.join(hosts)}",
         "next: docker compose up -d --build; a staff token with `docker compose exec api lauks token create "

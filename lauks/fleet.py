@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lauks.privatefile import private_dir, write_private
+from lauks.settings import Settings
 
 MANIFEST = "manifest.json"
 FILES = "files"
@@ -469,3 +470,12 @@ def record_offers(state_dir: Path, site: str, kits: list[str], version: str | No
         offers = read_offers(state_dir)
         offers += [{"site": site, "kit": kit, "version": version, "when": stamp} for kit in kits]
         write_private(offers_path(state_dir), json.dumps({"v": 1, "offers": offers}, indent=1) + "\n")
+
+
+def settings_master_key(settings: Settings, *, create: bool | None = None) -> bytes:
+    """The master key for ``settings``: LAUKS_UPDATE_KEY, else the state folder's key file. A missing file is
+    made outside production only (``create`` None); in production `lauks deploy init` made it, and a lost one
+    must be restored, not replaced: kits already out there hold keys derived from the old one."""
+    given = settings.update_key.get_secret_value() if settings.update_key else None
+    allowed = settings.environment != "production" if create is None else create
+    return master_key(settings.state_dir, create=allowed, given=given)

@@ -19,6 +19,10 @@ from lauks.topics import Topics
 DEVELOPMENT_SECRETS = frozenset({"", "lauks", "lauks-dev", "changeme", "password", "admin"})
 
 
+def _is_update_key(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LAUKS_", extra="ignore")
 
@@ -40,6 +44,9 @@ class Settings(BaseSettings):
     influx_token: SecretStr | None = None  # InfluxDB 2.x v1-compatibility API
     influx_timeout_s: float = Field(10.0, gt=0)
     influx_gzip: bool = False
+    # The over-the-air update master key, 64 hex digits; unset: <state_dir>/fleet/update.key, which `lauks up` and
+    # `lauks deploy init` make (lauks.fleet). Every kit's update key is derived from it.
+    update_key: SecretStr | None = None
 
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> Self:
@@ -52,6 +59,8 @@ class Settings(BaseSettings):
                              ("LAUKS_INFLUX_TOKEN", self.influx_token)):
             if secret is not None and secret.get_secret_value() in DEVELOPMENT_SECRETS:
                 problems.append(name)
+        if self.update_key is not None and not _is_update_key(self.update_key.get_secret_value()):
+            problems.append("LAUKS_UPDATE_KEY (64 hex digits, or unset to use <state dir>/fleet/update.key)")
         if problems:
             raise ValueError(
                 f"in production, set real secrets for {', '.join(problems)} (they are unset or a "

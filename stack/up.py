@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from firmware.tools import add_kit
-from lauks import brokerauth
+from lauks import brokerauth, fleet
 from lauks.influx import InfluxClient
 from lauks.privatefile import private_dir, write_private
 from lauks.services import Child, Influxd, Mosquitto, stop_on_signals
@@ -72,6 +72,7 @@ def _write_kit_configs(auth: brokerauth.BrokerAuth, ports: StackPorts, kits: int
 def prepare_users(state_dir: Path, ports: StackPorts, kits: int) -> StackUsers:
     auth = brokerauth.BrokerAuth(state_dir, root=os.environ.get("LAUKS_TOPIC_ROOT", "lauks"))
     services = auth.ensure_service_users()
+    fleet.master_key(state_dir, create=True)  # the over-the-air update master key: kits' update keys derive from it
     hand = auth.add_kit(DEMO_SITE, HAND_KIT)
     write_private(state_dir / f"{DEMO_SITE}.{HAND_KIT}.password", hand + "\n")
     register_kit(DEMO_SITE, HAND_KIT, "weather", state_dir=state_dir)  # so the API knows the hand kit
