@@ -261,14 +261,16 @@ def live(fs, world, limit=12):
     raise AssertionError("the kit never settled: %r" % (log,))  # noqa: UP031  # MicroPython's f-strings are not the house's
 
 
-def sweep(world, expect):
-    """The scenario once without a cut (counting its operations), then with a power cut at each of them."""
-    clean = flash_with(V1)
+def sweep(world, expect, make=None):
+    """The scenario once without a cut (counting its operations), then with a power cut at each of them.
+    make(files, plan): the flash (flash_with, a FakeFlash, unless given)."""
+    make = make or flash_with
+    clean = make(V1, None)
     live(clean, world)
     expect(clean)
     count = clean.total
     for n in range(1, count + 1):
-        fs = flash_with(V1, [n])
+        fs = make(V1, [n])
         live(fs, world)
         try:
             expect(fs)

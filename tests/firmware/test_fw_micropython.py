@@ -137,3 +137,37 @@ def test_heap_the_update_takes_under_micropython() -> None:
     assert 0 < heap["boot_loader"] < 8 * 1024
     assert 0 < heap["update_core_and_http"] < 24 * 1024
     assert heap["staging_a_file_live"] < 4 * 1024, "a 32 KB file is staged a chunk at a time"
+
+
+def test_an_mpy_release_built_by_lauks_fleet_runs_under_micropython(tmp_path: Path) -> None:
+    """What a real kit gets over the air (mpy-cross output) imports under MicroPython 1.29, names the release's
+    version, and its update core computes HMACs; with the heap its modules take loaded from .mpy."""
+    from lauks.fleet import build_release, read_manifest
+
+    release = build_release(DEVICE_DIR, tmp_path / "releases", "1.5.0", "mpy")
+    manifest = read_manifest(release)
+    lines = ["import gc", "import os", "import sys", "def mk(p):", "    try:", "        os.mkdir(p)",
+             "    except OSError:", "        pass", "mk('/flash')"]
+    folders: set[str] = set()
+    for entry in manifest["files"]:
+        parts = entry["path"].split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            folder = "/flash/" + "/".join(parts[:i])
+            if folder not in folders:
+                folders.add(folder)
+                lines.append(f"mk({folder!r})")
+        data = (release / "files" / entry["path"]).read_bytes()
+        lines.append(f"open({'/flash/' + entry['path']!r}, 'wb').write(bytes.fromhex({data.hex()!r}))")
+    lines += ["sys.path.insert(0, '/flash')", "#---", "gc.collect()", "A0 = gc.mem_alloc()", "#---",
+              "from lauks_kit import app", "#---", "gc.collect()", "A1 = gc.mem_alloc()",
+              "import lauks_kit", "from lauks_kit.core import update",
+              "print('MPY ' + repr([lauks_kit.VERSION, app.__file__, update.__file__, A1 - A0, "
+              "update.hexof(update.hmac_sha256(b'Jefe', b'what do ya want for nothing?'))]))"]
+    script = tmp_path / "mpy.py"
+    script.write_text("\n".join(lines) + "\n")
+    out = _run_under_micropython(script)
+    version, app_file, update_file, heap, mac = eval(next(x for x in out.splitlines() if x.startswith("MPY "))[4:])
+    print(f"\nall firmware modules loaded from the mpy release: {heap} B of heap")
+    assert version == "1.5.0" and app_file == "/flash/lauks_kit/app.mpy" and update_file.endswith("update.mpy")
+    assert mac == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    assert 0 < heap < 64 * 1024
