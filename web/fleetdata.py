@@ -281,8 +281,8 @@ class KitFacts:
 
 # What a kit needs, most urgent first: the index is the sort rank. Silent and offline kits need a visit, and
 # so does a low battery; the rest can be looked at from here first.
-ISSUES = ("silent", "offline", "low_battery", "failed_sensors", "rejection_burst", "dropped", "old_firmware",
-          "backfill", "unregistered")
+ISSUES = ("silent", "offline", "low_battery", "failed_sensors", "rejection_burst", "update_failed", "dropped",
+          "old_firmware", "backfill", "unregistered")
 
 
 def issues(kit: KitFacts, now: datetime, online_window_s: int, newest_fw: str | None) -> list[str]:
@@ -298,6 +298,8 @@ def issues(kit: KitFacts, now: datetime, online_window_s: int, newest_fw: str | 
         found.add("failed_sensors")
     if kit.rejection_burst:
         found.add("rejection_burst")
+    if kit.update_failed:
+        found.add("update_failed")
     if kit.dropped:
         found.add("dropped")
     if newest_fw is not None and kit.fw is not None and kit.fw != newest_fw:
@@ -339,6 +341,18 @@ def rows(kits: Iterable[KitFacts], now: datetime, online_window_s: int) -> list[
 
 
 # --- firmware ----------------------------------------------------------------------------------------------
+
+
+def update_rows(kits: Iterable[KitFacts]) -> list[KitFacts]:
+    """The kits that reported an over-the-air update: failed and rolled back first, then those still under way,
+    then the confirmed; the newest report first within each."""
+    def order(kit: KitFacts) -> tuple[int, float, str, str]:
+        group = 0 if kit.update_failed else 2 if kit.update_state == "confirmed" else 1
+        when = -kit.update_time.timestamp() if kit.update_time else 0.0
+        return (group, when, kit.site, kit.kit)
+
+    return sorted((kit for kit in kits if kit.update_state), key=order)
+
 
 
 _VERSION = re.compile(r"[vV]?(\d+(?:\.\d+)*)(.*)")

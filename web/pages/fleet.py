@@ -42,6 +42,18 @@ REASON_NAMES = {
 }
 
 
+# A kit's over-the-air update states (lauks.schema.UPDATE_STATES), as the page names them.
+UPDATE_STATE_NAMES = {
+    "offered": N_("Offered"),
+    "downloading": N_("Downloading"),
+    "staged": N_("Downloaded, switches at the next restart"),
+    "trial": N_("On trial (not yet confirmed)"),
+    "confirmed": N_("Confirmed"),
+    "rolled_back": N_("Rolled back to the previous version"),
+    "failed": N_("Failed"),
+}
+
+
 @dataclass(frozen=True)
 class Flag:
     """One issue of a kit as the page shows it: a badge class and its sentence."""
@@ -66,6 +78,8 @@ def flags(row: fleetdata.FleetRow, t: Translator) -> list[Flag]:
             made.append(Flag("warn", t.gettext("Sensor failed: %(names)s", names=", ".join(kit.failed_sensors))))
         elif code == "rejection_burst":
             made.append(Flag("warn", t.gettext("Rejections in the last hour: %(count)s", count=kit.rejected_1h)))
+        elif code == "update_failed":
+            made.append(Flag("warn", t.gettext("Update to %(version)s failed", version=kit.update_version or "?")))
         elif code == "dropped":
             made.append(Flag("warn", t.gettext("Samples dropped: %(count)s", count=kit.dropped or 0)))
         elif code == "old_firmware":
@@ -112,6 +126,7 @@ async def fleet(request: Request, site: str = "") -> HTMLResponse:
                   newest_fw=fleetdata.newest_version(k.fw for k in kits if k.fw),
                   old_firmware=[row.kit for row in made if "old_firmware" in row.issues],
                   rejections=fleetdata.rejection_rows(kits), reason_names=REASON_NAMES,
+                  updates=fleetdata.update_rows(kits), update_state_names=UPDATE_STATE_NAMES,
                   backfill=sorted((k for k in kits if k.late_24h), key=lambda k: (-k.late_24h, k.site, k.kit)),
                   site_titles=dict(sites), low_battery_v=LOW_BATTERY_V, burst=REJECTION_BURST,
                   lookback_days=fleetdata.LOOKBACK.days, online_window_min=settings.api_online_window_s // 60)
