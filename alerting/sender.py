@@ -70,7 +70,7 @@ class SmtpTransport:
 
     def __enter__(self) -> SmtpTransport:
         s = self.settings
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=str(s.smtp_ca_file) if s.smtp_ca_file else None)
         client: smtplib.SMTP | None = None
         try:
             if s.smtp_security == "tls":
@@ -102,8 +102,8 @@ class SmtpTransport:
         except ssl.SSLError as error:
             self._close(client)
             raise MailError(f"TLS with the mail server {self._where} failed ({error.reason or error}): check "
-                            "LAUKS_SMTP_SECURITY and that the server's certificate is valid for "
-                            f"{s.smtp_host}", server=True) from error
+                            f"LAUKS_SMTP_SECURITY, that the server's certificate is made for {s.smtp_host}, and, "
+                            "if the school's own CA signed it, LAUKS_SMTP_CA_FILE", server=True) from error
         except smtplib.SMTPResponseException as error:
             self._close(client)
             raise MailError(f"the mail server {self._where} refused the connection "

@@ -25,6 +25,9 @@ class AlertSettings(StoreSettings):
     smtp_security: Literal["starttls", "tls", "none"] = "starttls"
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
+    # The CA of the mail server's certificate when it is the school's own (lauks tls init's ca.crt); None: the
+    # system's CAs, as for any mail server with a public certificate
+    smtp_ca_file: Path | None = None
     smtp_from: str = ""  # e.g. "Lauks <lauks@school.lv>"; empty in development: lauks@localhost
     smtp_timeout_s: float = Field(30.0, gt=0)
     alerts_check_every_s: float = Field(60.0, gt=0)

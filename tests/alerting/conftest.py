@@ -3,6 +3,7 @@ can be told to refuse, the metadata store with a school and its kits, and the al
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.settings import AlertSettings
 from lauks.services import free_port
+from lauks.tlsca import SchoolCa, init_school_ca
 from metastore import registry
 from metastore.db import AlertSite, open_store
 
@@ -115,3 +117,27 @@ def settings_for(store_url: str, tmp_path: Path, smtp_port: int, **extra: Any) -
                               "smtp_port": smtp_port, "smtp_security": "none", "smtp_from": "Lauks <alerts@north.lv>",
                               "smtp_timeout_s": 5.0, **extra}
     return AlertSettings(**values)
+
+
+@pytest.fixture
+def school_ca(tmp_path: Path) -> SchoolCa:
+    """The school's own CA and a server certificate for 127.0.0.1 (what `lauks tls init` makes)."""
+    return init_school_ca(tmp_path / "tls", ["127.0.0.1"])
+
+
+def _tls(ca: SchoolCa) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(ca.broker_cert, ca.broker_key)
+    return context
+
+
+@pytest.fixture
+def smtp_starttls(school_ca: SchoolCa) -> Iterator[Mailbox]:
+    """A submission server (587-like) that takes mail only after STARTTLS, with the school CA's certificate."""
+    yield from _serve(Mailbox(free_port()), tls_context=_tls(school_ca), require_starttls=True)
+
+
+@pytest.fixture
+def smtps(school_ca: SchoolCa) -> Iterator[Mailbox]:
+    """A server (465-like) that speaks TLS from the first byte."""
+    yield from _serve(Mailbox(free_port()), ssl_context=_tls(school_ca))
