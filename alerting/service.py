@@ -5,11 +5,14 @@ clock instead of waiting."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +26,20 @@ from web import fleetdata
 
 log = logging.getLogger("lauks.alerts")
 ALIVE_FILE = "alerts.alive"  # written after every check that ran to its end
+LOCK_FILE = "alerts.lock"
+
+
+def _lock(path: Path) -> int:
+    """An open file of ``path`` holding its exclusive lock (waiting for it): the kernel drops the lock when the
+    file is closed or the process dies, so a crashed check never leaves it held."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 @dataclass
@@ -67,8 +84,16 @@ class Alerter:
         return outbox.send_due(self.sessions, self.mail, self.sender, now)
 
     async def tick(self, now: datetime | None = None) -> TickResult:
-        """One check: the facts, the rules, the mail. Mails already queued go out even when InfluxDB is down."""
-        now = now or datetime.now(UTC)
+        """One check: the facts, the rules, the mail. Mails already queued go out even when InfluxDB is down.
+        One check at a time per state folder: ``lauks alerts check --once`` beside the service waits for the
+        service's check, instead of reading the same incidents and sending the same mails."""
+        fd = await asyncio.to_thread(_lock, self.settings.state_dir / LOCK_FILE)
+        try:
+            return await self._tick(now or datetime.now(UTC))
+        finally:
+            os.close(fd)  # and with it the lock
+
+    async def _tick(self, now: datetime) -> TickResult:
         evaluated: outbox.PassResult | None = None
         problem = None
         try:

@@ -239,3 +239,13 @@ async def test_the_service_loop_checks_sends_and_says_it_is_alive_until_stopped(
     await asyncio.wait_for(run(settings, stop, clock), timeout=30)
     assert len(smtp.messages) == 2  # k1 and k2, silent since NOW, each once over the two checks
     assert (tmp_path / ALIVE_FILE).stat().st_mode & 0o777 == 0o600
+
+
+async def test_two_checks_at_once_take_turns_and_send_each_mail_once(
+        points: Store, store: sessionmaker[Session], make_alerter: Callable[..., Alerter], smtp: Mailbox) -> None:
+    site_alerts(store)
+    service, by_hand = make_alerter(), make_alerter()  # `lauks alerts run`, and `check --once` beside it
+    await asyncio.gather(service.tick(NOW + 20 * MINUTE), by_hand.tick(NOW + 20 * MINUTE))
+    assert len(smtp.messages) == 2  # k1 and k2, once each
+    with store() as session:
+        assert len(session.scalars(select(AlertIncident)).all()) == 2
