@@ -159,7 +159,7 @@ def publish_retained(settings: Settings, messages: list[tuple[str, bytes]], time
         client.connect(settings.mqtt_host, settings.mqtt_port, keepalive=30)
     except OSError as error:
         raise FleetError(f"cannot reach the broker at {settings.mqtt_host}:{settings.mqtt_port} ({error}); nothing "
-                         "was offered") from None
+                         "was published") from None
     client.loop_start()
     try:
         infos = [client.publish(topic, payload, qos=1, retain=True) for topic, payload in messages]

@@ -190,3 +190,27 @@ async def test_status_shows_each_kits_firmware_offer_and_update(
     assert rows["kit-01"].endswith("file lauks_kit/app.mpy: sha256 mismatch")
     assert rows["kit-02"].split()[:6] == [SITE, "kit-02", "1.4.0", "1.4.0", "confirmed", "(1.4.0)"]
     assert rows["kit-05"].split()[2:] == ["-", "-", "-"]
+
+
+def test_status_says_so_when_influxdb_cannot_be_reached(env: Broker, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from lauks.services import free_port
+
+    monkeypatch.setenv("LAUKS_INFLUX_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("LAUKS_INFLUX_TIMEOUT_S", "2")
+    assert main(["fleet", "status", SITE]) == 2
+    assert "cannot read the kits' status from InfluxDB" in capsys.readouterr().err
+
+
+def test_update_says_so_when_the_broker_cannot_be_reached_and_records_nothing(
+        env: Broker, master: bytes, clean: None, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from lauks.services import free_port
+
+    if not (env.state_dir / "releases/1.8.0").exists():
+        release("1.8.0")
+    with monkeypatch.context() as patched:  # the fixture's clean-up needs the broker again
+        patched.setenv("LAUKS_MQTT_PORT", str(free_port()))
+        assert main(["fleet", "update", SITE, "--version", "1.8.0"]) == 2
+    assert "cannot reach the broker" in capsys.readouterr().err
+    assert fleet.read_offers(env.state_dir) == []
