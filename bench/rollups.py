@@ -73,6 +73,29 @@ async def timed(client: InfluxClient, statement: str, repeat: int, *, warm: bool
     return times[int(warm):], rows
 
 
+async def buckets(client: InfluxClient, statement: str) -> set[tuple[str, int]]:
+    """Each row's kit and time."""
+    found = set()
+    async for series in client.query(statement, database=DATABASE):
+        index = series.columns.index("time")
+        found |= {(series.tags.get(schema.KIT, ""), int(row[index])) for row in series.values}
+    return found
+
+
+async def missing(client: InfluxClient, rolled: str, raw: str) -> str:
+    """Which buckets the raw aggregate has and the rollup does not (or the other way): a rollup must miss none."""
+    mine, theirs = await buckets(client, rolled), await buckets(client, raw)
+    lacking, extra = sorted(theirs - mine, key=lambda b: b[1]), sorted(mine - theirs, key=lambda b: b[1])
+
+    def span(found: list[tuple[str, int]]) -> str:
+        kits = sorted({kit for kit, _ in found})
+        return (f"{len(found)} from {datetime.fromtimestamp(found[0][1] / 1000, UTC).isoformat()} to "
+                f"{datetime.fromtimestamp(found[-1][1] / 1000, UTC).isoformat()} of {len(kits)} kits ({kits[0]}...)")
+
+    return (f"    the rollup lacks {span(lacking) if lacking else 'none'}; it has beyond raw "
+            f"{span(extra) if extra else 'none'}")
+
+
 def year_window(now: datetime) -> tuple[datetime, datetime]:
     """The last 365 whole local days before today."""
     today = datetime.combine(now.astimezone(ZONE).date(), clock_time(0), ZONE)
@@ -111,6 +134,8 @@ async def aggregates(url: str, now: datetime, kit: str, repeat: int, raw_repeat:
                 print(f"  {label:<16} {name:<6} rollup {source:<16} p50={r50 * 1000:7.1f} ms p95={r95 * 1000:7.1f} ms"
                       f" | raw p50={w50 * 1000:8.1f} ms p95={w95 * 1000:8.1f} ms | ratio (p50) {w50 / r50:6.1f}"
                       f" | {rollup_rows:,} rows{'' if rollup_rows == raw_rows else f' (raw {raw_rows:,})'}")
+                if rollup_rows != raw_rows:
+                    print(await missing(client, rolled, raw))
 
 
 def chart(api_url: str, kit: str, repeat: int, label: str) -> None:
