@@ -106,6 +106,7 @@ def init_deployment(env_file: Path, state_dir: Path, hosts: list[str], *, force:
     # a server set up again keeps its key, or every kit out there would refuse its offers
     update_key = master_key_path(state_dir)
     master_key(state_dir, create=True)
+    (state_dir / "releases").mkdir(exist_ok=True)  # `lauks fleet release` builds there; the API serves it
     try:
         ca = init_school_ca(state_dir / "tls", hosts)
     except TlsError as error:

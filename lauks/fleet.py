@@ -220,6 +220,8 @@ def build_release(source: Path, releases: Path, version: str, fmt: str = "mpy") 
     releases.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=releases, prefix=f"{_TMP_PREFIX}{version}."))
     try:
+        # nothing secret: readable by the API, which may run as another user (its container)
+        os.chmod(work, 0o755)
         entries: list[dict[str, Any]] = []
         written: list[str] = []
         with tempfile.TemporaryDirectory(prefix="lauks-release-") as scratch:

@@ -149,3 +149,9 @@ def test_an_unknown_release_names_the_known_ones(tmp_path: Path) -> None:
     fleet.build_release(DEVICE_DIR, tmp_path, "1.0.0", "py")
     with pytest.raises(FleetError, match=r"there is no release 3\.0\.0: the releases are 1\.0\.0"):
         fleet.release_dir(tmp_path, "3.0.0")
+
+
+def test_a_release_is_readable_by_other_users_such_as_the_apis_container(tmp_path: Path) -> None:
+    release = fleet.build_release(DEVICE_DIR, tmp_path, "1.0.0", "py")
+    for path in [release, *release.rglob("*")]:
+        assert path.stat().st_mode & 0o004, path  # files 0644, folders 0755: nothing in a release is secret
