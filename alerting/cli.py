@@ -13,9 +13,12 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.orm import Session
 
     from alerting.settings import AlertSettings
+    from metastore.db import AlertSite
 
 # The imports below are made where they are needed: every `lauks` command imports this module.
 
@@ -193,7 +196,9 @@ def _test_mail(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store_command(action: Any) -> Any:
+def _store_command(action: Callable[[Session, argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A command on the metadata store the settings name, printing the store's and the settings' refusals."""
+
     def handler(args: argparse.Namespace) -> int:
         from alerting.policy import PolicyError
         from metastore.db import one_session
@@ -202,7 +207,7 @@ def _store_command(action: Any) -> Any:
 
         try:
             with one_session(StoreSettings().database_url) as session:
-                return int(action(session, args))
+                return action(session, args)
         except (StoreError, PolicyError) as error:
             print(f"lauks: {getattr(error, 'message', error)}", file=sys.stderr)
             return 1
@@ -253,7 +258,7 @@ def _site_alerts(session: Session, args: argparse.Namespace) -> int:
     return 0
 
 
-def _show(site: str, row: Any) -> None:
+def _show(site: str, row: AlertSite | None) -> None:
     from dashboards.alerts import SILENT_INTERVALS
 
     if row is None:
@@ -263,6 +268,6 @@ def _show(site: str, row: Any) -> None:
     print(f"site\t{site}")
     print(f"contacts\t{contacts}")
     print(f"mail\t{'a daily digest at ' + row.digest_at if row.digest else 'per incident, and when it ends'}")
-    print(f"quiet hours\t{row.quiet_from + '-' + row.quiet_to if row.quiet_from else 'none'}")
+    print(f"quiet hours\t{f'{row.quiet_from}-{row.quiet_to}' if row.quiet_from else 'none'}")
     print(f"holidays\t{', '.join(a if a == b else f'{a}:{b}' for a, b in row.holidays) or 'none'}")
     print(f"silent after\t{row.silent_intervals or SILENT_INTERVALS} intervals")
