@@ -35,9 +35,11 @@ SPEEDUP = 60.0
 class Inbox:
     """Everything published under the test's topic root, as it arrives."""
 
-    def __init__(self, port: int, topics: Topics) -> None:
+    def __init__(self, port: int, topics: Topics, username: str | None = None, password: str | None = None) -> None:
         self.messages: list[tuple[str, bytes]] = []
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload))
         self.client.connect("127.0.0.1", port)
         self.client.subscribe(f"{topics.base}/#", 1)
