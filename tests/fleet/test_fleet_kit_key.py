@@ -51,3 +51,18 @@ def test_production_refuses_an_update_key_that_is_not_64_hex_digits(monkeypatch:
     with pytest.raises(ValidationError, match="LAUKS_UPDATE_KEY"):
         Settings(environment="production", update_key="lauks-dev")
     assert Settings(environment="production", update_key="0f" * 32).update_key is not None
+
+
+def test_deploy_init_makes_the_master_key_and_a_forced_init_keeps_it(tmp_path: Path) -> None:
+    import stat
+
+    from lauks.deploy import init_deployment
+
+    state = tmp_path / "state"
+    said = init_deployment(tmp_path / ".env", state, ["lauks.test"])
+    key = fleet.master_key(state, create=False)
+    assert any(str(fleet.master_key_path(state)) in sentence for sentence in said)
+    assert stat.S_IMODE(fleet.master_key_path(state).stat().st_mode) == 0o600
+    assert (state / "releases").is_dir()
+    init_deployment(tmp_path / ".env", state, ["lauks.test"], force=True)
+    assert fleet.master_key(state, create=False) == key  # the kits out there hold keys derived from it
