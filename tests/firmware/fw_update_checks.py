@@ -12,6 +12,7 @@ import json
 
 import lauks_boot
 from lauks_kit.core import update
+from lauks_kit.net import http
 
 
 class Crash(BaseException):
@@ -400,6 +401,58 @@ def check_power_cut_at_every_step_of_a_corrupt_download_ends_failed_on_the_old_v
         served[path] = V2[path]
     served["lauks_kit/app.py"] = b"new app!" * 320  # the same size, other bytes
     sweep(World(served=served), _settled_on("1.0.0", "failed", "file lauks_kit/app.py: sha256 mismatch"))
+
+
+class FakeSocket:
+    """A server's response, handed out a few bytes at a time, as a slow link does."""
+
+    def __init__(self, response, step=7):
+        self.response, self.step, self.sent, self.closed = response, step, b"", False
+
+    def send(self, data):
+        self.sent += bytes(data[:5])  # a short send: the client must send the rest
+        return min(5, len(data))
+
+    def recv(self, n):
+        out = self.response[:min(n, self.step)]
+        self.response = self.response[len(out):]
+        return out
+
+    def close(self):
+        self.closed = True
+
+
+def _get(response, limit=None):
+    sock = FakeSocket(response)
+    got = bytearray()
+    try:
+        http.get(lambda host, port: sock, "http://10.0.0.2:8000/v1/firmware/2.0.0/files/a.py", got.extend, limit)
+    except http.HTTPError as e:
+        assert sock.closed
+        return str(e)
+    assert sock.closed
+    return bytes(got), sock.sent
+
+
+def check_http_get_streams_a_body_and_says_what_went_wrong():
+    assert http.split_url("http://10.0.0.2:8000/v1/x") == ("10.0.0.2", 8000, "/v1/x")
+    assert http.split_url("http://school.lan/") == ("school.lan", 80, "/")
+    body, sent = _get(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Type: x\r\n\r\n0123456789extra")
+    assert body == b"0123456789"  # no more than Content-Length, whatever follows
+    assert sent == b"GET /v1/firmware/2.0.0/files/a.py HTTP/1.0\r\nHost: 10.0.0.2:8000\r\nConnection: close\r\n\r\n"
+    assert _get(b"HTTP/1.0 200 OK\r\n\r\nall of it")[0] == b"all of it"  # no length: until the server closes
+    assert _get(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").startswith("HTTP 404 for ")
+    assert _get(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234") == "connection closed after 5 of 10 bytes"
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde"
+    assert _get(chunked).startswith("the server sent a chunked")
+    assert _get(b"HTTP/1.1 200 OK\r\nX: " + b"y" * 3000) == "response headers longer than 2048 bytes"
+    assert _get(b"SSH-2.0-OpenSSH\r\n\r\n").startswith("not an HTTP response")
+    assert _get(b"HTTP/1.1 200 OK\r\nContent-Length: 99999\r\n\r\n", 16384).endswith("more than 16384")
+    try:
+        http.split_url("https://10.0.0.2/")
+        raise AssertionError("https accepted")
+    except http.HTTPError:
+        pass
 
 
 def all_update_checks():
