@@ -22,8 +22,8 @@ RUN groupadd --system --gid 10001 lauks \
 WORKDIR /app
 # The project's metadata first, so that a code change does not reinstall the dependencies.
 COPY pyproject.toml README.md ./
-RUN mkdir -p lauks metastore gateway api web firmware dashboards bench stack \
- && for p in lauks metastore gateway api web firmware dashboards bench stack; do touch "$p/__init__.py"; done \
+RUN mkdir -p lauks metastore gateway api web firmware dashboards bench stack alerting \
+ && for p in lauks metastore gateway api web firmware dashboards bench stack alerting; do touch "$p/__init__.py"; done \
  && pip install . && pip uninstall -y lauks
 COPY lauks ./lauks
 COPY metastore ./metastore
@@ -34,6 +34,7 @@ COPY firmware ./firmware
 COPY dashboards ./dashboards
 COPY bench ./bench
 COPY stack ./stack
+COPY alerting ./alerting
 RUN pip install --no-deps . && lauks --help > /dev/null
 # Where an installed api/docs_assets.py and web/assets.py look for them: <sys.prefix>/share/lauks, and sys.prefix is
 # /usr/local here.

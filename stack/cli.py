@@ -8,19 +8,22 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import alerting.cli
 import api.calibrate_cli
 import api.cli
 import dashboards.cli
 import firmware.cli
+import firmware.provision_cli
 import gateway.cli
 import gateway.rollups_cli
 import lauks.brokerauth_cli
+import lauks.fleet_cli
 from lauks.stack import follow_running_stack
 
 # Each has ``register(commands, kit_commands)`` adding subparsers that set ``func`` (taking the parsed
 # args, returning an exit code).
 COMMAND_MODULES = (gateway.cli, api.cli, api.calibrate_cli, firmware.cli, dashboards.cli, lauks.brokerauth_cli,
-                   gateway.rollups_cli)
+                   gateway.rollups_cli, firmware.provision_cli, alerting.cli, lauks.fleet_cli)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, set[str]]:

@@ -50,6 +50,9 @@ class Faults:
     # the power goes once this many bytes have come over HTTP (an update's download); only for a kit run in a
     # process of its own (firmware/sim/flashkit.py), as the process ends on the spot
     power_cut_after_http_bytes: int | None = None
+    # provision: the networks around the kit, its button and its setup access point (firmware/sim/accesspoint.py);
+    # None: any network joins, as before
+    air: Any = None
 
 
 class LinkSocket:
@@ -175,11 +178,46 @@ class SimBoard:
         return f.wifi_drop_at is not None and f.wifi_drop_at <= self.elapsed() < f.wifi_drop_at + f.wifi_drop_for
 
     def wifi_connected(self) -> bool:
-        return bool(self.rtc.get("wifi")) and not self.in_outage()
+        air = self.faults.air  # provision
+        return bool(self.rtc.get("wifi")) and not self.in_outage() and (air is None or air.connected())
 
     def wifi_connect(self, networks: list[dict[str, Any]]) -> bool:
-        self.rtc["wifi"] = not self.in_outage()
+        air = self.faults.air  # provision: only a network in the air with its password joins
+        self.rtc["wifi"] = not self.in_outage() and (air is None or air.connect_any(networks))
         return bool(self.rtc["wifi"])
+
+    # -- provision: the Wi-Fi setup access point (lauks_kit/net/portal.py, firmware/sim/accesspoint.py) ----
+    def ap_available(self) -> bool:
+        return self.faults.air is not None
+
+    def wifi_scan(self) -> list[tuple[str, int, bool]]:
+        return self.faults.air.scan() if self.faults.air is not None else []
+
+    def wifi_try(self, ssid: str, password: str) -> str:
+        if self.faults.air is None or self.in_outage():
+            return "not_found"
+        result = str(self.faults.air.try_join(ssid, password))
+        self.rtc["wifi"] = result == "joined"
+        return result
+
+    def button_held(self) -> bool:
+        return self.faults.air is not None and bool(self.faults.air.button_held)
+
+    def ap_open(self, ssid: str) -> socket.socket:
+        if self.faults.air is None:
+            raise OSError(19, "ENODEV (no simulated radio: Faults.air)")
+        return self.faults.air.open_ap(ssid)  # type: ignore[no-any-return]
+
+    def ap_close(self) -> None:
+        if self.faults.air is not None:
+            self.faults.air.close_ap()
+
+    def ap_poll_s(self) -> float:
+        return min(0.2, 0.2 / self.speed())  # a second of the kit's world, at most 0.2 s of real time
+
+    def led_steady(self, on: bool) -> None:
+        self.log("LED " + ("on" if on else "off"))
+    # -- end of provision ------------------------------------------------------------------------------
 
     def rssi(self) -> int | None:
         return -58 - self.rng.randint(0, 12) if self.wifi_connected() else None

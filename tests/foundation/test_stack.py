@@ -20,7 +20,8 @@ from lauks.stack import follow_running_stack, read_running_stack, write_stack_en
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every package that builds on lauks/; stack is the `lauks` command, which puts them all together.
-ABOVE_THE_FOUNDATION = {"api", "metastore", "gateway", "firmware", "dashboards", "bench", "harness", "stack"}
+ABOVE_THE_FOUNDATION = {"api", "metastore", "gateway", "firmware", "dashboards", "bench", "harness", "stack",
+                        "alerting"}
 
 
 def _imports(path: Path) -> list[str]:

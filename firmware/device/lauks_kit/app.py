@@ -13,6 +13,7 @@ from lauks_kit.core.schedule import next_sample_at, sleep_ms_until
 from lauks_kit.core.state import next_boot, pack_rtc, unpack_rtc
 from lauks_kit.drivers import SensorError
 from lauks_kit.net.mqtt import Client, MQTTError
+from lauks_kit.net.portal import Setup  # provision: the Wi-Fi setup access point
 
 LED_BAD_CONFIG = (200, 200, 200, 200, 200, 1000)  # three short blinks, a pause: "fix config.json"
 
@@ -49,6 +50,7 @@ class Kit:
         self.next_net_try = 0
         self.status_dirty = True
         self.awake_ms = None
+        self.setup = Setup(board)  # provision: opens Lauks-<kit> when no configured network joins
         self.fs = None
         self.update = None  # the status message's "update" object
         self.offer = None  # a verified offer, downloaded from the main loop (not inside an MQTT callback)
@@ -132,6 +134,9 @@ class Kit:
         b = self.board
         if self.mqtt is not None and self.mqtt.connected and b.wifi_connected():
             return True
+        if self.setup.step(self):  # provision: the setup page joined a network; go on with it at once
+            self.wifi_backoff.reset()
+            self.next_net_try = 0
         if b.ticks_ms() < self.next_net_try:
             return False
         if not b.wifi_connected():

@@ -50,6 +50,9 @@ class Board:
     def deep_sleep(self, ms):
         machine.deepsleep(ms)
 
+    def reset(self):
+        machine.reset()  # to switch to a staged update: lauks_boot does it before the firmware starts
+
     def wdt_feed(self):
         self.wdt.feed()
 
@@ -81,6 +84,86 @@ class Board:
                 self.wdt.feed()
             self.wlan.disconnect()
         return False
+
+    # -- provision: the Wi-Fi setup access point (lauks_kit/net/portal.py) ----------------------
+    def ap_available(self):
+        return True
+
+    def wifi_scan(self):
+        self.wlan.active(True)
+        out = []
+        try:
+            found = self.wlan.scan()
+        except OSError:
+            return out
+        for ssid, _bssid, _channel, rssi, authmode, hidden in found:
+            try:
+                name = ssid.decode()
+            except UnicodeError:
+                continue  # a name that is not text cannot be chosen on the page
+            if name and not hidden:
+                out.append((name, rssi, authmode != 0))
+        return out
+
+    def wifi_try(self, ssid, password):
+        """joined, wrong_password, not_found or no_answer within 15 s."""
+        self.wlan.active(True)
+        self.wlan.disconnect()  # a connect while the station still tries another network is refused
+        self.wlan.connect(ssid, password)
+        wrong = (getattr(network, "STAT_WRONG_PASSWORD", -1), getattr(network, "STAT_HANDSHAKE_TIMEOUT", -1))
+        for _ in range(150):
+            if self.wlan.isconnected():
+                return "joined"
+            status = self.wlan.status()
+            if status in wrong:
+                self.wlan.disconnect()
+                return "wrong_password"
+            if status == getattr(network, "STAT_NO_AP_FOUND", -1):
+                self.wlan.disconnect()
+                return "not_found"
+            time.sleep_ms(100)
+            self.wdt.feed()
+        self.wlan.disconnect()
+        return "no_answer"
+
+    def button_held(self, pin=0):
+        """The BOOT button (GPIO 0) held within 3 s of start; held at power-on it would start the ROM
+        loader instead, so: press EN, release, then hold BOOT while the LED blinks fast."""
+        if self.woke_from_deep_sleep():
+            return False
+        button = machine.Pin(pin, machine.Pin.IN, machine.Pin.PULL_UP)
+        for i in range(30):
+            self.led.value(i % 2)
+            if button.value() == 0:
+                self.led.value(0)
+                return True
+            time.sleep_ms(100)
+            self.wdt.feed()
+        self.led.value(0)
+        return False
+
+    def ap_open(self, essid):
+        import socket
+        self.ap = network.WLAN(network.AP_IF)
+        self.ap.active(True)
+        self.ap.config(essid=essid, authmode=network.AUTH_OPEN)  # the page is at http://192.168.4.1/
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(socket.getaddrinfo("0.0.0.0", 80)[0][-1])
+        server.listen(2)
+        return server
+
+    def ap_close(self):
+        ap = getattr(self, "ap", None)
+        if ap is not None:
+            ap.active(False)
+
+    def ap_poll_s(self):
+        return 0.2
+
+    def led_steady(self, on):
+        self.led.value(1 if on else 0)
+    # -- end of provision ------------------------------------------------------------------------
 
     def rssi(self):
         try:
