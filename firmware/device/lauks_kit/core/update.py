@@ -7,9 +7,9 @@ import binascii
 import hashlib
 import json
 
-STATE = "/update.json"
-NEXT = "/next"
-PREV = "/prev"
+# the journal is the boot loader's (on every kit, never updated): one reader and writer of its format
+from lauks_boot import NEXT, PREV, read_state, remove_tree, write_state
+
 MAX_OFFER = 512
 MAX_MANIFEST = 16 * 1024
 MAX_FILE = 256 * 1024
@@ -221,28 +221,6 @@ def total_size(manifest):
 
 
 # -- the state journal and the staging folder -----------------------------------------------------------------
-def read_state(fs):
-    try:
-        state = json.loads(fs.read(STATE))
-    except (OSError, ValueError):
-        return {}
-    return state if isinstance(state, dict) else {}
-
-
-def write_state(fs, state):
-    fs.write(STATE + ".tmp", json.dumps(state).encode())
-    fs.rename(STATE + ".tmp", STATE)
-
-
-def remove_tree(fs, path):
-    if fs.isdir(path):
-        for name in fs.listdir(path):
-            remove_tree(fs, path + "/" + name)
-        fs.rmdir(path)
-    elif fs.exists(path):
-        fs.remove(path)
-
-
 def make_parents(fs, path):
     at = 0
     while True:
