@@ -5,7 +5,7 @@ secret ships), the broker's service users, and the school's CA and broker certif
 the host folder ``deploy/state`` that the containers share, so ``lauks kit add`` on the server changes
 the broker's users and the broker's container reloads them by itself. The over-the-air releases are built
 there too (``deploy/state/releases``, which the API's container mounts read-only and serves to kits), beside
-the update master key (``deploy/state/fleet``, which no container mounts: only the host signs offers).
+the update master key (``deploy/state/fleet``, which no container mounts: offers are made on the host).
 
 ``--force`` makes new random passwords for the services, and keeps what is not ours to make up or what kits
 and people already hold: the update master key, the school's mail settings (alert mail), the ports and the
@@ -42,10 +42,10 @@ MQTT_SECRETS = {GATEWAY_USER: "LAUKS_GATEWAY_MQTT_PASSWORD", API_USER: "LAUKS_AP
 PORT_DEFAULTS = {"MQTT_PORT": "1883", "MQTT_TLS_PORT": "8883", "API_PORT": "8000", "GRAFANA_PORT": "3000"}
 WEB_SETTINGS = ("LAUKS_API_PUBLIC_URL", "LAUKS_API_PUBLIC_READ", "LAUKS_API_MAP_TILES_URL")
 
-# Alert mail (alerting/settings.py), written empty: the school's mail account is the school's, not ours to
-# make up. docker-compose.yml's alerts service starts only with COMPOSE_PROFILES=alerts, which .env gets
-# switched on by a person once LAUKS_SMTP_HOST names a server: on without one, the alerter refuses to start in
-# production and compose would restart it for ever.
+# Alert mail (alerting/settings.py), written empty: the mail account is the school's, not ours to make up.
+# docker-compose.yml starts the alerts service only with COMPOSE_PROFILES=alerts, left commented out for a
+# person to switch on once LAUKS_SMTP_HOST names a server: without one the alerter refuses to start in
+# production, and compose would restart it for ever.
 SMTP_DEFAULTS = {"LAUKS_SMTP_HOST": "", "LAUKS_SMTP_PORT": "587", "LAUKS_SMTP_SECURITY": "starttls",
                  "LAUKS_SMTP_USERNAME": "", "LAUKS_SMTP_PASSWORD": "", "LAUKS_SMTP_FROM": ""}
 PROFILES = "COMPOSE_PROFILES"
@@ -95,7 +95,7 @@ def render_env(hosts: list[str], state_dir: Path, secrets_by_name: dict[str, str
     web_defaults = {"LAUKS_API_PUBLIC_URL": f"http://{hosts[0] if hosts else 'localhost'}:{PORT_DEFAULTS['API_PORT']}",
                     "LAUKS_API_PUBLIC_READ": "false",
                     "LAUKS_API_MAP_TILES_URL": "https://tile.openstreetmap.org/{z}/{x}/{y}.png"}
-    profile = (setting(PROFILES, "") if PROFILES in old else f"# {PROFILES}={ALERTS_PROFILE}")
+    profile = setting(PROFILES, "") if PROFILES in old else f"# {PROFILES}={ALERTS_PROFILE}"
     lines = [
         f"# Written by `lauks deploy init` on {now}. It holds this server's secrets: keep it private",
         "# (mode 0600) and back it up together with deploy/state/. Never commit it.",
