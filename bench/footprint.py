@@ -33,7 +33,7 @@ from harness.command import ROOT
 from lauks import influxql, schema
 from lauks.influx import InfluxClient
 
-SERVER_SIDE = ("mosquitto", "influxdb", "gateway", "api", "lauks up")  # what a school server runs
+SERVER_SIDE = ("mosquitto", "influxdb", "gateway", "api", "alerts", "lauks up")  # what a school server runs
 _INFLUX_URL = re.compile(r"InfluxDB\s+(http://127\.0\.0\.1:\d+)")
 
 
@@ -50,7 +50,7 @@ def service_of(process: psutil.Process) -> str:
         return "influxdb"
     if "kit simulate" in text:
         return "simulated kits"
-    for name in ("gateway", "api"):
+    for name in ("gateway", "api", "alerts"):
         if f"stack {name}" in text:
             return name
     if "stack up" in text:

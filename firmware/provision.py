@@ -22,28 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from firmware.chips import CHIPS, Chip
 from firmware.device_path import use_device_code
 from firmware.kitconfig import KIT_TYPES, sensors_for
 from firmware.tools import ToolError, mpremote_program
 
-
-@dataclass(frozen=True)
-class Chip:
-    name: str  # esptool's --chip
-    label: str  # what esptool and the board's label print
-    offset: int  # where the whole-flash image (bootloader first) goes
-    image_chip_id: int  # the chip id an image's extended header names
-    board: str  # MicroPython's download page for it
-
-
-# From esptool's own chip definitions (BOOTLOADER_FLASH_OFFSET, IMAGE_CHIP_ID; a test holds them to it).
-CHIPS = {c.name: c for c in (
-    Chip("esp32", "ESP32", 0x1000, 0, "ESP32_GENERIC"),
-    Chip("esp32s2", "ESP32-S2", 0x1000, 2, "ESP32_GENERIC_S2"),
-    Chip("esp32s3", "ESP32-S3", 0x0, 9, "ESP32_GENERIC_S3"),
-    Chip("esp32c3", "ESP32-C3", 0x0, 5, "ESP32_GENERIC_C3"),
-    Chip("esp32c6", "ESP32-C6", 0x0, 13, "ESP32_GENERIC_C6"),
-)}
 IMAGE_MAGIC = 0xE9
 PARTITION_TABLE_AT = 0x8000  # flash address of the partition table in MicroPython's ESP32 builds
 PARTITION_MAGIC = b"\xaa\x50"

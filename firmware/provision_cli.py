@@ -13,7 +13,7 @@ from firmware.kitconfig import KIT_TYPES
 
 def register(commands: argparse._SubParsersAction[Any], kit_commands: argparse._SubParsersAction[Any]) -> None:
     """Add ``lauks kit prepare`` and ``lauks kit probe``."""
-    from firmware.provision import CHIPS
+    from firmware.chips import CHIPS
 
     prepare = kit_commands.add_parser("prepare", help="put MicroPython on a new ESP32 (esptool: erase, then write)")
     prepare.add_argument("--port", required=True, help="the kit's serial port, e.g. /dev/ttyUSB0")
