@@ -8,7 +8,7 @@ a default outside development. In development with no ``LAUKS_SMTP_HOST``, mails
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -19,6 +19,7 @@ SECURITY = ("starttls", "tls", "none")
 
 
 class AlertSettings(StoreSettings):
+    uses_broker: ClassVar[bool] = False  # it reads InfluxDB and the store, and sends mail: no broker
     smtp_host: str = ""  # empty: development writes mails to <state_dir>/mail; production refuses to start
     # 587 is submission with STARTTLS, 465 TLS from the first byte, 25 a relay on the school's own network
     smtp_port: int = Field(587, ge=1, le=65535)

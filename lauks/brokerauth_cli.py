@@ -69,7 +69,9 @@ def register(commands: argparse._SubParsersAction[Any], kit_commands: argparse._
     init.add_argument("--env-file", type=Path, default=Path(".env"))
     init.add_argument("--state-dir", type=Path, default=Path("deploy/state"),
                       help="the host folder the containers share for broker users and certificates")
-    init.add_argument("--force", action="store_true", help="replace an existing .env (new secrets for everything)")
+    init.add_argument("--force", action="store_true",
+                      help="replace an existing .env: new service passwords; the update key, ports, web and SMTP "
+                           "settings and lines someone added are kept")
     init.set_defaults(func=_deploy_init)
     deploy.set_defaults(func=lambda args: _usage(deploy))
 

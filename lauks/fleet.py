@@ -174,9 +174,14 @@ def _compile(program: str, source_file: Path, relative: str, out: Path) -> None:
 
 
 def _write_durable(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A release file, readable by everyone whatever the umask (the API's container runs as another user)."""
+    for folder in reversed([path.parent, *path.parent.parents]):
+        if not folder.exists():
+            folder.mkdir()
+            os.chmod(folder, 0o755)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
+        os.fchmod(fd, 0o644)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]

@@ -7,7 +7,7 @@ Outside development, default or empty secrets are refused at start-up.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +25,8 @@ def _is_update_key(value: str) -> bool:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LAUKS_", extra="ignore")
+    # False for a service that never connects to the broker (the alerter): its password is then not asked for
+    uses_broker: ClassVar[bool] = True
 
     environment: Literal["development", "production"] = "development"
     state_dir: Path = Path(".lauks")
@@ -53,7 +55,8 @@ class Settings(BaseSettings):
         if self.environment != "production":
             return self
         problems = []
-        if self.mqtt_password is None or self.mqtt_password.get_secret_value() in DEVELOPMENT_SECRETS:
+        if self.uses_broker and (self.mqtt_password is None
+                                 or self.mqtt_password.get_secret_value() in DEVELOPMENT_SECRETS):
             problems.append("LAUKS_MQTT_PASSWORD")
         for name, secret in (("LAUKS_INFLUX_PASSWORD", self.influx_password),
                              ("LAUKS_INFLUX_TOKEN", self.influx_token)):

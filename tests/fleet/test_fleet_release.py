@@ -155,3 +155,17 @@ def test_a_release_is_readable_by_other_users_such_as_the_apis_container(tmp_pat
     release = fleet.build_release(DEVICE_DIR, tmp_path, "1.0.0", "py")
     for path in [release, *release.rglob("*")]:
         assert path.stat().st_mode & 0o004, path  # files 0644, folders 0755: nothing in a release is secret
+
+
+def test_a_release_is_readable_by_the_apis_user_whatever_the_umask(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o077)  # a staff shell or sudo that keeps new files private
+    try:
+        folder = fleet.build_release(DEVICE_DIR, tmp_path / "releases", "1.4.0", "py")
+    finally:
+        os.umask(old)
+    for path in [folder, *folder.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o755 if path.is_dir() else 0o644), (path.relative_to(folder), oct(mode))
