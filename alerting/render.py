@@ -18,7 +18,7 @@ from typing import Any
 from alerting.policy import SitePolicy
 from alerting.rules import Incident
 from dashboards.definition import LOW_BATTERY_V
-from web.i18n import LOCALES, Translator, read_catalog
+from web.i18n import LOCALES, Translator, messages_of
 
 FOLDER = Path(__file__).parent / "locales"
 
@@ -66,17 +66,7 @@ def catalog(locale: str) -> dict[str, str | tuple[str, ...]]:
     path = FOLDER / locale / "LC_MESSAGES" / "alerts.po"
     if not path.exists():
         raise FileNotFoundError(f"the alert mails' catalog {path} is missing: the package was installed without it")
-    merged: dict[str, str | tuple[str, ...]] = {}
-    for message in read_catalog(path):
-        if not message.id or message.fuzzy:
-            continue
-        key = str(message.id[0] if isinstance(message.id, list | tuple) else message.id)
-        if isinstance(message.string, list | tuple):
-            if all(message.string):
-                merged[key] = tuple(str(form) for form in message.string)
-        elif message.string:
-            merged[key] = str(message.string)
-    return merged
+    return messages_of(path)
 
 
 class MailTranslator(Translator):

@@ -73,16 +73,23 @@ def catalog(locale: str) -> dict[str, str | tuple[str, ...]]:
     """Every translated message of ``locale``, its areas merged: msgid -> msgstr (a tuple for plurals)."""
     merged: dict[str, str | tuple[str, ...]] = {}
     for path in area_files(locale):
-        for message in read_catalog(path):
-            if not message.id or message.fuzzy:
-                continue
-            key = str(message.id[0] if isinstance(message.id, list | tuple) else message.id)
-            if isinstance(message.string, list | tuple):
-                if all(message.string):
-                    merged[key] = tuple(str(form) for form in message.string)
-            elif message.string:
-                merged[key] = str(message.string)
+        merged.update(messages_of(path))
     return merged
+
+
+def messages_of(path: Path) -> dict[str, str | tuple[str, ...]]:
+    """One .po file's translated messages: msgid -> msgstr (a tuple for plurals); fuzzy and empty ones left out."""
+    out: dict[str, str | tuple[str, ...]] = {}
+    for message in read_catalog(path):
+        if not message.id or message.fuzzy:
+            continue
+        key = str(message.id[0] if isinstance(message.id, list | tuple) else message.id)
+        if isinstance(message.string, list | tuple):
+            if all(message.string):
+                out[key] = tuple(str(form) for form in message.string)
+        elif message.string:
+            out[key] = str(message.string)
+    return out
 
 
 def area_files(locale: str) -> list[Path]:
