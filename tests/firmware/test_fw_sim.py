@@ -9,50 +9,21 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import orjson
-import paho.mqtt.client as mqtt
 
 from firmware.kitconfig import kit_config
 from firmware.sim.board import Faults
 from firmware.sim.runner import SimKit, Simulation
 from firmware.tools import configure
+from harness.inbox import Inbox
 from lauks.contract import decode_readings, decode_status
 from lauks.services import Mosquitto
 from lauks.stack import write_stack_env
 from lauks.topics import Topics
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Inbox:
-    def __init__(self, port: int, topics: Topics) -> None:
-        self.messages: list[tuple[str, bytes]] = []
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload))
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe(f"{topics.base}/#", 1)
-        self.client.loop_start()
-
-    def of(self, kind: str, kit: str | None = None) -> list[dict[str, Any]]:
-        return [orjson.loads(p) for t, p in list(self.messages)
-                if t.endswith("/" + kind) and (kit is None or t.split("/")[3] == kit)]
-
-    def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 20) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.1)
-        return False
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 @contextmanager

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
 import paho.mqtt.client as mqtt
 import uvicorn
 
@@ -20,8 +18,9 @@ from api.settings import ApiSettings
 from firmware.device_path import DEVICE_DIR
 from firmware.kitconfig import kit_config
 from firmware.sim.board import Faults
-from firmware.sim.flashkit import FlashKit, install
+from firmware.sim.flashkit import FlashKit, install, wait_until
 from firmware.sim.world import Clock
+from harness.inbox import Inbox as BaseInbox
 from lauks.contract import decode_status
 from lauks.fleet import build_release, kit_update_key, offer_payload
 from lauks.services import free_port
@@ -32,22 +31,8 @@ SITE = "ota"
 SPEEDUP = 60.0
 
 
-class Inbox:
-    """Everything published under the test's topic root, as it arrives."""
-
-    def __init__(self, port: int, topics: Topics, username: str | None = None, password: str | None = None) -> None:
-        self.messages: list[tuple[str, bytes]] = []
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        if username:
-            self.client.username_pw_set(username, password)
-        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload))
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe(f"{topics.base}/#", 1)
-        self.client.loop_start()
-
-    def of(self, kind: str, kit: str) -> list[dict[str, Any]]:
-        return [orjson.loads(p) for t, p in list(self.messages)
-                if t.endswith("/" + kind) and t.split("/")[3] == kit and p]
+class Inbox(BaseInbox):
+    """Everything published under the test's topic root, as it arrives, and the kits' update states."""
 
     def updates(self, kit: str) -> list[dict[str, Any]]:
         """The "update" object of each status the kit sent, in order (repeats dropped)."""
@@ -74,18 +59,8 @@ class Inbox:
     def fw_of_readings(self, kit: str) -> list[str]:
         return [m["fw"] for m in self.of("readings", kit)]
 
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return bool(predicate())
+wait_for = wait_until  # the simulator's own: true once predicate() is, or its last answer at the timeout
 
 
 def release(releases: Path, version: str, change: Callable[[Path], None] | None = None) -> Path:

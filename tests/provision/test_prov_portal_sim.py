@@ -12,15 +12,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from firmware.kitconfig import kit_config
 from firmware.sim.accesspoint import Air, Network
 from firmware.sim.board import Faults
 from firmware.sim.runner import SimKit, Simulation
+from harness.inbox import Inbox
 from lauks.services import Mosquitto
 from lauks.topics import Topics
 
@@ -35,23 +34,6 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float = 15.0) -> bool:
             return True
         time.sleep(0.05)
     return False
-
-
-class Inbox:
-    def __init__(self, port: int, topics: Topics) -> None:
-        self.messages: list[tuple[str, bytes]] = []
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload))
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe(f"{topics.base}/#", 1)
-        self.client.loop_start()
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        return [json.loads(p) for t, p in list(self.messages) if t.endswith("/" + kind)]
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 @dataclass
