@@ -228,8 +228,10 @@ def render(lang, kit, networks, notice=None, notice_args=None, ok=False, chosen=
            "<title>%s</title>" % say(lang, "title", kit=kit),
            "<style>body{font-family:sans-serif;max-width:32em;margin:1em auto;padding:0 1em}"
            "label{display:block;padding:.5em;border-bottom:1px solid #ddd}.notice{padding:.7em;border-radius:4px;"
-           "background:#fde8e8}.ok{background:#e6f6e6}input[type=password]{width:100%;font-size:1.2em}"
-           "button{font-size:1.2em;margin:1em 0;padding:.4em 1.5em}nav a{margin-right:.8em}</style></head><body>",
+           "background:#fde8e8}.ok{background:#e6f6e6}"
+           "input[type=password]{width:100%;box-sizing:border-box;font-size:1.2em}"
+           "button{font-size:1.2em;margin:1em 0;padding:.4em 1.5em}nav a,nav strong{margin-right:.8em}"
+           "</style></head><body>",
            '<nav aria-label="%s">' % escape(t["language"])]
     for code in LANGUAGES:
         if code == lang:
