@@ -12,7 +12,7 @@ from web_stack import WebStack, axe_results
 from lauks import schema
 from web.i18n import Translator
 
-NORTH, SOUTH = "fleet-north", "fleet-south"
+NORTH, SOUTH, WEST = "fleet-north", "fleet-south", "fleet-west"
 LV = Translator("lv")
 
 
@@ -25,6 +25,10 @@ def fleet(web_stack: WebStack) -> WebStack:
     for kit in ("quiet", "low", "noisy", "fresh"):
         web_stack.add_kit(NORTH, kit)
     web_stack.add_kit(SOUTH, "far")
+    # in the west, an update that rolled back and one that took (their status messages, as the kits send them)
+    web_stack.add_site(WEST)
+    for kit in ("tried", "took"):
+        web_stack.add_kit(WEST, kit)
     now = time.time()
     three_hours_ago = int((now - 3 * 3600) * 1000)
     web_stack.write_points([
@@ -38,10 +42,17 @@ def fleet(web_stack: WebStack) -> WebStack:
     web_stack.publish(NORTH, "fresh", [{"t": now - 900, "temperature": 6.0}, {"t": now, "temperature": 6.5}],
                       fw="1.4.0")
     web_stack.publish(SOUTH, "far", [{"t": now, "temperature": 7.0}], fw="1.4.0")
+    web_stack.publish_status(WEST, "tried", fw="1.4.0", interval_s=60, update={
+        "version": "1.5.0", "state": "rolled_back", "reason": "crashed at import: ImportError: no module named 'bme'"})
+    web_stack.publish_status(WEST, "took", fw="1.5.0", interval_s=60, update={"version": "1.5.0", "state": "confirmed"})
+    for kit, fw in (("tried", "1.4.0"), ("took", "1.5.0")):
+        web_stack.publish(WEST, kit, [{"t": now, "temperature": 8.0}], fw=fw)
     rejected = web_stack.wait_for(f"SELECT * FROM rejections WHERE site = '{NORTH}'")
     assert rejected and rejected[0]["reason"] == "out_of_range"
     seen = web_stack.wait_for(f"SELECT seen FROM kit_status WHERE site = '{NORTH}' AND time > now() - 1h", count=3)
     assert len(seen) >= 3
+    assert len(web_stack.wait_for(f"SELECT update_state FROM kit_status WHERE site = '{WEST}'", count=2)) >= 2
+    assert len(web_stack.wait_for(f"SELECT seen FROM kit_status WHERE site = '{WEST}'", count=2)) >= 2
     return web_stack
 
 
@@ -119,4 +130,20 @@ def test_the_site_filter_shows_one_school(fleet: WebStack, screen: Screen) -> No
     assert issues_of(screen, f"{SOUTH}/far") == []
     screen.screenshot("south")
     assert screen.page.goto(fleet.path("/fleet?site=no-such-site")).status == 404  # type: ignore[union-attr]
+    assert screen.left_machine == []
+
+
+def test_an_update_that_rolled_back_is_something_to_do_with_the_kits_reason(fleet: WebStack, screen: Screen) -> None:
+    sign_in(fleet, screen)
+    answer = screen.page.goto(fleet.path(f"/fleet?site={WEST}&lang=lv"))
+    assert answer is not None and answer.status == 200
+    assert kits_listed(screen)[0] == f"{WEST}/tried"
+    assert "update_failed" in issues_of(screen, f"{WEST}/tried")
+    assert "update_failed" not in issues_of(screen, f"{WEST}/took")
+    updates = screen.page.locator("table.fleet-updates tr[data-update]")
+    assert [updates.nth(i).get_attribute("data-update") for i in range(updates.count())] == ["rolled_back",
+                                                                                             "confirmed"]
+    assert "crashed at import: ImportError: no module named 'bme'" in updates.first.inner_text()
+    assert axe_results(screen.page) == []
+    screen.screenshot("updates")
     assert screen.left_machine == []
