@@ -138,3 +138,16 @@ def test_a_rollup_computed_from_another_combines_its_statistics() -> None:
     daily = rollups.into_statement(rollups.Rollup("readings_1d", 86400, schema.ROLLUP_1H), START, END)
     assert 'sum("count_temperature") AS "count_temperature"' in daily and 'FROM "readings_1h"' in daily
     assert 'min("min_late_s") AS "min_late_s"' in daily and daily.endswith("GROUP BY time(86400s), * fill(none)")
+
+
+def test_a_zone_whose_clocks_change_an_hour_apart_from_rigas_does_not_have_its_days() -> None:
+    # Chisinau is UTC+2/+3 like Riga but changes at 00:00 UTC, Riga at 01:00 UTC (29 March 2026): one hour apart
+    chisinau, helsinki = ZoneInfo("Europe/Chisinau"), ZoneInfo("Europe/Helsinki")
+    start, end = datetime(2026, 2, 28, 22, tzinfo=UTC), datetime(2026, 3, 31, 21, tzinfo=UTC)
+    kept = {r.measurement: rollups.Kept(rollups.EARLIEST, end) for r in rollups.KEPT_ROLLUPS}
+    assert not rollups.same_offsets(chisinau, RIGA, start, end)
+    assert rollups.same_offsets(chisinau, RIGA, start, datetime(2026, 3, 28, 22, tzinfo=UTC))  # before the change
+    assert rollups.same_offsets(helsinki, RIGA, start, end)
+    assert 'FROM "readings_1d"' not in str(answer([("t", "mean", "temperature")], 86400, chisinau, start, end,
+                                                  kept=kept))
+    assert 'FROM "readings_1d"' in str(answer([("t", "mean", "temperature")], 86400, helsinki, start, end, kept=kept))
