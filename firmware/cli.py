@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -176,9 +174,9 @@ def _simulate(args: argparse.Namespace) -> int:
         start_ago = (args.duration or 3600) * (args.speedup - 1) if args.speedup > 1 else 0.0
     sim = Simulation(kits, (settings.mqtt_host, settings.mqtt_port), settings.topic_root, args.speedup, start_ago,
                      args.quiet)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
+    from lauks.services import event_on_signals
+
+    done = event_on_signals()  # SIGTERM or SIGINT (lauks.services says why not a handler that sets it)
     print(f"simulating {len(kits)} kit(s) against {settings.mqtt_host}:{settings.mqtt_port} "
           f"(speed-up {args.speedup:g}, flash under {state})", flush=True)
     sim.start()

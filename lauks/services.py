@@ -36,17 +36,35 @@ def die_with_parent() -> None:  # pragma: no cover - runs in the child between f
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def event_on_signals(event: threading.Event | None = None,
+                     signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)) -> threading.Event:
+    """``event`` (a new one by default), set once one of ``signals`` arrives.
+
+    The handler only appends to a list; a thread of its own sets the event. A handler must not set it itself:
+    Python runs a handler in the main thread between two bytecodes, and when that thread is inside
+    ``event.wait()`` holding the event's lock (it does, around each wait), ``event.set()`` waits for that lock
+    for ever. The gateway's supervisor hung so on SIGTERM, one run in a few hundred."""
+    event = event if event is not None else threading.Event()
+    caught: list[int] = []
+
+    def _note(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    def _watch() -> None:
+        while not caught:
+            time.sleep(0.05)
+        event.set()
+
+    for signum in signals:
+        signal.signal(signum, _note)
+    threading.Thread(target=_watch, name="signals", daemon=True).start()
+    return event
+
+
 def stop_on_signals() -> threading.Event:
     """An event that SIGINT or SIGTERM sets, for a supervisor's loop (``lauks up``, the gateway's workers)
     to end and stop its children in order instead of dying with them half-stopped."""
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    return stop
+    return event_on_signals()
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.device_path import DEVICE_DIR
+from lauks.services import event_on_signals
 
 RESET, SLEEP = 3, 4
 
@@ -38,8 +39,7 @@ def main(spec_file: str) -> int:
     from firmware.sim.world import Clock
 
     clock = Clock(spec["speedup"], spec["start_ago_s"], spec["real_start"])
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = event_on_signals(signals=(signal.SIGTERM,))  # lauks.services says why not a handler that sets it
     prefix = spec.get("log_prefix", "")
 
     def log(text: str) -> None:
