@@ -22,6 +22,7 @@ from api.settings import ApiSettings
 from lauks import fleet
 from lauks.fleet import FleetError
 from lauks.influx import InfluxError
+from metastore import registry
 from metastore.db import Kit
 from web import fleetdata
 
@@ -78,18 +79,20 @@ def list_releases(settings: SettingsDep, _staff: Staff) -> list[ReleaseOut]:
     return out
 
 
-@router.get("/kits", response_model=list[KitUpdateOut], responses=responses(401, 503),
+@router.get("/kits", response_model=list[KitUpdateOut], responses=responses(401, 404, 503),
             summary="Each kit's firmware, the version it was offered and how its last update went (staff)")
 async def kit_updates(request: Request, settings: SettingsDep, _staff: Staff,
                       site: str | None = Query(None, max_length=32)) -> list[KitUpdateOut]:
     with request.app.state.sessions() as db:
         statement = select(Kit.site, Kit.name).where(Kit.retired_at.is_(None))
-        if site:
+        if site is not None:
+            # an unknown site is a 404 with the reason, never a store query with whatever the name holds
+            site = registry.get_site(db, site).name
             statement = statement.where(Kit.site == site)
         registered = [(s, k) for s, k in db.execute(statement)]
     try:
         facts = await fleetdata.fetch(request.app.state.influx, settings.influx_database, registered,
-                                      datetime.now(UTC), site or None)
+                                      datetime.now(UTC), site)
     except InfluxError as error:
         raise ApiError(503, "store_unavailable", "the readings store cannot be reached: try again shortly") from error
     offers = fleet.last_offers(settings.state_dir)

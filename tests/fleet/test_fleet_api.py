@@ -70,3 +70,13 @@ async def test_staff_see_each_kits_offer_and_how_its_update_ended(api: Api, infl
     assert (got["kit-01"]["update_state"], got["kit-01"]["update_reason"]) == (
         "rolled_back", "no confirmed reading within 3 boots")
     assert got["kit-02"]["offered"] == "1.4.0" and got["kit-02"]["update_state"] is None
+
+
+@pytest.mark.parametrize("site", ["nowhere", "", "bad\rname", "x\x00y", "школа"])
+async def test_an_unknown_or_unquotable_site_is_a_404_with_the_reason(api: Api, site: str) -> None:
+    """Schemathesis found `?site=` with a carriage return reaching the store's query as a 500."""
+    response = await api.client.get("/v1/firmware/kits", params={"site": site}, headers=api.staff)
+    assert response.status_code == 404, response.text
+    assert response.json()["error"] == "unknown_site" and "/v1/sites" in response.json()["message"]
+    known = await api.client.get("/v1/firmware/kits", params={"site": "school-1"}, headers=api.staff)
+    assert known.status_code == 200
